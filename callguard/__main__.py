@@ -1,0 +1,3 @@
+from callguard.cli import main
+
+raise SystemExit(main())

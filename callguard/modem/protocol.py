@@ -1,0 +1,517 @@
+"""The modem's AT protocol as a pure state machine: bytes in, events out.
+
+Theory of operation
+-------------------
+Like h11 does for HTTP, this module never touches a serial port, a thread or a clock.
+The transport calls :meth:`ModemProtocol.receive_data` with whatever bytes arrived and then
+drains :meth:`ModemProtocol.next_event`; to send a command it calls
+:meth:`ModemProtocol.send_command`, which returns the bytes to write and tells the parser which
+command the next information lines answer.
+
+Framing rules (they hold for every modem family we know):
+
+* A modem frames its output as lines. CR, LF, CRLF, LFCR and runs of them all end a line; empty
+  lines carry nothing. Hayes/V.250 verbose result codes (``OK``, ``ERROR``, ``CONNECT`` ...) are
+  single lines. With echo on (``ATE1``, the power-on default) the command comes back first.
+* A line longer than :data:`MAX_LINE_BYTES` is cut there; the rest of it, up to the next line end,
+  is dropped and reported once as a truncated :class:`Unsolicited`, so an endless stream without
+  a line end cannot grow memory.
+* NUL bytes are dropped (some USB modems pad with them). Other bytes are decoded as UTF-8, with
+  invalid sequences replaced, and control characters removed.
+* ``<DLE>`` (0x10) introduces a two-byte shielded code (ITU-T V.253 / IS-101 voice mode). It is
+  recognised anywhere in the stream, including in the middle of a text line, and is split out as
+  a :class:`DleCode` event. ``<DLE><DLE>`` stands for one 0x10 data byte (only meaningful in
+  voice receive, which CallGuard does not use; it is dropped).
+
+Caller ID (formatted, ``AT+VCID=1``; on older Rockwell/USR firmware ``AT#CID=1``):
+
+* The modem prints ``DATE = MMDD``, ``TIME = HHMM``, ``NMBR = ...``, optionally ``NAME = ...``,
+  and ``MESG = <hex>`` for parameters it does not decode. Spaces around ``=`` vary by firmware
+  (USR 5637 writes ``NMBR = ``; some Conexant builds ``NMBR=``); Rockwell firmware names the
+  number ``DDN_NMBR``.
+* In the UK (BT SIN 227 / ETSI EN 300 659) the burst comes *before* the first RING and usually
+  without NAME; in the US (Bellcore GR-30) between the first and second RING. So a
+  :class:`CallerId` event is produced **the moment the number line arrives**, never held back
+  for NAME or RING, and a RING never clears it.
+* A NAME, MESG or second NMBR line in the same burst refines the call: another
+  :class:`CallerId` with the same ``burst`` number and ``refined=True``. A number followed by an
+  absence marker (``NMBR = O``, seen on some networks) keeps the number.
+* DATE/TIME alone are held until the number arrives. A burst that ends (on RING or an
+  unsolicited line; replies to our own commands may interleave and do not end it) with fields
+  but no NMBR produces a :class:`CallerId` with ``absence=Absence.MISSING``.
+* Absence markers (SIN 227 "reason for absence": P = private/withheld, O = unavailable) and the
+  words firmware prints for them are mapped to :class:`Absence`; an unknown value keeps its raw
+  text with ``Absence.OTHER``.
+
+Replies: after :meth:`send_command` the lines up to the final result code are
+:class:`Info` lines of that command (``ATI0`` -> ``5601``). For ``AT-TRV`` (Conexant tip/ring
+voltage) a numeric information line becomes :class:`LineVoltage`. Lines that arrive when no
+command is pending and that are neither RING nor caller ID are :class:`Unsolicited`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+DLE = 0x10
+ETX = 0x03
+DLE_ETX = bytes([DLE, ETX])
+"""End of voice data sent by the host (V.253 ``<DLE><ETX>``)."""
+
+MAX_LINE_BYTES = 256
+"""Longest line kept. Real modem lines are under 100 bytes; MESG of a long name stays under 200."""
+
+MAX_PENDING_EVENTS = 1024
+"""Events kept for a consumer that never drains; the oldest are dropped past this."""
+
+
+# --------------------------------------------------------------------------------------------
+# Events
+# --------------------------------------------------------------------------------------------
+
+
+class Event:
+    """Base class of everything the parser reports."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ok(Event):
+    """Final result ``OK``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    """A final result that means the command failed: ``ERROR``, ``+CME ERROR: n``, ``BUSY``,
+    ``NO DIALTONE``, ``NO ANSWER``, ``NO CARRIER``. ``text`` is the line as sent."""
+
+    text: str = "ERROR"
+
+
+@dataclass(frozen=True, slots=True)
+class Connect(Event):
+    """``CONNECT`` (in voice mode: the modem is ready for audio after ``AT+VTX``)."""
+
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ring(Event):
+    """One ``RING`` result (or ``<DLE>R`` in voice mode on USR firmware)."""
+
+
+class Absence(enum.Enum):
+    """Why a caller-ID burst carries no number (SIN 227 'reason for absence of CLI')."""
+
+    WITHHELD = "withheld"
+    """``P``, ``PRIVATE``, ``WITHHELD``, ``ANONYMOUS``: the caller withheld it (141 in the UK)."""
+    UNAVAILABLE = "unavailable"
+    """``O``, ``OUT-OF-AREA``, ``UNAVAILABLE``, ``UNKNOWN`` or empty: the network cannot give it
+    (international, payphone, some VoIP gateways)."""
+    OTHER = "other"
+    """A value that is neither a number nor a known marker (kept raw, for the log)."""
+    MISSING = "missing"
+    """DATE/TIME/NAME arrived but no NMBR line at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerId(Event):
+    """Caller ID for one call, delivered as soon as the number line arrives.
+
+    ``number`` is the digits as the network sent them (``01707354000``, ``+441707354000``), or
+    None with ``absence`` saying why. ``raw_number`` is the NMBR value as printed.
+    ``burst`` counts caller-ID bursts since the parser started; events with the same burst are
+    the same call, later ones (``refined=True``) adding NAME or MESG.
+    """
+
+    number: str | None
+    absence: Absence | None = None
+    raw_number: str = ""
+    name: str | None = None
+    date: str | None = None
+    time: str | None = None
+    mesg: tuple[str, ...] = ()
+    burst: int = 0
+    refined: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LineVoltage(Event):
+    """Tip/ring voltage from Conexant ``AT-TRV`` (about 48 V on-hook, 5-12 V off-hook)."""
+
+    volts: float
+
+
+class DleMeaning(enum.Enum):
+    """Shielded codes a modem sends in voice mode (ITU-T V.253 section 9, IS-101)."""
+
+    BUSY = "b"
+    DIAL_TONE = "d"
+    SILENCE = "s"
+    QUIET = "q"
+    HANDSET_ON_HOOK = "h"
+    HANDSET_OFF_HOOK = "H"
+    EXTENSION_PICKUP = "P"  # Conexant, with AT-STE telephony extension enabled
+    LOOP_BREAK = "l"
+    LOOP_POLARITY_REVERSAL = "L"
+    RING = "R"  # USR 5637 reports rings this way while in voice mode
+    TX_UNDERRUN = "u"
+    RX_OVERRUN = "o"
+    CALLING_TONE = "c"
+    FAX_ANSWER_TONE = "a"
+    DATA_CALLING_TONE = "e"
+    ETX = "\x03"  # end of voice data
+    DTMF = "dtmf"
+    UNKNOWN = "?"
+
+
+_DLE_BY_CHAR = {m.value: m for m in DleMeaning if len(m.value) == 1 and m is not DleMeaning.UNKNOWN}
+_DTMF_CHARS = frozenset("0123456789*#ABCD")
+
+
+@dataclass(frozen=True, slots=True)
+class DleCode(Event):
+    """A ``<DLE>x`` code from the modem. ``code`` is the character after DLE."""
+
+    code: str
+    meaning: DleMeaning
+
+
+@dataclass(frozen=True, slots=True)
+class Echo(Event):
+    """The modem echoing a command back (``ATE1``, the power-on default)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Info(Event):
+    """An information line answering the pending command (``ATI0`` -> ``5601``)."""
+
+    command: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unsolicited(Event):
+    """Any other line. ``truncated`` marks a line cut at :data:`MAX_LINE_BYTES`."""
+
+    text: str
+    truncated: bool = False
+
+
+FINAL_EVENTS = (Ok, Error, Connect)
+"""Events that end a command."""
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------
+
+
+class ProtocolError(ValueError):
+    """The host tried to send something the modem protocol cannot carry."""
+
+
+_COMMAND_RE = re.compile(r"(?:AT|A/)[\x20-\x7e]*", re.IGNORECASE)
+
+
+def encode_command(command: str) -> bytes:
+    """Bytes for one AT command line (V.250: terminated by CR, S3 default 13).
+
+    Raises :class:`ProtocolError` for text that is not one printable-ASCII AT command, since a
+    stray CR or non-ASCII byte would split or corrupt what the modem executes.
+    """
+    if not _COMMAND_RE.fullmatch(command):
+        raise ProtocolError(
+            f"cannot send {command!r} to the modem: a command is one line of printable ASCII "
+            "starting with AT"
+        )
+    return command.encode("ascii") + b"\r"
+
+
+def shield(audio: bytes) -> bytes:
+    """DLE-shield outgoing voice data: every 0x10 byte is sent twice (V.253 8.3)."""
+    return audio.replace(b"\x10", b"\x10\x10")
+
+
+def unshield(data: bytes) -> bytes:
+    """Undo :func:`shield` (for tests and the simulator)."""
+    return data.replace(b"\x10\x10", b"\x10")
+
+
+def decode_mesg(hex_text: str) -> list[tuple[int, bytes]]:
+    """Split a MESG hex string into SIN 227 / EN 300 659 parameters ``(type, value)``.
+
+    Parameter types of interest: 0x01 date and time, 0x02 calling line identity, 0x04 reason
+    for absence of CLI (``O``/``P``), 0x07 calling party name, 0x08 reason for absence of name,
+    0x11 call type. Returns what decodes cleanly and stops at the first inconsistent length.
+    """
+    text = "".join(hex_text.split())
+    try:
+        data = bytes.fromhex(text)
+    except ValueError:
+        return []
+    params: list[tuple[int, bytes]] = []
+    i = 0
+    while i + 2 <= len(data):
+        ptype, length = data[i], data[i + 1]
+        value = data[i + 2 : i + 2 + length]
+        if len(value) != length:
+            break
+        params.append((ptype, value))
+        i += 2 + length
+    return params
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------------
+
+_CID_FIELD_RE = re.compile(r"^\s*(DATE|TIME|DDN_NMBR|NMBR|NAME|MESG)\s*=\s?(.*?)\s*$", re.IGNORECASE)
+
+_ABSENCE_WORDS: dict[str, Absence] = {
+    "P": Absence.WITHHELD,
+    "PRIVATE": Absence.WITHHELD,
+    "WITHHELD": Absence.WITHHELD,
+    "ANONYMOUS": Absence.WITHHELD,
+    "BLOCKED": Absence.WITHHELD,
+    "RESTRICTED": Absence.WITHHELD,
+    "O": Absence.UNAVAILABLE,
+    "OUT-OF-AREA": Absence.UNAVAILABLE,
+    "OUT OF AREA": Absence.UNAVAILABLE,
+    "UNAVAILABLE": Absence.UNAVAILABLE,
+    "UNKNOWN": Absence.UNAVAILABLE,
+    "": Absence.UNAVAILABLE,
+}
+
+_NUMBER_RE = re.compile(r"^\+?[0-9][0-9 ()\-.]*$")
+_VOLTS_RE = re.compile(r"^([+-]?\d{1,3}(?:\.\d+)?)\s*V?$", re.IGNORECASE)
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+_FINAL_RESULTS: dict[str, type[Event]] = {
+    "OK": Ok,
+    "ERROR": Error,
+    "NO CARRIER": Error,
+    "BUSY": Error,
+    "NO DIALTONE": Error,
+    "NO DIAL TONE": Error,
+    "NO ANSWER": Error,
+}
+
+
+def classify_number(raw: str) -> tuple[str | None, Absence | None]:
+    """Split an NMBR value into (digits, None) or (None, why there is no number)."""
+    value = raw.strip()
+    word = value.upper()
+    if word in _ABSENCE_WORDS:
+        return None, _ABSENCE_WORDS[word]
+    if _NUMBER_RE.match(value):
+        digits = re.sub(r"[^0-9]", "", value)
+        return ("+" + digits if value.startswith("+") else digits), None
+    return None, Absence.OTHER
+
+
+@dataclass
+class _Burst:
+    """Caller-ID fields gathered for the call being announced."""
+
+    number: str | None = None
+    absence: Absence | None = None
+    raw_number: str = ""
+    name: str | None = None
+    date: str | None = None
+    time: str | None = None
+    mesg: list[str] = field(default_factory=list)
+    announced: bool = False
+    fields: int = 0
+
+
+class ModemProtocol:
+    """Sans-IO parser and encoder for one modem connection.
+
+    >>> p = ModemProtocol()
+    >>> p.receive_data(b"\\r\\nDATE = 1124\\r\\nTIME = 0930\\r\\nNMBR = 01707354000\\r\\n")
+    >>> p.next_event().number
+    '01707354000'
+    """
+
+    def __init__(self) -> None:
+        self._line = bytearray()
+        self._overflowed = False
+        self._after_dle = False
+        self._events: deque[Event] = deque(maxlen=MAX_PENDING_EVENTS)
+        self._pending: str | None = None
+        self._burst: _Burst | None = None
+        self._bursts = 0
+
+    # -- outgoing ---------------------------------------------------------------------------
+
+    def send_command(self, command: str) -> bytes:
+        """Bytes to write for ``command``; the following info lines are attributed to it."""
+        data = encode_command(command)
+        self._pending = command.upper()
+        return data
+
+    @property
+    def pending_command(self) -> str | None:
+        """The command whose final result has not arrived yet, upper-cased."""
+        return self._pending
+
+    def cancel_command(self) -> None:
+        """Forget the pending command (the transport gave up waiting for its reply)."""
+        self._pending = None
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Feed bytes exactly as they came from the modem, in any chunking."""
+        for byte in data:
+            if self._after_dle:
+                self._after_dle = False
+                self._dle(byte)
+            elif byte == DLE:
+                self._after_dle = True
+            elif byte in (0x0D, 0x0A):
+                self._end_line()
+            elif byte == 0x00:
+                continue
+            elif len(self._line) < MAX_LINE_BYTES:
+                self._line.append(byte)
+            else:
+                self._overflowed = True
+
+    def next_event(self) -> Event | None:
+        """The next parsed event, or None when everything fed so far has been reported."""
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> list[Event]:
+        """All pending events, oldest first."""
+        out = list(self._events)
+        self._events.clear()
+        return out
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _dle(self, byte: int) -> None:
+        if byte == DLE:
+            return  # a shielded 0x10 data byte: voice receive data, not used here
+        char = chr(byte)
+        if char in _DTMF_CHARS:
+            meaning = DleMeaning.DTMF
+        else:
+            meaning = _DLE_BY_CHAR.get(char, DleMeaning.UNKNOWN)
+        if meaning is DleMeaning.RING:
+            self._end_burst()
+            self._events.append(Ring())
+        self._events.append(DleCode(char, meaning))
+
+    def _end_line(self) -> None:
+        raw = bytes(self._line)
+        truncated = self._overflowed
+        self._line.clear()
+        self._overflowed = False
+        text = _CONTROL_RE.sub("", raw.decode("utf-8", errors="replace")).strip()
+        if text:
+            self._line_received(text, truncated)
+
+    def _line_received(self, text: str, truncated: bool) -> None:
+        if truncated:
+            self._end_burst()
+            self._events.append(Unsolicited(text, truncated=True))
+            return
+        upper = text.upper()
+        if upper == "RING":
+            self._end_burst()
+            self._events.append(Ring())
+            return
+        cid = _CID_FIELD_RE.match(text)
+        if cid:
+            self._cid_field(cid.group(1).upper(), cid.group(2))
+            return
+        if upper.startswith("AT") or upper.startswith("A/"):
+            self._events.append(Echo(text))
+            return
+        final = _FINAL_RESULTS.get(upper)
+        if final is None and upper.startswith("+CME ERROR"):
+            final = Error
+        if final is Ok:
+            self._pending = None
+            self._events.append(Ok())
+            return
+        if final is Error:
+            self._pending = None
+            self._events.append(Error(text))
+            return
+        if upper == "CONNECT" or upper.startswith("CONNECT "):
+            self._pending = None
+            self._events.append(Connect(text[7:].strip()))
+            return
+        if self._pending is not None:
+            if self._pending.endswith("-TRV"):
+                volts = _VOLTS_RE.match(text)
+                if volts:
+                    self._events.append(LineVoltage(float(volts.group(1))))
+                    return
+            self._events.append(Info(self._pending, text))
+            return
+        self._end_burst()
+        self._events.append(Unsolicited(text))
+
+    def _cid_field(self, key: str, value: str) -> None:
+        burst = self._burst
+        if burst is not None and key in ("DATE", "TIME") and burst.announced:
+            self._end_burst()  # a new call's header after a complete burst
+            burst = None
+        if burst is None:
+            self._bursts += 1
+            burst = self._burst = _Burst()
+        burst.fields += 1
+        refine = False
+        if key == "DATE":
+            burst.date = value
+        elif key == "TIME":
+            burst.time = value
+        elif key == "NAME":
+            burst.name = value or None
+            refine = True
+        elif key == "MESG":
+            burst.mesg.append(value)
+            refine = True
+        else:  # NMBR or DDN_NMBR
+            number, absence = classify_number(value)
+            if burst.number is not None and number is None:
+                return  # "a number then NMBR = O": keep the number
+            if burst.announced and number == burst.number and absence == burst.absence:
+                return
+            burst.number, burst.absence, burst.raw_number = number, absence, value
+            refine = True
+        if refine and (burst.announced or key in ("NMBR", "DDN_NMBR")):
+            self._announce(burst)
+
+    def _announce(self, burst: _Burst) -> None:
+        self._events.append(
+            CallerId(
+                number=burst.number,
+                absence=burst.absence,
+                raw_number=burst.raw_number,
+                name=burst.name,
+                date=burst.date,
+                time=burst.time,
+                mesg=tuple(burst.mesg),
+                burst=self._bursts,
+                refined=burst.announced,
+            )
+        )
+        burst.announced = True
+
+    def _end_burst(self) -> None:
+        burst = self._burst
+        self._burst = None
+        if burst is not None and not burst.announced:
+            burst.absence = Absence.MISSING
+            self._announce(burst)

@@ -1,0 +1,377 @@
+"""The sans-IO modem protocol: transcripts fed whole, byte by byte and in random chunks."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callguard.modem.protocol import (
+    DLE_ETX,
+    MAX_LINE_BYTES,
+    Absence,
+    CallerId,
+    Connect,
+    DleCode,
+    DleMeaning,
+    Echo,
+    Error,
+    Event,
+    Info,
+    LineVoltage,
+    ModemProtocol,
+    Ok,
+    ProtocolError,
+    Ring,
+    Unsolicited,
+    classify_number,
+    decode_mesg,
+    encode_command,
+    shield,
+    unshield,
+)
+
+
+def cid(number: str | None, **kw: object) -> CallerId:
+    fields: dict[str, object] = {"number": number, "burst": 1}
+    fields.update(kw)
+    if "raw_number" not in fields:
+        fields["raw_number"] = number or ""
+    return CallerId(**fields)  # type: ignore[arg-type]
+
+
+UK_CALL = b"\r\nDATE = 1124\r\nTIME = 0930\r\nNMBR = 01707354000\r\n\r\n\r\nRING\r\n\r\nRING\r\n"
+US_CALL = (
+    b"\r\nRING\r\n\r\nDATE = 1124\r\nTIME = 0930\r\nNMBR = 2025550143\r\nNAME = SMITH JOHN\r\n"
+    b"\r\nRING\r\n"
+)
+
+# (name, command sent first or None, bytes from the modem, expected events)
+TRANSCRIPTS: list[tuple[str, str | None, bytes, list[Event]]] = [
+    (
+        "uk: number before the first ring, no NAME, RING does not clear it",
+        None,
+        UK_CALL,
+        [cid("01707354000", date="1124", time="0930"), Ring(), Ring()],
+    ),
+    (
+        "us: ring, then number, then NAME refines the same call",
+        None,
+        US_CALL,
+        [
+            Ring(),
+            cid("2025550143", date="1124", time="0930"),
+            cid("2025550143", date="1124", time="0930", name="SMITH JOHN", refined=True),
+            Ring(),
+        ],
+    ),
+    (
+        "no spaces around '='",
+        None,
+        b"DATE=1124\rTIME=0930\rNMBR=01707354000\r",
+        [cid("01707354000", date="1124", time="0930")],
+    ),
+    (
+        "withheld P",
+        None,
+        b"\r\nDATE = 1124\r\nTIME = 0930\r\nNMBR = P\r\n\r\nRING\r\n",
+        [
+            cid(None, absence=Absence.WITHHELD, raw_number="P", date="1124", time="0930"),
+            Ring(),
+        ],
+    ),
+    (
+        "unavailable O",
+        None,
+        b"NMBR = O\r\n",
+        [cid(None, absence=Absence.UNAVAILABLE, raw_number="O")],
+    ),
+    ("PRIVATE", None, b"NMBR = PRIVATE\n", [cid(None, absence=Absence.WITHHELD, raw_number="PRIVATE")]),
+    (
+        "OUT-OF-AREA",
+        None,
+        b"NMBR = OUT-OF-AREA\n",
+        [cid(None, absence=Absence.UNAVAILABLE, raw_number="OUT-OF-AREA")],
+    ),
+    ("WITHHELD", None, b"NMBR=WITHHELD\n", [cid(None, absence=Absence.WITHHELD, raw_number="WITHHELD")]),
+    (
+        "ANONYMOUS",
+        None,
+        b"NMBR = ANONYMOUS\r\n",
+        [cid(None, absence=Absence.WITHHELD, raw_number="ANONYMOUS")],
+    ),
+    ("empty", None, b"NMBR = \r\n", [cid(None, absence=Absence.UNAVAILABLE, raw_number="")]),
+    ("empty, no space", None, b"NMBR=\r\n", [cid(None, absence=Absence.UNAVAILABLE, raw_number="")]),
+    (
+        "unknown single letter keeps the raw value",
+        None,
+        b"NMBR = C\r\n",
+        [cid(None, absence=Absence.OTHER, raw_number="C")],
+    ),
+    (
+        "a number then NMBR = O keeps the number",
+        None,
+        b"DATE = 1124\r\nTIME = 0930\r\nNMBR = 01707354000\r\nNMBR = O\r\nRING\r\n",
+        [cid("01707354000", date="1124", time="0930"), Ring()],
+    ),
+    (
+        "NAME before NMBR is held until the number",
+        None,
+        b"DATE = 1124\r\nTIME = 0930\r\nNAME = J BLOGGS\r\nNMBR = 01707354000\r\n",
+        [cid("01707354000", date="1124", time="0930", name="J BLOGGS")],
+    ),
+    (
+        "MESG refines",
+        None,
+        b"NMBR = 01707354000\r\nMESG = 110101\r\n",
+        [cid("01707354000"), cid("01707354000", mesg=("110101",), refined=True)],
+    ),
+    (
+        "Rockwell DDN_NMBR",
+        None,
+        b"TIME = 1806\r\nNAME = O\r\nDDN_NMBR= 9196278340\r\n",
+        [cid("9196278340", time="1806", name="O")],
+    ),
+    (
+        "date and time but no number, ended by RING",
+        None,
+        b"DATE = 1124\r\nTIME = 0930\r\nRING\r\n",
+        [cid(None, absence=Absence.MISSING, date="1124", time="0930"), Ring()],
+    ),
+    (
+        "two calls: the second DATE starts a new burst",
+        None,
+        b"DATE = 1124\r\nNMBR = 0111\r\nDATE = 1124\r\nNMBR = 0222\r\n",
+        [cid("0111", date="1124"), cid("0222", date="1124", burst=2)],
+    ),
+    (
+        "international number keeps its plus",
+        None,
+        b"NMBR = +33 1 23 45 67 89\r\n",
+        [cid("+33123456789", raw_number="+33 1 23 45 67 89")],
+    ),
+    (
+        "echo on: the command comes back first",
+        "ATI0",
+        b"ATI0\r\r\n5601\r\n\r\nOK\r\n",
+        [Echo("ATI0"), Info("ATI0", "5601"), Ok()],
+    ),
+    ("echo off", "ATI0", b"\r\n56000\r\n\r\nOK\r\n", [Info("ATI0", "56000"), Ok()]),
+    ("ERROR", "AT+FOO", b"\r\nERROR\r\n", [Error("ERROR")]),
+    ("+CME ERROR", "AT+FOO", b"\r\n+CME ERROR: 3\r\n", [Error("+CME ERROR: 3")]),
+    ("NO CARRIER", "ATA", b"\r\nNO CARRIER\r\n", [Error("NO CARRIER")]),
+    ("CONNECT", "AT+VTX", b"\r\nCONNECT\r\n", [Connect("")]),
+    ("CONNECT with speed", "ATA", b"\r\nCONNECT 33600\r\n", [Connect("33600")]),
+    (
+        "AT-TRV voltage (Conexant)",
+        "AT-TRV",
+        b"\r\n48.20\r\n\r\nOK\r\n",
+        [LineVoltage(48.2), Ok()],
+    ),
+    ("AT-TRV with unit", "AT-TRV", b"\r\n7.5 V\r\nOK\r\n", [LineVoltage(7.5), Ok()]),
+    ("AT-TRV on a USR", "AT-TRV", b"\r\nERROR\r\n", [Error("ERROR")]),
+    (
+        "a RING in the middle of a reply stays a RING",
+        "ATI3",
+        b"\r\nRING\r\n\r\nU.S. Robotics 56K FAX USB\r\n\r\nOK\r\n",
+        [Ring(), Info("ATI3", "U.S. Robotics 56K FAX USB"), Ok()],
+    ),
+    (
+        "a reply in the middle of a caller-ID burst does not end it",
+        "AT",
+        b"DATE = 1124\r\nTIME = 0930\r\n\r\nOK\r\nNMBR = 01707354000\r\n",
+        [Ok(), cid("01707354000", date="1124", time="0930")],
+    ),
+    (
+        "unsolicited line when nothing is pending",
+        None,
+        b"\r\nNO DIAL TONE DETECTED\r\n\r\nVCON\r\n",
+        [Unsolicited("NO DIAL TONE DETECTED"), Unsolicited("VCON")],
+    ),
+    ("LF only", None, b"RING\nRING\n", [Ring(), Ring()]),
+    ("CR only", None, b"RING\rRING\r", [Ring(), Ring()]),
+    ("LF CR", None, b"RING\n\rRING\n\r", [Ring(), Ring()]),
+    ("NUL bytes are dropped", None, b"\x00RI\x00NG\r\n\x00", [Ring()]),
+    (
+        "non-ASCII in a name is kept, controls are dropped",
+        None,
+        "NMBR = 01707354000\r\nNAME = Zoë\x07 Brontë\r\n".encode(),
+        [cid("01707354000"), cid("01707354000", name="Zoë Brontë", refined=True)],
+    ),
+    (
+        "invalid UTF-8 does not break the line",
+        None,
+        b"\xff\xfeRING?\r\nRING\r\n",
+        [Unsolicited("\ufffd\ufffdRING?"), Ring()],
+    ),
+    (
+        "DLE codes in voice mode, even mid-line",
+        None,
+        b"\x10b\x10dAB\x10sC\r\n\x10H\x10h\x10P\x10u\x105\x10#\x10~",
+        [
+            DleCode("b", DleMeaning.BUSY),
+            DleCode("d", DleMeaning.DIAL_TONE),
+            DleCode("s", DleMeaning.SILENCE),
+            Unsolicited("ABC"),
+            DleCode("H", DleMeaning.HANDSET_OFF_HOOK),
+            DleCode("h", DleMeaning.HANDSET_ON_HOOK),
+            DleCode("P", DleMeaning.EXTENSION_PICKUP),
+            DleCode("u", DleMeaning.TX_UNDERRUN),
+            DleCode("5", DleMeaning.DTMF),
+            DleCode("#", DleMeaning.DTMF),
+            DleCode("~", DleMeaning.UNKNOWN),
+        ],
+    ),
+    (
+        "USR voice-mode ring is a RING too",
+        None,
+        b"\x10R",
+        [Ring(), DleCode("R", DleMeaning.RING)],
+    ),
+    ("DLE DLE is a data byte, not an event", None, b"\x10\x10RING\r", [Ring()]),
+]
+
+
+def feed(chunks: list[bytes], command: str | None) -> list[Event]:
+    proto = ModemProtocol()
+    if command:
+        proto.send_command(command)
+    out: list[Event] = []
+    for chunk in chunks:
+        proto.receive_data(chunk)
+        while (event := proto.next_event()) is not None:
+            out.append(event)
+    return out
+
+
+IDS = [t[0] for t in TRANSCRIPTS]
+
+
+@pytest.mark.parametrize(("name", "command", "data", "expected"), TRANSCRIPTS, ids=IDS)
+def test_transcript_whole(name: str, command: str | None, data: bytes, expected: list[Event]) -> None:
+    assert feed([data], command) == expected
+
+
+@pytest.mark.parametrize(("name", "command", "data", "expected"), TRANSCRIPTS, ids=IDS)
+def test_transcript_byte_by_byte(
+    name: str, command: str | None, data: bytes, expected: list[Event]
+) -> None:
+    assert feed([data[i : i + 1] for i in range(len(data))], command) == expected
+
+
+@pytest.mark.parametrize(("name", "command", "data", "expected"), TRANSCRIPTS, ids=IDS)
+def test_transcript_with_trailing_junk(
+    name: str, command: str | None, data: bytes, expected: list[Event]
+) -> None:
+    """Junk after a transcript (no line end yet) adds nothing until its line ends."""
+    assert feed([data + b"\x00garb"], command) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(index=st.integers(0, len(TRANSCRIPTS) - 1), cuts=st.lists(st.integers(0, 400), max_size=12))
+def test_transcript_random_chunks(index: int, cuts: list[int]) -> None:
+    _, command, data, expected = TRANSCRIPTS[index]
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    assert feed(chunks, command) == expected
+
+
+def test_caller_id_is_delivered_before_the_line_after_it() -> None:
+    """The number is an event as soon as its line ends: no waiting for NAME or RING."""
+    proto = ModemProtocol()
+    proto.receive_data(b"DATE = 1124\r\nTIME = 0930\r\nNMBR = 01707354000\r")
+    event = proto.next_event()
+    assert isinstance(event, CallerId) and event.number == "01707354000"
+
+
+def test_endless_line_is_bounded_and_parser_recovers() -> None:
+    proto = ModemProtocol()
+    for _ in range(1000):
+        proto.receive_data(b"A" * 1000)  # a megabyte with no line end
+    assert len(proto._line) <= MAX_LINE_BYTES
+    assert proto.next_event() is None
+    proto.receive_data(b"\r\nRING\r\n")
+    first = proto.next_event()
+    assert isinstance(first, Unsolicited) and first.truncated
+    assert len(first.text) == MAX_LINE_BYTES
+    assert proto.next_event() == Ring()
+
+
+def test_unread_events_are_bounded() -> None:
+    proto = ModemProtocol()
+    proto.receive_data(b"RING\r\n" * 10_000)
+    assert len(proto.events()) <= 1024
+
+
+def test_info_after_final_result_is_unsolicited() -> None:
+    assert feed([b"OK\r\n5601\r\n"], "ATI0") == [Ok(), Unsolicited("5601")]
+
+
+def test_cancel_command_stops_attributing_lines() -> None:
+    proto = ModemProtocol()
+    proto.send_command("ATI0")
+    proto.cancel_command()
+    assert proto.pending_command is None
+    proto.receive_data(b"5601\r\n")
+    assert proto.events() == [Unsolicited("5601")]
+
+
+@pytest.mark.parametrize(
+    ("command", "wire"),
+    [("AT", b"AT\r"), ("ATI0", b"ATI0\r"), ("AT+VCID=1", b"AT+VCID=1\r"), ("at-trv", b"at-trv\r")],
+)
+def test_encode_command(command: str, wire: bytes) -> None:
+    assert encode_command(command) == wire
+    assert ModemProtocol().send_command(command) == wire
+
+
+@pytest.mark.parametrize("bad", ["", "ATH0\rATH1", "HELLO", "AT+X=\u00e9", "AT\n", "ATD\x10"])
+def test_encode_rejects_what_the_modem_cannot_take(bad: str) -> None:
+    with pytest.raises(ProtocolError, match="printable ASCII"):
+        encode_command(bad)
+
+
+def test_shield_doubles_every_dle() -> None:
+    audio = bytes([0x80, 0x10, 0x10, 0x7F, 0x03, 0x10])
+    assert shield(audio) == bytes([0x80, 0x10, 0x10, 0x10, 0x10, 0x7F, 0x03, 0x10, 0x10])
+    assert DLE_ETX not in shield(bytes(range(256)) * 4)
+
+
+@given(st.binary(max_size=2000))
+def test_shield_round_trip_and_never_contains_a_bare_dle_etx(audio: bytes) -> None:
+    shielded = shield(audio)
+    assert unshield(shielded) == audio
+    # a DLE in shielded data is always followed by a second DLE: no accidental end of data
+    i = 0
+    while i < len(shielded):
+        if shielded[i] == 0x10:
+            assert shielded[i + 1] == 0x10
+            i += 2
+        else:
+            i += 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "number", "absence"),
+    [
+        ("01707354000", "01707354000", None),
+        ("+441707354000", "+441707354000", None),
+        ("0170 735-4000", "01707354000", None),
+        ("P", None, Absence.WITHHELD),
+        ("p", None, Absence.WITHHELD),
+        ("O", None, Absence.UNAVAILABLE),
+        ("Out-Of-Area", None, Absence.UNAVAILABLE),
+        ("", None, Absence.UNAVAILABLE),
+        ("X", None, Absence.OTHER),
+        ("12AB", None, Absence.OTHER),
+    ],
+)
+def test_classify_number(raw: str, number: str | None, absence: Absence | None) -> None:
+    assert classify_number(raw) == (number, absence)
+
+
+def test_decode_mesg_sin227_parameters() -> None:
+    # call type 0x11 = 1 (voice), reason for absence 0x04 = "P"
+    assert decode_mesg("110101 040150") == [(0x11, b"\x01"), (0x04, b"P")]
+    assert decode_mesg("11FF01") == []  # length runs past the end
+    assert decode_mesg("not hex") == []
