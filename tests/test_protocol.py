@@ -86,14 +86,24 @@ TRANSCRIPTS: list[tuple[str, str | None, bytes, list[Event]]] = [
         b"NMBR = O\r\n",
         [cid(None, absence=Absence.UNAVAILABLE, raw_number="O")],
     ),
-    ("PRIVATE", None, b"NMBR = PRIVATE\n", [cid(None, absence=Absence.WITHHELD, raw_number="PRIVATE")]),
+    (
+        "PRIVATE",
+        None,
+        b"NMBR = PRIVATE\n",
+        [cid(None, absence=Absence.WITHHELD, raw_number="PRIVATE")],
+    ),
     (
         "OUT-OF-AREA",
         None,
         b"NMBR = OUT-OF-AREA\n",
         [cid(None, absence=Absence.UNAVAILABLE, raw_number="OUT-OF-AREA")],
     ),
-    ("WITHHELD", None, b"NMBR=WITHHELD\n", [cid(None, absence=Absence.WITHHELD, raw_number="WITHHELD")]),
+    (
+        "WITHHELD",
+        None,
+        b"NMBR=WITHHELD\n",
+        [cid(None, absence=Absence.WITHHELD, raw_number="WITHHELD")],
+    ),
     (
         "ANONYMOUS",
         None,
@@ -101,7 +111,12 @@ TRANSCRIPTS: list[tuple[str, str | None, bytes, list[Event]]] = [
         [cid(None, absence=Absence.WITHHELD, raw_number="ANONYMOUS")],
     ),
     ("empty", None, b"NMBR = \r\n", [cid(None, absence=Absence.UNAVAILABLE, raw_number="")]),
-    ("empty, no space", None, b"NMBR=\r\n", [cid(None, absence=Absence.UNAVAILABLE, raw_number="")]),
+    (
+        "empty, no space",
+        None,
+        b"NMBR=\r\n",
+        [cid(None, absence=Absence.UNAVAILABLE, raw_number="")],
+    ),
     (
         "unknown single letter keeps the raw value",
         None,
@@ -248,7 +263,9 @@ IDS = [t[0] for t in TRANSCRIPTS]
 
 
 @pytest.mark.parametrize(("name", "command", "data", "expected"), TRANSCRIPTS, ids=IDS)
-def test_transcript_whole(name: str, command: str | None, data: bytes, expected: list[Event]) -> None:
+def test_transcript_whole(
+    name: str, command: str | None, data: bytes, expected: list[Event]
+) -> None:
     assert feed([data], command) == expected
 
 

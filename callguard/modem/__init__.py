@@ -1,1 +1,1 @@
-"""The modem layer: a sans-IO AT protocol, modem profiles, the serial transport and voice playback."""
+"""The modem layer: sans-IO AT protocol, modem profiles, serial transport, voice playback."""

@@ -133,10 +133,8 @@ IDENTIFY_COMMANDS: tuple[str, ...] = ("ATI0", "ATI3")
 
 
 def init_commands(country: str) -> tuple[str, ...]:
-    """Commands run after every open, before caller ID is asserted (profile-independent)."""
+    """Commands run after every open, before the modem is identified and caller ID asserted.
+
+    The same for every family: the profile is not known until ``ATI0`` has answered.
+    """
     return (*RESET_COMMANDS, f"AT+GCI={country_code(country)}")
-
-
-def after_call_commands(profile: ModemProfile) -> tuple[str, ...]:
-    """Back to data/command class and caller ID asserted again, after every call or voice use."""
-    return ("AT+FCLASS=0", *profile.caller_id[:1])

@@ -272,7 +272,9 @@ def decode_mesg(hex_text: str) -> list[tuple[int, bytes]]:
 # Parsing
 # --------------------------------------------------------------------------------------------
 
-_CID_FIELD_RE = re.compile(r"^\s*(DATE|TIME|DDN_NMBR|NMBR|NAME|MESG)\s*=\s?(.*?)\s*$", re.IGNORECASE)
+_CID_FIELD_RE = re.compile(
+    r"^\s*(DATE|TIME|DDN_NMBR|NMBR|NAME|MESG)\s*=\s?(.*?)\s*$", re.IGNORECASE
+)
 
 _ABSENCE_WORDS: dict[str, Absence] = {
     "P": Absence.WITHHELD,

@@ -286,12 +286,9 @@ class ModemTransport:
 
     def assert_caller_id(self) -> Reply:
         """Turn formatted caller ID on, trying the profile's commands in order."""
-        candidates: Sequence[str]
         profile = self.profile or profiles.GENERIC
-        if self._caller_id_command:
-            candidates = (self._caller_id_command,)
-        else:
-            candidates = profile.caller_id
+        known = self._caller_id_command
+        candidates: Sequence[str] = (known,) if known else profile.caller_id
         reply = Reply("caller ID")
         for cmd in candidates:
             reply = self.command(cmd)
@@ -437,7 +434,9 @@ class ModemTransport:
             )
         except (serial.SerialException, OSError, ValueError) as exc:
             self._set_status(
-                TransportStatus(LinkState.DISCONNECTED, f"cannot open {self.port}: {exc}", self.port)
+                TransportStatus(
+                    LinkState.DISCONNECTED, f"cannot open {self.port}: {exc}", self.port
+                )
             )
             return None
         with self._io_lock:
@@ -476,14 +475,9 @@ class ModemTransport:
         warnings: list[str] = []
         try:
             with self.session():
-                first = None
-                for _ in range(3):  # the first command after power-on may be eaten
-                    with contextlib.suppress(CommandTimeout):
-                        first = self.command("ATH0", timeout_s=1.5)
-                        break
-                if first is None:
-                    raise CommandTimeout("no reply to ATH0")
-                for cmd in profiles.init_commands(self.country)[1:]:
+                on_hook, *rest = profiles.init_commands(self.country)
+                self._first_reply(on_hook)
+                for cmd in rest:
                     reply = self.command(cmd, timeout_s=max(self.command_timeout_s, 3.0))
                     if not reply.ok:
                         warnings.append(reply.describe())
@@ -503,7 +497,9 @@ class ModemTransport:
         except CommandTimeout as exc:
             self._set_status(
                 TransportStatus(
-                    LinkState.DISCONNECTED, f"modem on {self.port} is not answering: {exc}", self.port
+                    LinkState.DISCONNECTED,
+                    f"modem on {self.port} is not answering: {exc}",
+                    self.port,
                 )
             )
             return False
@@ -521,6 +517,13 @@ class ModemTransport:
             )
         )
         return True
+
+    def _first_reply(self, command: str) -> Reply:
+        """The first command after opening; a modem just powered on may eat it, so retry."""
+        for _ in range(3):
+            with contextlib.suppress(CommandTimeout):
+                return self.command(command, timeout_s=1.5)
+        raise CommandTimeout(f"no reply to {command}")
 
     def _watch(self) -> None:
         """Stay here while connected; return when the port is lost or the modem is dead."""
