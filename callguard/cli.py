@@ -50,7 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from callguard.sim.demo import run_demo
+    from callguard.demo import run_demo
+
+    if not args.debug:
+        logging.getLogger().setLevel(logging.ERROR)  # the narration says it all
 
     return run_demo(fast=args.fast)
 

@@ -31,6 +31,7 @@ disturb caller-ID reception.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import threading
 import time
@@ -138,6 +139,19 @@ class _Pending:
 
 
 SerialFactory = Callable[..., Any]
+
+
+def _open_failure(port: str, exc: Exception) -> str:
+    """Why a port would not open, said so that a volunteer knows what to check."""
+    text = str(exc)
+    errno_value = getattr(exc, "errno", None)
+    if errno_value == errno.ENOENT or "No such file" in text:
+        return f"no modem at {port} (is it plugged in? is modem.port right?)"
+    if errno_value in (errno.EACCES, errno.EPERM) or "Permission denied" in text:
+        return f"no permission to open {port} (the callguard user must be in the dialout group)"
+    if "exclusively lock" in text or errno_value in (errno.EBUSY, errno.EAGAIN):
+        return f"{port} is in use by another program (another callguard, ModemManager?)"
+    return f"cannot open {port}: {text}"
 
 
 class ModemTransport:
@@ -340,7 +354,7 @@ class ModemTransport:
     # -- internals: reader -----------------------------------------------------------------
 
     def _read_loop(self, ser: Any) -> None:
-        while not self._stop.is_set() and not self._lost.is_set():
+        while not self._lost.is_set():  # runs until _close(), so stop() can still say ATH0
             try:
                 data = ser.read(max(1, ser.in_waiting))
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
@@ -433,11 +447,8 @@ class ModemTransport:
                 self.port, baudrate=self.baudrate, timeout=0.2, write_timeout=2.0, exclusive=True
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            self._set_status(
-                TransportStatus(
-                    LinkState.DISCONNECTED, f"cannot open {self.port}: {exc}", self.port
-                )
-            )
+            reason = _open_failure(self.port, exc)
+            self._set_status(TransportStatus(LinkState.DISCONNECTED, reason, self.port))
             return None
         with self._io_lock:
             self._proto = ModemProtocol()

@@ -1,0 +1,229 @@
+"""The serial transport and voice playback against the simulated modem over a real pty."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from callguard.modem.protocol import CallerId, Event, Ring
+from callguard.modem.transport import (
+    LinkState,
+    ModemTransport,
+    ModemUnavailable,
+    TransportStatus,
+)
+from callguard.modem.voice import VoicePlayer
+from callguard.sim import Call, SimModem
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.statuses: list[TransportStatus] = []
+        self.lock = threading.Lock()
+
+    def event(self, event: Event) -> None:
+        with self.lock:
+            self.events.append(event)
+
+    def status(self, status: TransportStatus) -> None:
+        with self.lock:
+            self.statuses.append(status)
+
+    def of(self, kind: type) -> list[Event]:
+        with self.lock:
+            return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def link(tmp_path: Path) -> str:
+    return str(tmp_path / "modem")
+
+
+def make_transport(port: str, rec: Recorder, **kw: object) -> ModemTransport:
+    options: dict[str, object] = {"command_timeout_s": 2.0, "health_interval_s": 30.0}
+    options.update(kw)
+    transport = ModemTransport(port, on_status=rec.status, **options)  # type: ignore[arg-type]
+    transport.add_listener(rec.event)
+    return transport
+
+
+@pytest.fixture
+def conexant(link: str) -> Iterator[SimModem]:
+    with SimModem(
+        identity="conexant", link_path=link, time_scale=0.2, cid_needs_country=True
+    ) as sim:
+        yield sim
+
+
+def commands(sim: SimModem) -> list[str]:
+    return [c.upper() for _, c in sim.commands]
+
+
+def test_init_on_hook_first_country_and_caller_id(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5), transport.status
+        sent = commands(conexant)
+        assert sent[0] == "ATH0"
+        assert sent.index("ATZ") < sent.index("AT+GCI=B4") < sent.index("AT+VCID=1")
+        assert conexant.vcid and conexant.country == "B4" and not conexant.echo
+        status = transport.status
+        assert status.state is LinkState.CONNECTED
+        assert status.profile == "conexant" and "56000" in (status.identity or "")
+        assert transport.command("AT-TRV").volts == pytest.approx(conexant.line_volts, abs=0.5)
+
+
+def test_usr_is_identified(link: str) -> None:
+    rec = Recorder()
+    with (
+        SimModem(identity="usr", link_path=link) as sim,
+        make_transport(sim.port, rec, profile="auto") as transport,
+    ):
+        assert transport.wait_connected(5)
+        assert transport.status.profile == "usr5637"
+        assert not transport.command("AT-TRV").ok  # USR has no line voltage
+
+
+def test_uk_caller_id_reaches_listeners_before_the_first_ring(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        conexant.place_call(Call(number="01707354000", rings=2)).wait(10)
+        kinds = [type(e) for e in rec.events if isinstance(e, CallerId | Ring)]
+        assert kinds[0] is CallerId and kinds.count(Ring) == 2
+        first = rec.of(CallerId)[0]
+        assert isinstance(first, CallerId) and first.number == "01707354000"
+
+
+def test_unplug_reports_disconnected_and_replug_reconnects_within_5_s(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        inits = commands(conexant).count("AT+GCI=B4")
+        conexant.unplug()
+        wait_for(lambda: not transport.status.connected, 3, "disconnected")
+        details = [s.detail for s in rec.statuses if not s.connected]
+        assert any("lost the modem" in d for d in details), details
+        with pytest.raises(ModemUnavailable):
+            transport.command("AT")
+        time.sleep(1.0)  # stays unplugged a while: the transport keeps trying
+        conexant.replug()
+        replugged = time.monotonic()
+        assert transport.wait_connected(5), transport.status
+        assert time.monotonic() - replugged < 5
+        assert commands(conexant).count("AT+GCI=B4") >= 1  # a fresh modem: init ran again
+        assert conexant.vcid
+        assert inits >= 1
+        states = [s.state for s in rec.statuses]
+        assert states.count(LinkState.CONNECTED) >= 2 and LinkState.DISCONNECTED in states
+
+
+def test_locked_up_modem_is_caught_by_the_health_check(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(
+        conexant.port, rec, health_interval_s=0.5, command_timeout_s=0.5
+    ) as transport:
+        assert transport.wait_connected(5)
+        conexant.hang()
+        wait_for(lambda: not transport.status.connected, 8, "health check to fail")
+        assert "stopped answering" in rec.statuses[-1].detail or not transport.status.connected
+        conexant.unhang()
+        assert transport.wait_connected(8), transport.status
+
+
+def test_missing_port_is_reported_then_used_when_it_appears(link: str) -> None:
+    rec = Recorder()
+    with make_transport(link, rec) as transport:
+        wait_for(lambda: rec.statuses, 3, "a status")
+        assert "no modem at" in transport.status.detail
+        with SimModem(identity="conexant", link_path=link):
+            assert transport.wait_connected(5), transport.status
+
+
+def test_port_is_exclusive(conexant: SimModem) -> None:
+    first, second = Recorder(), Recorder()
+    with make_transport(conexant.port, first) as a:
+        assert a.wait_connected(5)
+        with make_transport(conexant.port, second) as b:
+            wait_for(lambda: second.statuses, 3, "a status")
+            assert not b.status.connected
+            assert "in use by another program" in b.status.detail
+
+
+def test_stop_puts_the_line_on_hook(conexant: SimModem) -> None:
+    rec = Recorder()
+    transport = make_transport(conexant.port, rec)
+    transport.start()
+    assert transport.wait_connected(5)
+    assert transport.command("ATH1").ok
+    wait_for(lambda: conexant.off_hook, 2, "off-hook")
+    transport.stop()
+    assert not conexant.off_hook
+    assert transport.status.state is LinkState.DISCONNECTED
+
+
+def test_commands_from_a_listener_are_refused(conexant: SimModem) -> None:
+    rec = Recorder()
+    errors: list[BaseException] = []
+    with make_transport(conexant.port, rec) as transport:
+
+        def bad_listener(event: Event) -> None:
+            if isinstance(event, Ring):
+                try:
+                    transport.command("ATH1")
+                except RuntimeError as exc:
+                    errors.append(exc)
+
+        transport.add_listener(bad_listener)
+        assert transport.wait_connected(5)
+        conexant.place_call(Call(number="01707354000", rings=1)).wait(10)
+        assert errors and "listener" in str(errors[0])
+        assert transport.command("AT").ok  # and the transport still works
+
+
+def test_voice_playback_on_the_simulator(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        audio = bytes(range(256)) * 31  # just under 1 s at 8 kHz, with DLE bytes in it
+        result = VoicePlayer(transport).play(audio)
+        assert result.completed and result.on_hook
+        session = conexant.voice_sessions[-1]
+        assert session.data == audio
+        seconds = session.ended - session.started
+        assert 0.6 < seconds < 2.0, seconds  # paced at about 8000 bytes/s, not dumped at once
+        assert not conexant.off_hook and conexant.fclass == 0
+        assert conexant.vcid  # the Conexant forgets caller ID after voice: asserted again
+        sent = commands(conexant)
+        tail = sent[sent.index("AT+FCLASS=8") :]
+        assert tail[:4] == ["AT+FCLASS=8", "AT+VSM=1,8000,0,0", "AT+VLS=1", "AT+VTX"]
+
+
+def test_voice_playback_survives_an_unplug_mid_audio(conexant: SimModem) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        timer = threading.Timer(0.4, conexant.unplug)
+        timer.start()
+        with pytest.raises(ModemUnavailable):
+            VoicePlayer(transport).play(b"\x80" * 16000)
+        timer.join()
+        conexant.replug()
+        assert transport.wait_connected(5)
+        assert not conexant.off_hook  # a fresh modem at power-on is on-hook; init said ATH0 first
