@@ -42,9 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true", help="run the calls at ten times speed")
     demo.set_defaults(func=_cmd_demo)
 
-    sim = sub.add_parser("sim", help="run the simulated modem and print the port to open")
-    sim.add_argument("--identity", choices=["conexant", "usr"], default="conexant")
-    sim.add_argument("--link", help="also make this path a symlink to the simulated port")
+    sim = sub.add_parser(
+        "sim",
+        help="run the simulated modem and print the port to open",
+        description="Options after 'sim' are those of 'python -m callguard.sim --help'.",
+        add_help=False,
+    )
     sim.set_defaults(func=_cmd_sim)
     return parser
 
@@ -61,15 +64,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_sim(args: argparse.Namespace) -> int:
     from callguard.sim.__main__ import main as sim_main
 
-    argv = ["--identity", args.identity]
-    if args.link:
-        argv += ["--link", args.link]
-    return sim_main(argv)
+    return sim_main(args.extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.func is not _cmd_sim:
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    args.extra = extra
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
