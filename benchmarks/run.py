@@ -46,7 +46,7 @@ def parser_throughput() -> list[str]:
         burst_times.append(time.perf_counter() - t0)
     median_us = statistics.median(burst_times) * 1e6
     return [
-        f"parser: {len(data) / elapsed / 1e6:.2f} MB/s ({len(data) / 1e6:.1f} MB in {elapsed:.2f} s)",
+        f"parser: {len(data) / elapsed / 1e6:.2f} MB/s ({len(data) / 1e6:.1f} MB, {elapsed:.2f} s)",
         f"parser: one UK caller-ID burst in median {median_us:.0f} µs,"
         f" worst {max(burst_times) * 1e6:.0f} µs",
     ]
