@@ -13,10 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from callguard import __version__
-
-
-class UsageError(Exception):
-    """Bad input from the person at the keyboard: exit 2 with the message."""
+from callguard.errors import CallGuardError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except CallGuardError as exc:
+        if args.debug:
+            raise
+        print(f"callguard: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if args.debug:
             raise
