@@ -65,6 +65,100 @@ def import_time() -> list[str]:
     ]
 
 
+def _bench_numbers(count: int) -> list[str]:
+    """``count`` distinct valid London numbers, as a volunteer's CSV would have them."""
+    return [f"020 7{i // 10000:03d} {i % 10000:04d}" for i in range(count)]
+
+
+@benchmark
+def list_import() -> list[str]:
+    """`callguard block import` of a 100,000-line CSV (parse, validate, one locked write)."""
+    import tempfile
+    from pathlib import Path
+
+    from callguard.importers import parse_file
+    from callguard.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "big.csv"
+        csv.write_text("".join(f"{n},scam {i}\n" for i, n in enumerate(_bench_numbers(100_000))))
+        store = Store(Path(tmp) / "state")
+        t0 = time.perf_counter()
+        items, problems = parse_file(csv, "GB")
+        t1 = time.perf_counter()
+        added, _ = store.add_many("block", items, by="bench")
+        t2 = time.perf_counter()
+        size = store.lists_path.stat().st_size
+    assert not problems and added == 100_000, (problems[:3], added)
+    return [
+        f"import 100,000 numbers: {t2 - t0:.2f} s (parse+validate {t1 - t0:.2f} s, "
+        f"store {t2 - t1:.2f} s; lists.json {size / 1e6:.1f} MB)"
+    ]
+
+
+_INDEX_BUILD = """
+import sys
+from pathlib import Path
+from callguard.store import Store, ImportItem, target_for
+numbers = [f"020 7{i // 10000:03d} {i % 10000:04d}" for i in range(100_000)]
+store = Store(Path(sys.argv[1]))
+items = [ImportItem(i, target_for(n, "GB"), f"scam {i}") for i, n in enumerate(numbers)]
+store.add_many("block", items)
+store.add("block", target_for("0870", "GB", prefix=True))
+"""
+
+_INDEX_PROBE = """
+import gc, resource, sys, time, statistics
+from pathlib import Path
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+from callguard.store import Store, ListIndex
+from callguard.numbers import from_caller_id
+from_caller_id("02079460000", "GB")  # phonenumbers metadata for GB loaded
+base = rss_mb()
+index = ListIndex(Store(Path(sys.argv[1])))
+t0 = time.perf_counter(); index.refresh(); load = time.perf_counter() - t0
+gc.collect()
+loaded = rss_mb()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+probes = ["+4420" + "7%03d%04d" % (i % 10, i) for i in range(20_000)] + ["+448701234567"] * 1000
+times = []
+for key in probes:
+    t = time.perf_counter(); index.match("block", key); times.append(time.perf_counter() - t)
+cid = []
+for i in range(2000):
+    t = time.perf_counter()
+    c = from_caller_id("0207%03d%04d" % (i % 10, i), "GB")
+    index.match("block", c.key)
+    cid.append(time.perf_counter() - t)
+times.sort(); cid.sort()
+print(f"index of {sum(index.sizes().values()):,} entries: load {load:.2f} s;"
+      f" RSS {base:.1f} MB before (Python + callguard + phonenumbers),"
+      f" {loaded:.1f} MB with the index loaded, peak {peak:.1f} MB")
+print(f"lookup among 100,001: median {statistics.median(times)*1e6:.1f} µs,"
+      f" p99 {times[int(len(times)*.99)]*1e6:.1f} µs, worst {times[-1]*1e6:.0f} µs")
+print(f"caller-ID string -> Caller -> lookup: median {statistics.median(cid)*1e6:.0f} µs,"
+      f" worst {cid[-1]*1e6:.0f} µs")
+"""
+
+
+@benchmark
+def list_lookup() -> list[str]:
+    """Lookups among 100,000 entries, and the RSS of a fresh process holding that index."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-c", _INDEX_BUILD, tmp], check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", _INDEX_PROBE, tmp], check=True, capture_output=True, text=True
+        )
+    return proc.stdout.strip().splitlines()
+
+
 @benchmark
 def memory() -> list[str]:
     """Peak RSS of this benchmark process after the above."""

@@ -1,0 +1,489 @@
+"""Phone numbers as CallGuard sees them: caller ID and typed numbers become a :class:`Caller`.
+
+Theory of operation
+-------------------
+Every number CallGuard meets, whether the modem announced it or a family member typed it for a
+list, becomes one :class:`Caller`. Its ``key`` is what list lookups compare: the E.164 form of a
+full number (``+441707354000``) or the digits of a short code (``999``, ``159``, ``118118``).
+Prefix rules (:func:`parse_prefix`) are E.164-style digit prefixes (``+44870``), so a rule matches
+a caller when ``caller.key.startswith(rule)``; short-code keys have no ``+`` and never match one.
+
+The phonenumbers library does the numbering-plan work (parsing, validity, number type,
+formatting, short numbers, geocoding); this module decides what those answers mean here:
+
+* A number is valid when phonenumbers gives it a type; the type becomes a :class:`Category`, and
+  any valid number whose country code is not the home region's is ``INTERNATIONAL``.
+* Short codes come from ``phonenumbers.shortnumberinfo`` and, for the UK, from
+  :data:`UK_SHORT_CODES`, a small table of the codes CallGuard relies on (999, 101, 159 ...) so a
+  short code never comes out ``INVALID`` whatever the version of phonenumbers' metadata.
+* Ofcom's drama ranges 01632 960xxx, 0115 496 0xxx and 07700 900xxx are never allocated, so
+  phonenumbers calls them invalid; the simulator, the demo and the tests use them, so
+  :data:`DRAMA_RANGES` makes them landlines and a mobile. The other drama ranges (020 7946 0xxx,
+  0808 157 0xxx ...) are valid numbers to phonenumbers anyway.
+
+:func:`from_caller_id` runs between caller ID and the first ring: it never raises (anything it
+cannot read is ``INVALID`` with the raw text kept), touches only the home region's metadata, and
+caches recent answers. :func:`parse_typed` and :func:`parse_prefix` are strict and raise
+:class:`NumberError` with a message saying what to type instead.
+
+``Caller.place`` (the town of a home landline, the country of an international number) is
+computed on first access, not when the caller is made: phonenumbers' geocoder loads all of its
+data at once (about 100 MB of memory and a few hundred milliseconds here), which the screening
+path must never pay for. Call :func:`warm_up` with ``places=True`` at start-up to pay it early.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+import phonenumbers
+from phonenumbers import (
+    NumberParseException,
+    PhoneNumber,
+    PhoneNumberFormat,
+    PhoneNumberType,
+    shortnumberinfo,
+)
+
+from callguard.errors import UsageError
+
+__all__ = [
+    "DRAMA_RANGES",
+    "UK_SHORT_CODES",
+    "Caller",
+    "Category",
+    "NumberError",
+    "from_caller_id",
+    "parse_prefix",
+    "parse_typed",
+    "place_of",
+    "region_ok",
+    "warm_up",
+]
+
+
+class Category(enum.StrEnum):
+    """What kind of caller a number shows; the values appear in the call log and its JSON."""
+
+    LANDLINE = "landline"
+    MOBILE = "mobile"
+    FREEPHONE = "freephone"
+    PREMIUM_RATE = "premium-rate"
+    NON_GEOGRAPHIC = "non-geographic"
+    INTERNATIONAL = "international"
+    SHORT_CODE = "short-code"
+    WITHHELD = "withheld"
+    UNAVAILABLE = "unavailable"
+    INVALID = "invalid"
+
+
+class NumberError(UsageError):
+    """A number or prefix a person typed that CallGuard cannot use; ``value`` is what they typed."""
+
+    def __init__(self, message: str, *, value: str = "") -> None:
+        super().__init__(message)
+        self.value = value
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """One number (or the lack of one), ready for list lookups, the log and the speaker.
+
+    Make these with :func:`from_caller_id` or :func:`parse_typed`. ``place`` is a property
+    (see :func:`place_of`), so it is not a constructor argument and takes no part in equality.
+    """
+
+    key: str | None
+    """What list lookups use: E.164, or a short code's digits; None when there is no number."""
+    e164: str | None
+    """The E.164 form of a full number; None for short codes and when there is no number."""
+    category: Category
+    display: str
+    """``01707 354000`` at home, ``+33 1 23 45 67 89`` abroad, ``999``, ``withheld number``."""
+    raw: str
+    """The input exactly as given (empty for a caller ID without a number)."""
+
+    @property
+    def place(self) -> str | None:
+        """The town of a home landline or the country of an international number, if known."""
+        return place_of(self)
+
+    def __str__(self) -> str:
+        return self.display
+
+
+_TYPE_CATEGORY: Final[dict[int, Category]] = {
+    PhoneNumberType.FIXED_LINE: Category.LANDLINE,
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: Category.LANDLINE,
+    PhoneNumberType.MOBILE: Category.MOBILE,
+    PhoneNumberType.TOLL_FREE: Category.FREEPHONE,
+    PhoneNumberType.PREMIUM_RATE: Category.PREMIUM_RATE,
+    PhoneNumberType.SHARED_COST: Category.NON_GEOGRAPHIC,
+    PhoneNumberType.UAN: Category.NON_GEOGRAPHIC,
+    PhoneNumberType.PERSONAL_NUMBER: Category.NON_GEOGRAPHIC,
+    PhoneNumberType.VOIP: Category.NON_GEOGRAPHIC,
+    PhoneNumberType.PAGER: Category.NON_GEOGRAPHIC,
+    PhoneNumberType.VOICEMAIL: Category.NON_GEOGRAPHIC,
+}
+
+UK_SHORT_CODES: Final[dict[str, str]] = {
+    "999": "emergency services",
+    "112": "emergency services (the European number, works in the UK)",
+    "101": "police, non-emergency",
+    "111": "NHS, urgent but not an emergency",
+    "105": "power cut helpline (any network operator)",
+    "119": "NHS vaccinations and health services",
+    "159": "Stop Scams UK: reaches your own bank safely; it never calls anyone",
+    "100": "the operator",
+    "123": "the speaking clock",
+    "150": "the phone company's customer services",
+    "151": "the phone company's fault reporting",
+    "152": "the phone company's business customer services",
+    "155": "the international operator",
+}
+"""UK short codes that are always short codes, whatever phonenumbers' metadata says.
+
+phonenumbers 9.0 knows every one of these (and ``118xxx``); the table keeps CallGuard's guarantee
+("a short code never comes out INVALID") independent of the metadata version installed.
+"""
+
+_UK_DIRECTORY_ENQUIRIES: Final = re.compile(r"118\d{3}")
+"""118xxx: directory enquiries (118 118, 118 500 ...), six digits, many providers."""
+
+DRAMA_RANGES: Final[tuple[tuple[int, str, Category], ...]] = (
+    (44, "1632960", Category.LANDLINE),  # 01632 960000-960999: Ofcom, for drama
+    (44, "1154960", Category.LANDLINE),  # 0115 496 0000-0999: Ofcom, for drama (Nottingham)
+    (44, "7700900", Category.MOBILE),  # 07700 900000-900999: Ofcom, for drama
+)
+"""(country code, national-number prefix, category) of ten-digit ranges phonenumbers calls
+invalid but Ofcom reserves for TV and radio drama, so they can never belong to a real subscriber."""
+
+_WITHHELD_WORDS: Final = frozenset(
+    {"P", "PRIVATE", "WITHHELD", "ANONYMOUS", "BLOCKED", "RESTRICTED"}
+)
+_UNAVAILABLE_WORDS: Final = frozenset({"O", "OUT-OF-AREA", "OUT OF AREA", "UNAVAILABLE", "UNKNOWN"})
+_SEPARATORS: Final = re.compile(r"[\s().\-/]+")
+_MODEM_NUMBER: Final = re.compile(r"\+?[0-9]+")
+_ANY_DIGIT: Final = re.compile(r"[0-9]")
+_MAX_SHORT_CODE_DIGITS: Final = 6
+_MAX_E164_DIGITS: Final = 15
+
+_Found: TypeAlias = tuple[Category, str, str | None, str]
+"""(category, key, e164, display) of a number that was recognised."""
+
+
+def region_ok(region: str) -> bool:
+    """Whether ``region`` is a region code phonenumbers supports, as written ("GB", not "gb").
+
+    The parsing functions forgive lower case; a config file should hold the canonical code.
+    """
+    return region in phonenumbers.SUPPORTED_REGIONS
+
+
+def from_caller_id(
+    raw: str | None, region: str = "GB", absence: str | enum.Enum | None = None
+) -> Caller:
+    """What the modem sent as the caller's number, as a :class:`Caller`. Never raises.
+
+    ``absence`` is the modem layer's reason for no number (``"withheld"``, ``"unavailable"``,
+    ``"missing"``, ``"other"``, or a :class:`~callguard.modem.protocol.Absence`); when given it
+    wins over ``raw``, which is kept for the log. The absence markers themselves (``P``,
+    ``PRIVATE``, ``O``, ``OUT-OF-AREA`` ...) are understood as ``raw`` too. Text with no digit
+    at all is an unknown reason for absence (unavailable); digits that make no number are INVALID.
+    """
+    text = raw or ""
+    if absence is not None:
+        return _absent(_absence_category(absence), text)
+    value = text.strip()
+    word = value.upper()
+    if word in _WITHHELD_WORDS:
+        return _absent(Category.WITHHELD, text)
+    if not value or word in _UNAVAILABLE_WORDS or not _ANY_DIGIT.search(value):
+        return _absent(Category.UNAVAILABLE, text)
+    try:
+        found = _caller_id_lookup(_SEPARATORS.sub("", value), region.strip().upper())
+    except Exception:  # the screening path must never fail on odd input: INVALID instead
+        found = None
+    if found is None:
+        return Caller(key=None, e164=None, category=Category.INVALID, display=value, raw=text)
+    category, key, e164, display = found
+    return Caller(key=key, e164=e164, category=category, display=display, raw=text)
+
+
+def parse_typed(text: str, region: str = "GB") -> Caller:
+    """A number a person typed for a list: a valid full number or a known short code.
+
+    Accepts the ways people write numbers (``01707 354000``, ``+44 (0)1707 354000``,
+    ``0044 1707 354000``, ``07700-900123``, ``+33 1 23 45 67 89``, ``tel:+441707354000``, ``159``).
+    Raises :class:`NumberError` naming the value and saying what would be accepted.
+    """
+    home = _home_region(region)
+    value = text.strip()
+    if not value:
+        raise NumberError(f"{text!r} has no phone number in it; {_how_to_type(home)}", value=text)
+    body = value[4:].strip() if value[:4].lower() == "tel:" else value
+    if any(ch.isalpha() for ch in body):
+        raise NumberError(
+            f"{value!r} has letters in it, but a phone number is digits only: {_how_to_type(home)}",
+            value=text,
+        )
+    if "+" in body[1:]:
+        raise NumberError(
+            f"{value!r} has a + that is not a single + at the start; "
+            f"write the country code after one +, e.g. {_example(home, international=True)}",
+            value=text,
+        )
+    compact = _SEPARATORS.sub("", body)
+    number = _parse(body, home)
+    if number is not None and number.extension:
+        raise NumberError(
+            f"{value!r} has an extension ({number.extension}); type only the number the "
+            f"caller ID shows, e.g. {_example(home, international=False)}",
+            value=text,
+        )
+    if number is not None:
+        found = _full_number(number, home)
+        if found is not None:
+            return _typed_caller(found, text)
+    if compact.isdigit():
+        digits = phonenumbers.normalize_digits_only(compact)  # full-width digits too
+        if _is_short_code(digits, home):
+            return Caller(
+                key=digits, e164=None, category=Category.SHORT_CODE, display=digits, raw=text
+            )
+    raise NumberError(_not_a_number_message(value, compact, home), value=text)
+
+
+def parse_prefix(text: str, region: str = "GB") -> str:
+    """A prefix rule a person typed (``0870``, ``0870*``, ``+44 870``, ``+234``) as ``+44870``.
+
+    The region's international prefix (``00``) becomes ``+``; the national trunk prefix (``0``)
+    becomes ``+`` and the region's country code. ``(0)`` after a country code is dropped.
+    """
+    home = _home_region(region)
+    value = text.strip()
+    what = "a number prefix such as 0870, 0870* or +44 870 (or +234 for a whole country)"
+    if not value:
+        raise NumberError(f"{text!r} has no prefix in it; type {what}", value=text)
+    body = value[:-1] if value.endswith("*") else value
+    body = _SEPARATORS.sub("", body.replace("(0)", ""))
+    if not re.fullmatch(r"\+?[0-9]+", body):
+        raise NumberError(
+            f"{value!r} is not a number prefix: use only digits, with an optional + at the start "
+            f"and * at the end; type {what}",
+            value=text,
+        )
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(home)
+    cc = str(phonenumbers.country_code_for_region(home))
+    intl_prefix = metadata.international_prefix if metadata is not None else None
+    intl = re.match(intl_prefix, body) if intl_prefix else None
+    if body.startswith("+"):
+        digits = body[1:]
+    elif intl is not None:
+        digits = body[intl.end() :]
+    elif (
+        metadata is not None
+        and metadata.national_prefix
+        and body.startswith(metadata.national_prefix)
+    ):
+        rest = body[len(metadata.national_prefix) :]
+        if not rest:
+            raise NumberError(
+                f"{value!r} would match every {_region_name(home)} number; type at least the "
+                f"first digit after the {metadata.national_prefix}, e.g. 0870",
+                value=text,
+            )
+        digits = cc + rest
+    elif metadata is not None and metadata.national_prefix:
+        raise NumberError(
+            f"{value!r} is ambiguous: start a {_region_name(home)} prefix with "
+            f"{metadata.national_prefix} as you would dial it (e.g. {metadata.national_prefix}"
+            f"{body}) or an international one with + (e.g. +{body})",
+            value=text,
+        )
+    else:
+        digits = cc + body
+    if digits.startswith("440"):
+        digits = "44" + digits[3:]  # +44 0870: UK national numbers never start with 0
+    if len(digits) < 2:
+        raise NumberError(
+            f"{value!r} is too short for a prefix rule: it needs at least two digits after "
+            f"the +, e.g. +44 870 or +234",
+            value=text,
+        )
+    if digits.startswith("0"):
+        raise NumberError(
+            f"{value!r} has no country code: no country code starts with 0; "
+            f"type e.g. +44 870 or +234",
+            value=text,
+        )
+    if len(digits) > _MAX_E164_DIGITS:
+        raise NumberError(
+            f"{value!r} is too long for a prefix: a phone number has at most {_MAX_E164_DIGITS} "
+            f"digits after the +; type the start of the number, e.g. 0870",
+            value=text,
+        )
+    return "+" + digits
+
+
+def place_of(caller: Caller, lang: str = "en") -> str | None:
+    """Where phonenumbers places the caller: a town for a home landline, a country abroad.
+
+    None for mobiles, non-geographic numbers, short codes and no number. The first call loads
+    phonenumbers' geocoder (all of its data: about 100 MB); answers are cached per number.
+    """
+    if caller.e164 is None or caller.category not in (Category.LANDLINE, Category.INTERNATIONAL):
+        return None
+    return _place(caller.e164, caller.category is Category.INTERNATIONAL, lang)
+
+
+def warm_up(region: str = "GB", *, places: bool = False) -> None:
+    """Load the home region's metadata now (and the geocoder with ``places``), not on a call."""
+    home = region.strip().upper()
+    example = phonenumbers.example_number(home)
+    if example is not None:
+        e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+        caller = from_caller_id(e164, home)
+        _is_short_code("999", home)
+        if places:
+            place_of(caller)
+
+
+@functools.lru_cache(maxsize=512)
+def _caller_id_lookup(digits: str, home: str) -> _Found | None:
+    """A caller-ID number (separators already removed), or None if it is not one."""
+    if not _MODEM_NUMBER.fullmatch(digits):
+        return None
+    number = _parse(digits, home)
+    if number is not None:
+        found = _full_number(number, home)
+        if found is not None:
+            return found
+    if not digits.startswith("+"):
+        if _is_short_code(digits, home):
+            return Category.SHORT_CODE, digits, None, digits
+        if len(digits) >= 8 and not digits.startswith("0"):
+            # Some networks send an international number without its + or 00.
+            number = _parse("+" + digits, home)
+            if number is not None:
+                return _full_number(number, home)
+    return None
+
+
+def _parse(text: str, home: str) -> PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, home)
+    except NumberParseException:
+        return None
+
+
+def _full_number(number: PhoneNumber, home: str) -> _Found | None:
+    """The category, key and display of a full number, or None if it is not a valid one."""
+    category = _TYPE_CATEGORY.get(phonenumbers.number_type(number))
+    if category is None:
+        category = _drama_category(number)
+        if category is None:
+            return None
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if number.country_code == phonenumbers.country_code_for_region(home):
+        return category, e164, e164, phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    display = phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL)
+    return Category.INTERNATIONAL, e164, e164, display
+
+
+def _drama_category(number: PhoneNumber) -> Category | None:
+    nsn = phonenumbers.national_significant_number(number)
+    for country_code, prefix, category in DRAMA_RANGES:
+        if number.country_code == country_code and len(nsn) == 10 and nsn.startswith(prefix):
+            return category
+    return None
+
+
+def _is_short_code(digits: str, home: str) -> bool:
+    if len(digits) > _MAX_SHORT_CODE_DIGITS or not digits.isdigit():
+        return False
+    if home == "GB" and (digits in UK_SHORT_CODES or _UK_DIRECTORY_ENQUIRIES.fullmatch(digits)):
+        return True
+    number = _parse(digits, home)
+    return number is not None and shortnumberinfo.is_valid_short_number_for_region(number, home)
+
+
+@functools.lru_cache(maxsize=1024)
+def _place(e164: str, international: bool, lang: str) -> str | None:
+    from phonenumbers import geocoder  # loaded only when a place is asked for: see the docstring
+
+    number = phonenumbers.parse(e164)
+    if international:
+        name = geocoder.country_name_for_number(number, lang)
+    else:
+        name = geocoder.description_for_number(number, lang)
+    return name or None
+
+
+def _absence_category(absence: str | enum.Enum) -> Category:
+    reason = absence.value if isinstance(absence, enum.Enum) else absence
+    if str(reason).strip().lower() == "withheld":
+        return Category.WITHHELD
+    return Category.UNAVAILABLE
+
+
+def _absent(category: Category, raw: str) -> Caller:
+    return Caller(key=None, e164=None, category=category, display=f"{category} number", raw=raw)
+
+
+def _typed_caller(found: _Found, raw: str) -> Caller:
+    category, key, e164, display = found
+    return Caller(key=key, e164=e164, category=category, display=display, raw=raw)
+
+
+def _home_region(region: str) -> str:
+    home = region.strip().upper()
+    if home not in phonenumbers.SUPPORTED_REGIONS:
+        raise NumberError(
+            f"{region!r} is not a region CallGuard knows; use a two-letter country code such as "
+            f"GB (the UK) or US",
+            value=region,
+        )
+    return home
+
+
+def _region_name(home: str) -> str:
+    return "UK" if home == "GB" else home
+
+
+def _example(home: str, *, international: bool) -> str:
+    number = None if home == "GB" else phonenumbers.example_number(home)
+    if number is None:
+        number = phonenumbers.parse("+441707354000")  # Welwyn Garden City: a friendly example
+    style = PhoneNumberFormat.INTERNATIONAL if international else PhoneNumberFormat.NATIONAL
+    return phonenumbers.format_number(number, style)
+
+
+def _how_to_type(home: str) -> str:
+    return (
+        f"type it as you would dial it, e.g. {_example(home, international=False)}, "
+        f"or in international form {_example(home, international=True)}"
+    )
+
+
+def _not_a_number_message(value: str, digits: str, home: str) -> str:
+    if len(digits.lstrip("+")) > _MAX_E164_DIGITS:
+        return (
+            f"{value!r} is too long for a phone number (at most {_MAX_E164_DIGITS} digits); "
+            f"{_how_to_type(home)}"
+        )
+    if digits.startswith("+") or digits.startswith("00"):
+        return (
+            f"{value!r} is not a complete international phone number; check the country code "
+            f"and the digits, e.g. {_example(home, international=True)}"
+        )
+    if len(digits) <= _MAX_SHORT_CODE_DIGITS and not digits.startswith("0"):
+        return (
+            f"{value!r} is not a {_region_name(home)} short code CallGuard knows (such as 999, "
+            f"101, 159 or 118118) nor a complete phone number; {_how_to_type(home)}"
+        )
+    return f"{value!r} is not a complete {_region_name(home)} phone number; {_how_to_type(home)}"

@@ -1,0 +1,536 @@
+"""The family's lists and the call log, in TinyDB on power-safe storage.
+
+Theory of operation
+-------------------
+One directory (``storage.dir``) holds ``lists.json`` (tables ``allow``, ``block``, ``protect``)
+and ``calls.json`` (table ``calls``), each written through
+:class:`~callguard.storage.AtomicJSONStorage` (temp file, fsync, rename, one backup) and guarded
+by the advisory lock of :func:`~callguard.storage.locked`, which every read-check-write here
+holds from start to end, so the CLI and the daemon never lose each other's writes.
+
+An entry's ``number`` is its key: E.164 (``+441707354000``), a short code's digits (``999``),
+or a prefix rule written with a trailing star (``+44870*``). Adding a number that is there
+already updates it; adding to the allow list a number that is on the block or protect list
+(or the other way round) needs ``force``, and then moves it, since it cannot sensibly be on
+both.
+
+The daemon does not query TinyDB per call: :class:`ListIndex` keeps dicts of exact numbers and
+of prefixes per list, rebuilt when the file's signature (inode, size, mtime) changes, so a
+lookup is a handful of dict probes whatever the size of the lists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import datetime as dt
+import errno
+import gc
+import getpass
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+
+from callguard.errors import CallGuardError, UsageError
+from callguard.numbers import Caller, Category, parse_prefix, parse_typed
+from callguard.storage import AtomicJSONStorage, Recovery, file_signature, locked
+
+LIST_NAMES = ("allow", "block", "protect")
+LIST_TITLES = {"allow": "allow list", "block": "block list", "protect": "protect list"}
+CONFLICTS = {"allow": ("block", "protect"), "block": ("allow",), "protect": ("allow",)}
+WHY_CONFLICT = {
+    "block": "calls from it are blocked",
+    "protect": "it is a number that never calls out, so a call showing it is a fake",
+    "allow": "the family wants calls from it to ring through",
+}
+
+Clock = Callable[[], dt.datetime]
+
+
+def now_local() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+def _who() -> str:
+    for var in ("SUDO_USER", "USER", "LOGNAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a list, as stored and as ``list --json`` prints it."""
+
+    number: str
+    name: str = ""
+    note: str = ""
+    added_by: str = ""
+    added: str = ""
+    updated: str = ""
+    kind: str = "number"  # number, short-code or prefix
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.kind == "prefix"
+
+    @property
+    def prefix(self) -> str:
+        return self.number.rstrip("*")
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {
+            "number": self.number,
+            "name": self.name,
+            "note": self.note,
+            "kind": self.kind,
+            "added_by": self.added_by,
+            "added": self.added,
+        }
+        if self.updated:
+            doc["updated"] = self.updated
+        doc.update(self.extra)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Entry:
+        known = {"number", "name", "note", "added_by", "added", "updated", "kind"}
+        return cls(
+            number=str(doc.get("number", "")),
+            name=str(doc.get("name") or ""),
+            note=str(doc.get("note") or ""),
+            added_by=str(doc.get("added_by") or ""),
+            added=str(doc.get("added") or ""),
+            updated=str(doc.get("updated") or ""),
+            kind=str(doc.get("kind") or "number"),
+            extra={k: v for k, v in doc.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a person asked to add or remove: a number, a short code or a prefix rule."""
+
+    number: str
+    kind: str
+    caller: Caller | None
+
+    def describe(self) -> str:
+        if self.kind == "prefix":
+            return f"numbers starting {self.number.rstrip('*')}"
+        assert self.caller is not None
+        place = f" ({self.caller.place})" if self.caller.place else ""
+        return f"{self.caller.display}{place}"
+
+
+def target_for(text: str, region: str, prefix: bool = False) -> Target:
+    """Parse what a person typed; :class:`NumberError` (exit 2) names the value and the fix."""
+    if prefix or text.strip().endswith("*"):
+        return Target(parse_prefix(text, region) + "*", "prefix", None)
+    caller = parse_typed(text, region)
+    assert caller.key is not None
+    kind = "short-code" if caller.category is Category.SHORT_CODE else "number"
+    return Target(caller.key, kind, caller)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    entry: Entry
+    updated: bool
+    moved_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One good line of an import file."""
+
+    line: int
+    target: Target
+    name: str = ""
+    note: str = ""
+
+
+def _check_list(name: str) -> None:
+    if name not in LIST_NAMES:
+        raise UsageError(f"{name!r} is not a list; use one of {', '.join(LIST_NAMES)}")
+
+
+class Store:
+    """The lists and the call log in ``directory``."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        region: str = "GB",
+        retention_days: int = 365,
+        clock: Clock = now_local,
+        on_recovery: Callable[[Recovery], None] | None = None,
+    ) -> None:
+        self.dir = Path(directory)
+        self.region = region
+        self.retention_days = retention_days
+        self.clock = clock
+        self.on_recovery = on_recovery
+        self.lists_path = self.dir / "lists.json"
+        self.calls_path = self.dir / "calls.json"
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _storage_error(self.dir, exc) from None
+        if not os.access(self.dir, os.W_OK | os.X_OK):
+            raise _storage_error(self.dir, PermissionError(errno.EACCES, "permission denied"))
+
+    @contextlib.contextmanager
+    def _db(self, path: Path) -> Iterator[TinyDB]:
+        self._prepare()
+        try:
+            with locked(path):
+                db = TinyDB(path, storage=AtomicJSONStorage, on_recovery=self.on_recovery)
+                try:
+                    yield db
+                finally:
+                    db.close()
+        except PermissionError as exc:
+            raise _storage_error(path, exc) from None
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def entries(self, list_name: str) -> list[Entry]:
+        _check_list(list_name)
+        return self.all_entries()[list_name]
+
+    def all_entries(self) -> dict[str, list[Entry]]:
+        """Every list, read in one go."""
+        if not _exists(self.lists_path):
+            return {n: [] for n in LIST_NAMES}
+        with self._db(self.lists_path) as db:
+            return {n: [Entry.from_doc(dict(d)) for d in db.table(n).all()] for n in LIST_NAMES}
+
+    def read_packed(
+        self, pack: Callable[[dict[str, Any]], tuple[str, str]]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each list as [(number, pack(row)), ...], parsed lean for the daemon's index.
+
+        Every row is packed as soon as the JSON parser has built it, so 100,000 rows never
+        exist as dicts at once. A damaged file takes the storage's normal read, which moves
+        it aside and restores the backup (and reports it), and is packed from that.
+        """
+        if not _exists(self.lists_path):
+            return {}
+        self._prepare()
+
+        def hook(obj: dict[str, Any]) -> Any:
+            return pack(obj) if "number" in obj else obj
+
+        with locked(self.lists_path):
+            tables: Any = None
+            with contextlib.suppress(OSError, ValueError):
+                tables = json.loads(self.lists_path.read_bytes(), object_hook=hook)
+            if not _packed_shape(tables):
+                raw = AtomicJSONStorage(self.lists_path, on_recovery=self.on_recovery).read() or {}
+                tables = {n: {i: pack(doc) for i, doc in t.items()} for n, t in raw.items()}
+        return {name: list(table.values()) for name, table in tables.items() if name in LIST_NAMES}
+
+    def find(self, number: str) -> dict[str, Entry]:
+        """Which lists hold exactly this key (E.164, short code, or ``prefix*``)."""
+        with self._db(self.lists_path) as db:
+            return self._find(db, number)
+
+    @staticmethod
+    def _find(db: TinyDB, number: str) -> dict[str, Entry]:
+        found = {}
+        for list_name in LIST_NAMES:
+            for doc in db.table(list_name).all():
+                if doc.get("number") == number:
+                    found[list_name] = Entry.from_doc(dict(doc))
+                    break
+        return found
+
+    def add(
+        self,
+        list_name: str,
+        target: Target,
+        *,
+        name: str = "",
+        note: str = "",
+        by: str | None = None,
+        force: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> AddResult:
+        """Add or update one entry. Conflicts with another list need ``force`` (then it moves)."""
+        _check_list(list_name)
+        stamp = self.clock().isoformat(timespec="seconds")
+        with self._db(self.lists_path) as db:
+            found = self._find(db, target.number)
+            conflicts = [c for c in CONFLICTS[list_name] if c in found]
+            if conflicts and not force:
+                raise UsageError(_conflict_message(list_name, target, conflicts, found))
+            for other in conflicts:
+                db.table(other).remove(lambda d: d.get("number") == target.number)
+            table = db.table(list_name)
+            old = found.get(list_name)
+            doc: dict[str, Any] = {
+                "number": target.number,
+                "kind": target.kind,
+                "name": name or (old.name if old else ""),
+                "note": note or (old.note if old else ""),
+                "added_by": old.added_by if old else (by or _who()),
+                "added": old.added if old else stamp,
+            }
+            if extra:
+                doc.update(extra)
+            if old:
+                doc["updated"] = stamp
+                table.update(doc, lambda d: d.get("number") == target.number)
+            else:
+                table.insert(doc)
+            return AddResult(
+                Entry.from_doc(doc), updated=old is not None, moved_from=tuple(conflicts)
+            )
+
+    def remove(self, list_name: str, target: Target) -> Entry:
+        _check_list(list_name)
+        with self._db(self.lists_path) as db:
+            table = db.table(list_name)
+            docs = [d for d in table.all() if d.get("number") == target.number]
+            if not docs:
+                raise UsageError(
+                    f"{target.describe()} is not on the {LIST_TITLES[list_name]}; "
+                    f"'callguard {list_name} list' shows what is"
+                )
+            table.remove(doc_ids=[d.doc_id for d in docs])
+            return Entry.from_doc(dict(docs[0]))
+
+    def add_many(
+        self,
+        list_name: str,
+        items: Iterable[ImportItem],
+        *,
+        by: str | None = None,
+        force: bool = False,
+    ) -> tuple[int, int]:
+        """Import: one read, then at most two writes. Returns (added, updated).
+
+        Conflicts with another list are refused as a whole unless ``force``.
+        """
+        _check_list(list_name)
+        items = list(items)
+        stamp = self.clock().isoformat(timespec="seconds")
+        who = by or _who()
+        with self._db(self.lists_path) as db:
+            where: dict[str, dict[str, int]] = {}
+            for other in LIST_NAMES:
+                where[other] = {str(d.get("number")): d.doc_id for d in db.table(other).all()}
+            problems = []
+            moves: dict[str, list[int]] = {}
+            for item in items:
+                for other in CONFLICTS[list_name]:
+                    doc_id = where[other].get(item.target.number)
+                    if doc_id is not None:
+                        problems.append(
+                            f"line {item.line}: {item.target.describe()} is on the "
+                            f"{LIST_TITLES[other]}"
+                        )
+                        moves.setdefault(other, []).append(doc_id)
+            if problems and not force:
+                raise UsageError(
+                    "nothing imported; these numbers are on another list (add --force to move "
+                    "them):\n  "
+                    + "\n  ".join(problems[:20])
+                    + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+                )
+            for other, ids in moves.items():
+                db.table(other).remove(doc_ids=ids)
+            table = db.table(list_name)
+            existing = where[list_name]
+            updates: dict[str, ImportItem] = {}
+            inserts: dict[str, dict[str, Any]] = {}
+            for item in items:
+                number = item.target.number
+                if number in existing:
+                    updates[number] = item
+                else:
+                    inserts[number] = {
+                        "number": number,
+                        "kind": item.target.kind,
+                        "name": item.name,
+                        "note": item.note,
+                        "added_by": who,
+                        "added": stamp,
+                    }
+            if updates:
+
+                def refresh(doc: Any) -> None:
+                    item = updates[doc["number"]]
+                    if item.name:
+                        doc["name"] = item.name
+                    if item.note:
+                        doc["note"] = item.note
+                    doc["updated"] = stamp
+
+                table.update(refresh, doc_ids=[existing[n] for n in updates])
+            if inserts:
+                table.insert_multiple(inserts.values())
+            return len(inserts), len(updates)
+
+    # -- call log ------------------------------------------------------------------------
+
+    def append_call(self, call: dict[str, Any]) -> None:
+        """Add one call to the log and drop calls older than the retention period."""
+        cutoff = (self.clock() - dt.timedelta(days=self.retention_days)).isoformat()
+        with self._db(self.calls_path) as db:
+            table = db.table("calls")
+            table.insert(call)
+            stale = [d.doc_id for d in table.all() if str(d.get("started", "")) < cutoff]
+            if stale:
+                table.remove(doc_ids=stale)
+
+    def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The call log, oldest first; with ``limit``, the newest ``limit`` calls."""
+        if not _exists(self.calls_path):
+            return []
+        with self._db(self.calls_path) as db:
+            docs = [dict(d) for d in db.table("calls").all()]
+        docs.sort(key=lambda d: str(d.get("started", "")))
+        return docs[-limit:] if limit else docs
+
+
+def _packed_shape(tables: Any) -> bool:
+    return isinstance(tables, dict) and all(
+        isinstance(t, dict) and all(isinstance(v, tuple) for v in t.values())
+        for t in tables.values()
+    )
+
+
+def _exists(path: Path) -> bool:
+    """A store file or its backup is there (reading an absent store must not create it)."""
+    return path.exists() or path.with_name(path.name + ".bak").exists()
+
+
+def _conflict_message(
+    list_name: str, target: Target, conflicts: list[str], found: dict[str, Entry]
+) -> str:
+    where = " and ".join(LIST_TITLES[c] for c in conflicts)
+    first = found[conflicts[0]]
+    label = f" as {first.name!r}" if first.name else ""
+    why = WHY_CONFLICT[conflicts[0]]
+    return (
+        f"{target.describe()} is on the {where}{label}: {why}. To put it on the "
+        f"{LIST_TITLES[list_name]} instead, run the same command with --force; it will be "
+        f"taken off the {where}."
+    )
+
+
+def _storage_error(path: Path, exc: OSError) -> CallGuardError:
+    if isinstance(exc, PermissionError):
+        return CallGuardError(
+            f"cannot write to {path}: permission denied. Run the command as the callguard user "
+            "(sudo -u callguard callguard ...) or as root, or point storage.dir in the config "
+            "at a folder you can write"
+        )
+    return CallGuardError(
+        f"cannot use {path}: {exc.strerror or exc}. Check that storage.dir in the config names "
+        "a folder (it is created if missing)"
+    )
+
+
+# -- the daemon's index ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    list_name: str
+    entry: Entry
+    how: str  # "exact" or "prefix"
+
+
+_SEP = "\x1f"
+
+
+def _release_freed_memory() -> None:
+    """Give the parse's garbage back to the OS (glibc keeps freed heap pages otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class ListIndex:
+    """In-memory index of the lists for the daemon; :meth:`refresh` reloads a changed file.
+
+    Kept compact, since a volunteer's block list can hold 100,000 numbers on a Pi with little
+    memory: per list, a dict from number (or prefix) to one packed string of the fields a
+    screening reason needs. The full :class:`Entry` is rebuilt only for a match.
+    """
+
+    FIELDS = ("name", "note", "added", "added_by", "kind")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._signature: tuple[int, int, int] | None = None
+        self._exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
+        self._prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
+        self._max_prefix = 0
+        self.loaded = False
+
+    def refresh(self) -> bool:
+        """Reload if the lists file changed since the last load. True when it reloaded."""
+        signature = file_signature(self.store.lists_path)
+        if self.loaded and signature == self._signature:
+            return False
+        exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
+        prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
+        seen: dict[str, str] = {}  # shares identical packed values (imported lists repeat names)
+
+        def pack(doc: dict[str, Any]) -> tuple[str, str]:
+            fields = _SEP.join(str(doc.get(f) or "") for f in self.FIELDS)
+            return str(doc.get("number", "")), seen.setdefault(fields, fields)
+
+        for list_name, rows in self.store.read_packed(pack).items():
+            for number, packed in rows:
+                if number.endswith("*"):
+                    prefixes[list_name][number[:-1]] = packed
+                else:
+                    exact[list_name][number] = packed
+        seen.clear()
+        _release_freed_memory()
+        self._exact, self._prefixes = exact, prefixes
+        self._max_prefix = max((len(p) for d in prefixes.values() for p in d), default=0)
+        # the signature from *before* the read: a write racing with it shows up next time
+        self._signature = signature
+        self.loaded = True
+        return True
+
+    def sizes(self) -> dict[str, int]:
+        return {n: len(self._exact[n]) + len(self._prefixes[n]) for n in LIST_NAMES}
+
+    def match(self, list_name: str, key: str | None) -> Match | None:
+        """The exact entry for ``key``, else the longest prefix rule that covers it."""
+        if not key:
+            return None
+        packed = self._exact[list_name].get(key)
+        if packed is not None:
+            return Match(list_name, self._entry(key, packed), "exact")
+        prefixes = self._prefixes[list_name]
+        if prefixes and key.startswith("+"):
+            for length in range(min(len(key), self._max_prefix), 1, -1):
+                packed = prefixes.get(key[:length])
+                if packed is not None:
+                    return Match(list_name, self._entry(key[:length] + "*", packed), "prefix")
+        return None
+
+    def _entry(self, number: str, packed: str) -> Entry:
+        name, note, added, added_by, kind = packed.split(_SEP)
+        return Entry(number, name, note, added_by, added, kind=kind or "number")

@@ -1,0 +1,114 @@
+"""The store: lists, the daemon's index, and the call log (injected clock)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from callguard.errors import UsageError
+from callguard.store import ImportItem, ListIndex, Store, target_for
+
+UTC = dt.UTC
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 5, 3, 9, 30, tzinfo=UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Store:
+    return Store(tmp_path / "state", clock=clock, retention_days=30)
+
+
+def t(text: str, prefix: bool = False):  # type: ignore[no-untyped-def]
+    return target_for(text, "GB", prefix)
+
+
+def test_index_exact_then_longest_prefix(store: Store) -> None:
+    store.add("block", t("0870", True), name="all 0870")
+    store.add("block", t("08708", True), name="08708 range")
+    store.add("block", t("0870 123 4567"), name="that one")
+    index = ListIndex(store)
+    index.refresh()
+    exact = index.match("block", "+448701234567")
+    assert exact is not None and exact.how == "exact" and exact.entry.name == "that one"
+    longest = index.match("block", "+448708000000")
+    assert longest is not None and longest.how == "prefix" and longest.entry.name == "08708 range"
+    shorter = index.match("block", "+448700000000")
+    assert shorter is not None and shorter.entry.name == "all 0870"
+    assert index.match("block", "+441707354000") is None
+    assert index.match("allow", "+448701234567") is None
+    assert index.match("block", None) is None
+
+
+def test_index_matches_short_codes_exactly_only(store: Store) -> None:
+    store.add("protect", t("159"))
+    index = ListIndex(store)
+    index.refresh()
+    assert index.match("protect", "159") is not None
+    assert index.match("protect", "1590") is None
+
+
+def test_index_reloads_when_the_file_changes(store: Store) -> None:
+    index = ListIndex(store)
+    assert index.refresh() is True
+    assert index.match("block", "+441134960000") is None
+    assert index.refresh() is False  # unchanged: no reload
+    store.add("block", t("0113 496 0000"))
+    assert index.refresh() is True
+    assert index.match("block", "+441134960000") is not None
+    assert index.sizes() == {"allow": 0, "block": 1, "protect": 0}
+
+
+def test_reading_an_absent_store_creates_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    assert store.entries("allow") == [] and store.calls() == []
+    assert not (tmp_path / "state" / "lists.json").exists()
+
+
+def test_add_keeps_added_date_and_by_on_update(store: Store, clock: Clock) -> None:
+    first = store.add("allow", t("01707 354000"), name="Sue", by="sue")
+    clock.now += dt.timedelta(days=2)
+    second = store.add("allow", t("01707354000"), name="Sue S", by="volunteer")
+    assert second.updated and second.entry.added == first.entry.added
+    assert second.entry.added_by == "sue" and second.entry.name == "Sue S"
+    assert second.entry.to_json()["updated"].startswith("2026-05-05")
+
+
+def test_unknown_list_name(store: Store) -> None:
+    with pytest.raises(UsageError, match="'alow' is not a list"):
+        store.entries("alow")
+
+
+def test_add_many_counts_and_updates(store: Store) -> None:
+    store.add("block", t("0113 496 0000"), name="old")
+    items = [
+        ImportItem(1, t("0113 496 0000"), "new name"),
+        ImportItem(2, t("0113 496 0001"), "x"),
+        ImportItem(3, t("0113 496 0001"), "duplicate line"),
+    ]
+    assert store.add_many("block", items) == (1, 1)
+    names = {e.number: e.name for e in store.entries("block")}
+    assert names == {"+441134960000": "new name", "+441134960001": "duplicate line"}
+
+
+def test_call_log_order_limit_and_retention(store: Store, clock: Clock) -> None:
+    for day in range(40):
+        clock.now = dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(days=day)
+        store.append_call({"started": clock.now.isoformat(), "number": f"+44113496{day:04d}"})
+    calls = store.calls()
+    assert len(calls) == 31  # 30 days kept, counting today
+    assert calls[0]["started"] < calls[-1]["started"]
+    last = store.calls(limit=3)
+    assert [c["number"] for c in last] == [f"+44113496{d:04d}" for d in (37, 38, 39)]
