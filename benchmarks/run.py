@@ -108,12 +108,12 @@ store.add("block", target_for("0870", "GB", prefix=True))
 """
 
 _INDEX_PROBE = """
-import gc, resource, sys, time, statistics
+import gc, sys, time, statistics
 from pathlib import Path
 
-def rss_mb():
+def rss_mb(field="VmRSS:"):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
 
 from callguard.store import Store, ListIndex
@@ -124,7 +124,7 @@ index = ListIndex(Store(Path(sys.argv[1])))
 t0 = time.perf_counter(); index.refresh(); load = time.perf_counter() - t0
 gc.collect()
 loaded = rss_mb()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = rss_mb("VmHWM:")  # not ru_maxrss: Linux carries that over from the parent across exec
 probes = ["+4420" + "7%03d%04d" % (i % 10, i) for i in range(20_000)] + ["+448701234567"] * 1000
 times = []
 for key in probes:
