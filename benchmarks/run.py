@@ -160,6 +160,72 @@ def list_lookup() -> list[str]:
 
 
 @benchmark
+def seize_latency() -> list[str]:
+    """Caller-ID line leaving the simulated modem -> ATH1 arriving back, 100,000 blocked numbers.
+
+    The real daemon (`callguard run`, a subprocess) on the simulated line; BT SIN 227 leaves at
+    least 200 ms between caller ID and the first ring.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from callguard.sim import Call, SimModem
+    from callguard.store import Store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        subprocess.run([sys.executable, "-c", _INDEX_BUILD, str(state)], check=True)
+        link = Path(tmp) / "modem"
+        config = Path(tmp) / "callguard.toml"
+        config.write_text(
+            f'[modem]\nport = "{link}"\n[storage]\ndir = "{state}"\n'
+            '[warning]\nroom_command = ""\n[block]\nhold_s = 0.3\n'
+        )
+        with SimModem(identity="conexant", link_path=str(link), time_scale=0.3) as sim:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "callguard", "--config", str(config), "run"],
+                stderr=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+            try:
+                store = Store(state)
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline:
+                    status = store.read_status() if store.status_path.exists() else None
+                    if status and status.get("modem") == "connected":
+                        break
+                    time.sleep(0.1)
+                latencies = []
+                for i in range(40):
+                    number = f"0207{i % 10:03d}{i * 37 % 10000:04d}"
+                    before = len(sim.commands)
+                    record = sim.place_call(Call(number=number, rings=3)).wait(30)
+                    seize = [t for t, c in sim.commands[before:] if c.upper() == "ATH1"]
+                    if seize and record.cid_sent_at is not None:
+                        latencies.append(seize[0] - record.cid_sent_at)
+                rss = _rss_of(daemon.pid)
+            finally:
+                daemon.terminate()
+                daemon.wait(20)
+    latencies.sort()
+    return [
+        f"seize latency with 100,001 blocked numbers, {len(latencies)} calls: "
+        f"median {statistics.median(latencies) * 1000:.1f} ms, "
+        f"worst {latencies[-1] * 1000:.1f} ms (SIN 227 gap >= 200 ms)",
+        f"daemon RSS with that list loaded: {rss:.1f} MB",
+    ]
+
+
+def _rss_of(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@benchmark
 def memory() -> list[str]:
     """Peak RSS of this benchmark process after the above."""
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

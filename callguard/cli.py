@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.set_defaults(func=_cmd_sim)
 
+    run = sub.add_parser("run", help="the daemon, in the foreground (systemd runs this)")
+    run.set_defaults(func=_cmd_run)
+
+    log_cmd = sub.add_parser("log", help="the call log, oldest first")
+    log_cmd.add_argument("--json", action="store_true", help="a JSON array of calls")
+    log_cmd.add_argument("--limit", type=_positive_int, help="only the newest N calls")
+    log_cmd.set_defaults(func=_cmd_log)
+
+    status = sub.add_parser("status", help="the daemon's live state")
+    status.add_argument("--json", action="store_true", help="a JSON object")
+    status.set_defaults(func=_cmd_status)
+
     for list_name in LIST_NAMES:
         _add_list_commands(sub, list_name)
 
@@ -206,6 +218,98 @@ def _cmd_list_import(args: argparse.Namespace) -> int:
         f"Imported {args.file} into the {LIST_TITLES[args.list_name]}: "
         f"{added} added, {updated} updated{skipped}."
     )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of calls; give a whole number such as 20"
+        )
+    return value
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from callguard.daemon import Daemon
+    from callguard.systemd import setup_logging
+
+    config = load_config(args.config)
+    setup_logging(logging.DEBUG if args.debug else logging.INFO)
+    return Daemon(config, config_path=args.config).run()
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    calls = store.calls(limit=args.limit)
+    if args.json:
+        print(json.dumps(calls, indent=2, ensure_ascii=False))
+        return 0
+    if not calls:
+        print("No calls logged yet.")
+        return 0
+    for call in calls:
+        when = str(call.get("started", ""))[:16].replace("T", " ")
+        who = call.get("display") or call.get("number") or call.get("category") or "?"
+        name = f" ({call['name']})" if call.get("name") else ""
+        answered = {True: "answered", False: "not answered", None: ""}.get(call.get("answered"))
+        duration = f", {call['duration_s'] / 60:.0f} min" if call.get("duration_s") else ""
+        print(
+            f"{when}  {who}{name}: {call.get('verdict')}. {call.get('reason')} "
+            f"{answered}{duration}".rstrip()
+        )
+    return 0
+
+
+def _daemon_alive(status: dict[str, object]) -> bool:
+    if status.get("daemon") != "running":
+        return False
+    try:
+        os.kill(int(str(status.get("pid"))), 0)
+    except PermissionError:
+        return True  # alive, owned by the callguard user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    status = store.read_status()
+    if status is None:
+        status = {
+            "daemon": "stopped",
+            "modem": "disconnected",
+            "modem_detail": {"detail": "the daemon has never run with this storage.dir"},
+            "line": "idle",
+            "grooming_alert": False,
+        }
+    elif not _daemon_alive(status):
+        status = {
+            **status,
+            "daemon": "stopped",
+            "modem": "disconnected",
+            "line": "idle",
+            "modem_detail": {
+                **dict(status.get("modem_detail") or {}),
+                "detail": "the daemon is not running",
+            },
+        }
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+        return 0
+    detail = dict(status.get("modem_detail") or {})
+    print(f"daemon:         {status['daemon']}")
+    print(f"modem:          {status['modem']} ({detail.get('detail', '')})")
+    print(f"line:           {status['line']}")
+    print(f"grooming alert: {'ON - ask who called' if status.get('grooming_alert') else 'off'}")
+    last = status.get("last_call")
+    if isinstance(last, dict):
+        who = last.get("display") or ""
+        print(f"last call:      {last.get('started')} {who} {last.get('verdict')}")
     return 0
 
 

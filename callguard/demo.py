@@ -1,93 +1,122 @@
-"""``callguard demo``: the modem layer on a simulated UK line, narrated in plain English.
+"""``callguard demo``: the real daemon screening a morning's calls on a simulated UK line.
 
-A simulated Conexant modem on a pseudo-terminal plays a scripted morning of calls; the real
-transport opens it like a USB modem, initialises it, and every event it hears is told as it
-happens. Half-way through, the modem is "unplugged" and plugged back in, to show that CallGuard
-notices and recovers by itself.
+A simulated Conexant modem on a pseudo-terminal plays the calls; the daemon opens it like a
+USB modem and screens each caller against lists set up for the demo, in a throwaway folder.
+What happens is told in plain English as it happens, then the call log is printed. No hardware,
+no root, under a minute.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
 
-from callguard.modem.protocol import Absence, CallerId, Event, LineVoltage, Ring
-from callguard.modem.transport import ModemTransport, TransportStatus
-from callguard.modem.voice import VoicePlayer
+from callguard.config import from_dict
+from callguard.daemon import Daemon, Observed
+from callguard.modem.transport import TransportStatus
 from callguard.sim import Call, SimModem
+from callguard.store import Store, target_for
+
+DAUGHTER = "01707 354000"
+BANK_CARD_NUMBER = "0306 999 0123"  # an Ofcom drama number standing in for a bank's card line
 
 MORNING: list[tuple[str, Call]] = [
-    ("The resident's daughter rings from Welwyn Garden City.", Call(number="01707354000", rings=2)),
-    ("A caller who withholds their number (a GP surgery often does).", Call(number="P", rings=2)),
-    ("A call from abroad: the network cannot give the number.", Call(number="O", rings=2)),
-    ("An unknown mobile number.", Call(number="07700900123", rings=2)),
+    (
+        "09:02  Sue, the resident's daughter, rings from Welwyn Garden City.",
+        Call(number=DAUGHTER.replace(" ", ""), rings=2),
+    ),
+    (
+        "09:40  A caller shows the bank's number from the back of the resident's card.\n"
+        "       Banks never ring from that number: it is a fraudster spoofing it.",
+        Call(number=BANK_CARD_NUMBER.replace(" ", ""), rings=4),
+    ),
+    (
+        "10:15  A caller who withholds their number (the GP surgery often does).",
+        Call(number="P", rings=2),
+    ),
+    ("11:30  An unknown local number.", Call(number="01632960123", rings=2)),
 ]
 
 
 class Narrator:
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.start = time.monotonic()
+        self.seized = False
 
     def say(self, text: str) -> None:
-        elapsed = time.monotonic() - self.start
-        print(f"[{elapsed:5.1f}s] {text}", file=self.out, flush=True)
+        print(text, file=self.out, flush=True)
 
-    def event(self, event: Event) -> None:
-        if isinstance(event, CallerId):
-            if event.refined:
-                return
-            if event.number:
-                self.say(f"  caller ID: {event.number} (known before the phone rings)")
-            elif event.absence is Absence.WITHHELD:
-                self.say("  caller ID: number withheld")
-            elif event.absence is Absence.UNAVAILABLE:
-                self.say("  caller ID: number unavailable")
-            else:
-                self.say(f"  caller ID without a number ({event.raw_number!r})")
-        elif isinstance(event, Ring):
-            self.say("  RING")
-        elif isinstance(event, LineVoltage):
-            self.say(f"  line voltage {event.volts:.1f} V")
-
-    def status(self, status: TransportStatus) -> None:
-        self.say(f"modem {status.state.value}: {status.detail}")
+    def observe(self, seen: Observed) -> None:
+        if seen.kind == "modem":
+            status: TransportStatus = seen.detail
+            self.say(f"       [modem {status.state.value}: {status.detail}]")
+        elif seen.kind == "screened":
+            caller, verdict = seen.detail
+            self.say(f"       Caller ID: {caller.display}. {verdict.reason}")
+            if self.seized:  # the seize is done first, before anything is said
+                self.seized = False
+                self.say(
+                    "       -> CallGuard picked the line up and put it down before the first ring."
+                )
+        elif seen.kind == "seized":
+            self.seized = True
+        elif seen.kind == "warned":
+            self.say("       -> the phone rings, and CallGuard speaks its warning in the room:")
+            self.say('          "Police and banks will never ask for your PIN, ask you to take out')
+            self.say('           cash, or send a courier. If in doubt, hang up and call 159."')
 
 
 def run_demo(fast: bool = False, out: TextIO = sys.stdout) -> int:
-    scale = 0.3 if fast else 1.0
+    scale = 0.25 if fast else 0.5
     narrator = Narrator(out)
     with tempfile.TemporaryDirectory(prefix="callguard-demo-") as tmp:
         link = str(Path(tmp) / "modem")
+        config = from_dict(
+            {
+                "modem": {"port": link},
+                "storage": {"dir": str(Path(tmp) / "state")},
+                "warning": {"room_command": ""},
+            },
+            "the demo's settings",
+        )
+        store = Store(config.storage.dir)
+        store.add("allow", target_for(DAUGHTER, "GB"), name="Sue (daughter)", by="demo")
+        store.add(
+            "protect",
+            target_for(BANK_CARD_NUMBER, "GB"),
+            name="the bank (number on the card)",
+            by="demo",
+        )
+        narrator.say("CallGuard demo: a morning on a simulated UK phone line.")
+        narrator.say(f"The family has put Sue ({DAUGHTER}) on the allow list, and the number on")
+        narrator.say(f"the back of the bank card ({BANK_CARD_NUMBER}) on the protect list.\n")
         with SimModem(identity="conexant", link_path=link, time_scale=scale) as sim:
-            narrator.say(f"A simulated Conexant voice modem is on {link}.")
-            transport = ModemTransport(link, on_status=narrator.status)
-            transport.add_listener(narrator.event)
-            with transport:
-                if not transport.wait_connected(10):
-                    narrator.say("The modem did not come up; this is a bug in the demo.")
-                    return 1
-                volts = transport.command("AT-TRV").volts
-                narrator.say(f"Line voltage {volts} V: the phone is on the hook.")
-                for i, (story, call) in enumerate(MORNING):
-                    narrator.say(story)
-                    sim.place_call(call).wait(30)
-                    if i == 1:
-                        narrator.say("Someone pulls the modem's USB plug...")
-                        sim.unplug()
-                        time.sleep(1.0 * scale + 0.5)
-                        narrator.say("...and plugs it back in.")
-                        sim.replug()
-                        transport.wait_connected(10)
-                narrator.say("Speaking two seconds of a test tone down the line:")
-                tone = bytes(128 + (40 if (i // 4) % 2 else -40) for i in range(16000))
-                result = VoicePlayer(transport).play(tone)
-                narrator.say(
-                    f"  sent {result.bytes_sent} bytes in {result.seconds:.1f} s, "
-                    f"line back on-hook: {'yes' if result.on_hook else 'NO'}"
-                )
-            narrator.say("Done. The modem layer heard every call; screening comes next.")
+            daemon = Daemon(config, observer=narrator.observe, ring_gap_s=8 * scale)
+            runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+            runner.start()
+            try:
+                deadline = time.monotonic() + 10
+                while daemon.status()["modem"] != "connected" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                for story, call in MORNING:
+                    narrator.say("\n" + story)
+                    logged = len(store.calls())
+                    record = sim.place_call(call).wait(60)
+                    rings = len(record.rings)
+                    narrator.say(f"       (the phone rang {rings} time{'s' if rings != 1 else ''})")
+                    deadline = time.monotonic() + 15
+                    while len(store.calls()) == logged and time.monotonic() < deadline:
+                        time.sleep(0.05)
+            finally:
+                daemon.stop()
+                runner.join(20)
+        narrator.say("\nThe call log the family sees (callguard log):")
+        for call_record in store.calls():
+            who = call_record.get("display") or call_record.get("category")
+            name = f" ({call_record['name']})" if call_record.get("name") else ""
+            narrator.say(f"  {who}{name}: {call_record['verdict']}. {call_record['reason']}")
     return 0

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
+from tinydb.table import Document
 
 from callguard.errors import CallGuardError, UsageError
 from callguard.numbers import Caller, Category, parse_prefix, parse_typed
@@ -385,6 +386,25 @@ class Store:
             if inserts:
                 table.insert_multiple(inserts.values())
             return len(inserts), len(updates)
+
+    # -- daemon status ---------------------------------------------------------------------
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / "status.json"
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        """Replace the daemon's status (one document, written atomically)."""
+        with self._db(self.status_path) as db:
+            table = db.table("status")
+            table.upsert(Document(status, doc_id=1))
+
+    def read_status(self) -> dict[str, Any] | None:
+        if not _exists(self.status_path):
+            return None
+        with self._db(self.status_path) as db:
+            doc = db.table("status").get(doc_id=1)
+        return dict(doc) if doc else None
 
     # -- call log ------------------------------------------------------------------------
 

@@ -41,7 +41,13 @@ def test_demo_runs_on_the_simulated_line() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "caller ID: 01707354000" in out
-    assert "number withheld" in out
-    assert out.count("modem connected") == 2  # before and after the unplug
-    assert "line back on-hook: yes" in out
+    assert "Allowed: on the allow list as 'Sue (daughter)'" in out
+    assert "before the first ring" in out and "never calls out" in out
+    assert "Warned: the caller withheld their number." in out
+    log = out.split("The call log the family sees")[1]
+    assert [line.split(": ")[1].split(".")[0] for line in log.strip().splitlines()[1:]] == [
+        "allowed",
+        "blocked",
+        "warned",
+        "warned",
+    ]

@@ -1,0 +1,364 @@
+"""The call state machine: modem events plus the time in, actions out. No I/O, no clock.
+
+Theory of operation
+-------------------
+One :class:`CallMachine` follows the line. Every input carries ``now`` (an aware datetime);
+every output is an action for the daemon to carry out. Screening is a pure function passed
+in, so the machine can decide the moment the number is known.
+
+The rules, in one place::
+
+  state       input                 -> actions, next state
+  ---------   -------------------   ------------------------------------------------------
+  idle        caller ID             -> screen; BLOCK: Seize -> seized
+                                               WARN: Warn  -> ringing ; ALLOW -> ringing
+  idle        RING                  -> (no caller ID yet)                 -> awaiting_cid
+  awaiting    caller ID             -> screen, as from idle (US: caller ID after ring 1)
+  awaiting    cid_wait_s passes     -> screen a caller with no caller ID  -> ringing
+  ringing     RING                  -> count it
+  ringing     line off-hook         -> answered (line sensing, when configured)
+  ringing     ring_gap_s, no RING   -> end: unanswered (or unknown without line sensing)
+  in_call     line on-hook          -> end: answered, with its duration
+  seized      hold_s passes         -> Release, end: blocked
+  any call    new caller ID burst   -> end the current call, start the new one
+  any call    modem lost            -> end the call ("the modem was lost"); a seized line is
+                                       put on-hook by the transport's re-init (ATH0 first)
+
+Every end emits :class:`LogCall` with the call log record and :class:`AfterCall` (caller ID is
+asserted again: some Conexant firmware forgets it). Caller ID is never cleared by RING, and the
+number is screened on arrival: in the UK that is before the first ring, so a blocked caller is
+seized before the phone rings. A NAME arriving later in the same burst updates the record.
+
+Line sensing is optional: without it a call that stops ringing ends with ``answered: null``
+and ``duration_s: null``, because RING alone cannot tell "answered" from "gave up".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callguard.modem.protocol import Absence, CallerId
+from callguard.numbers import Caller, from_caller_id
+from callguard.screening import Action as VerdictAction
+from callguard.screening import Verdict
+
+Screen = Callable[[Caller, dt.datetime], Verdict]
+
+
+class LineState(enum.StrEnum):
+    IDLE = "idle"
+    RINGING = "ringing"
+    IN_CALL = "in-call"
+
+
+class Phase(enum.Enum):
+    IDLE = "idle"
+    AWAITING_CID = "awaiting caller ID"
+    RINGING = "ringing"
+    IN_CALL = "in call"
+    SEIZED = "seized"
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seize:
+    """Take the line off-hook now (answers the call, so the phones stop ringing)."""
+
+    call_id: int
+
+
+@dataclass(frozen=True)
+class Release:
+    """Put the line back on-hook (ends a seized call)."""
+
+    call_id: int
+
+
+@dataclass(frozen=True)
+class Warn:
+    """Speak the warning in the room: an unknown caller is ringing."""
+
+    call_id: int
+    caller: Caller
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A verdict was reached (for the status and the narration)."""
+
+    call_id: int
+    caller: Caller
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class LogCall:
+    """Append this record to the call log."""
+
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AfterCall:
+    """The call is over: re-assert caller ID and return the modem to command state."""
+
+    call_id: int
+
+
+CallAction = Seize | Release | Warn | Screened | LogCall | AfterCall
+
+
+# -- the machine ------------------------------------------------------------------------------
+
+
+def _real_name(name: str | None) -> str | None:
+    """A caller-ID NAME, or None for the absence markers some networks send there (O, P)."""
+    if not name or name.strip().upper() in ("O", "P", "PRIVATE", "UNAVAILABLE", "OUT-OF-AREA"):
+        return None
+    return name.strip()
+
+
+@dataclass
+class _Call:
+    call_id: int
+    started: dt.datetime
+    caller: Caller | None = None
+    verdict: Verdict | None = None
+    name: str | None = None
+    burst: int | None = None
+    had_caller_id: bool = False
+    rings: int = 0
+    last_ring: dt.datetime | None = None
+    seized_at: dt.datetime | None = None
+    answered_at: dt.datetime | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long the machine waits for things; defaults fit UK (3 s) and US (6 s) cadences."""
+
+    cid_wait_s: float = 5.0
+    """After a RING with no caller ID: how long to wait for it (US sends it after ring 1)."""
+    ring_gap_s: float = 8.0
+    """No RING for this long ends a ringing call (UK rings every 3 s, US every 6 s)."""
+    hold_s: float = 1.5
+    """How long a blocked call is held off-hook before release."""
+
+
+class CallMachine:
+    """Follows calls on one line. Feed it inputs; it returns actions. See the module docstring."""
+
+    def __init__(
+        self,
+        screen: Screen,
+        *,
+        region: str = "GB",
+        timing: Timing | None = None,
+        line_sensing: bool = False,
+    ) -> None:
+        self._screen = screen
+        self.region = region
+        self.timing = timing or Timing()
+        self.line_sensing = line_sensing
+        self._ids = itertools.count(1)
+        self._call: _Call | None = None
+        self.phase = Phase.IDLE
+
+    # -- what the daemon shows ---------------------------------------------------------------
+
+    @property
+    def line(self) -> LineState:
+        if self.phase in (Phase.AWAITING_CID, Phase.RINGING):
+            return LineState.RINGING
+        if self.phase in (Phase.IN_CALL, Phase.SEIZED):
+            return LineState.IN_CALL
+        return LineState.IDLE
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        call = self._call
+        if call is None:
+            return None
+        return self._record(call, call.started, ended=False)
+
+    def next_deadline(self) -> dt.datetime | None:
+        """When :meth:`tick` next has something to do (None: nothing pending)."""
+        call = self._call
+        if call is None:
+            return None
+        if self.phase is Phase.AWAITING_CID:
+            return call.started + dt.timedelta(seconds=self.timing.cid_wait_s)
+        if self.phase is Phase.RINGING and call.last_ring is not None:
+            return call.last_ring + dt.timedelta(seconds=self.timing.ring_gap_s)
+        if self.phase is Phase.RINGING:
+            return call.started + dt.timedelta(seconds=self.timing.ring_gap_s)
+        if self.phase is Phase.SEIZED and call.seized_at is not None:
+            return call.seized_at + dt.timedelta(seconds=self.timing.hold_s)
+        return None
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def caller_id(self, event: CallerId, now: dt.datetime) -> list[CallAction]:
+        call = self._call
+        if call is not None and call.burst == event.burst:
+            if _real_name(event.name):
+                call.name = _real_name(event.name)  # NAME after NMBR in the same burst
+            return []
+        actions: list[CallAction] = []
+        late_for_this_call = (
+            call is not None
+            and not call.had_caller_id
+            and self.phase in (Phase.AWAITING_CID, Phase.RINGING)
+        )
+        if call is not None and not late_for_this_call:
+            actions += self._end(now, note="a new call arrived")
+            call = None
+        if call is None:
+            call = self._start(now)
+        elif "no caller ID" in call.notes:
+            call.notes.remove("no caller ID")
+            call.notes.append("caller ID arrived late")
+        call.burst = event.burst
+        call.had_caller_id = True
+        call.name = _real_name(event.name)
+        absence = event.absence.value if isinstance(event.absence, Absence) else None
+        caller = from_caller_id(event.number, self.region, absence=absence)
+        if event.number is None and event.raw_number and absence == "other":
+            call.notes.append(f"caller ID said {event.raw_number!r}")
+        return actions + self._decide(call, caller, now)
+
+    def ring(self, now: dt.datetime) -> list[CallAction]:
+        call = self._call
+        if call is None:
+            call = self._start(now)
+            self.phase = Phase.AWAITING_CID
+        if self.phase is Phase.SEIZED:
+            return []  # a RING already on its way when the line was seized
+        call.rings += 1
+        call.last_ring = now
+        return []
+
+    def line_off_hook(self, now: dt.datetime) -> list[CallAction]:
+        """Line sensing: a phone in the house was picked up."""
+        call = self._call
+        if call is None or self.phase is Phase.SEIZED:
+            return []
+        if self.phase in (Phase.RINGING, Phase.AWAITING_CID):
+            call.answered_at = now
+            self.phase = Phase.IN_CALL
+        return []
+
+    def line_on_hook(self, now: dt.datetime) -> list[CallAction]:
+        """Line sensing: every phone is back on the hook."""
+        if self._call is not None and self.phase is Phase.IN_CALL:
+            return self._end(now)
+        return []
+
+    def tick(self, now: dt.datetime) -> list[CallAction]:
+        call = self._call
+        deadline = self.next_deadline()
+        if call is None or deadline is None or now < deadline:
+            return []
+        if self.phase is Phase.AWAITING_CID:
+            call.notes.append("no caller ID")
+            caller = from_caller_id(None, self.region, absence="missing")
+            return self._decide(call, caller, now)
+        if self.phase is Phase.SEIZED:
+            return [Release(call.call_id), *self._end(now)]
+        return self._end(now)
+
+    def modem_lost(self, now: dt.datetime) -> list[CallAction]:
+        if self._call is None:
+            return []
+        return self._end(now, note="the modem was lost during the call", after=False)
+
+    def reset(self, now: dt.datetime, note: str) -> list[CallAction]:
+        """Abandon the current call after a fault (logged with ``note``)."""
+        if self._call is None:
+            return []
+        return self._end(now, note=note)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _start(self, now: dt.datetime) -> _Call:
+        self._call = _Call(next(self._ids), now)
+        self.phase = Phase.RINGING
+        return self._call
+
+    def _decide(self, call: _Call, caller: Caller, now: dt.datetime) -> list[CallAction]:
+        verdict = self._screen(caller, now)
+        call.caller, call.verdict = caller, verdict
+        actions: list[CallAction] = [Screened(call.call_id, caller, verdict)]
+        if verdict.action is VerdictAction.BLOCK:
+            call.seized_at = now
+            self.phase = Phase.SEIZED
+            actions.insert(0, Seize(call.call_id))  # first: every millisecond counts
+            return actions
+        if self.phase is not Phase.IN_CALL:
+            self.phase = Phase.RINGING
+        if verdict.action is VerdictAction.WARN:
+            actions.append(Warn(call.call_id, caller, verdict))
+        return actions
+
+    def _end(
+        self, now: dt.datetime, note: str | None = None, after: bool = True
+    ) -> list[CallAction]:
+        call = self._call
+        assert call is not None
+        if note:
+            call.notes.append(note)
+        if call.verdict is None:  # ended before a verdict: screen what we know, for the log
+            call.caller = call.caller or from_caller_id(None, self.region, absence="missing")
+            call.verdict = self._screen(call.caller, now)
+        record = self._record(call, now, ended=True)
+        self._call = None
+        self.phase = Phase.IDLE
+        actions: list[CallAction] = [LogCall(record)]
+        if after:
+            actions.append(AfterCall(call.call_id))
+        return actions
+
+    def _record(self, call: _Call, now: dt.datetime, ended: bool) -> dict[str, Any]:
+        caller, verdict = call.caller, call.verdict
+        answered: bool | None
+        duration: float | None = None
+        if verdict is not None and verdict.action is VerdictAction.BLOCK:
+            answered = False  # the resident never spoke to a blocked caller
+        elif call.answered_at is not None:
+            answered = True
+            if ended:
+                duration = round((now - call.answered_at).total_seconds(), 1)
+        elif self.line_sensing and ended:
+            answered = False
+        else:
+            answered = None
+        reason = verdict.reason if verdict else "Screening..."
+        if "no caller ID" in call.notes:
+            reason = "No caller ID was received. " + reason
+        return {
+            "call_id": call.call_id,
+            "started": call.started.isoformat(timespec="seconds"),
+            "ended": now.isoformat(timespec="seconds") if ended else None,
+            "number": caller.key if caller else None,
+            "display": caller.display if caller else None,
+            "category": str(caller.category) if caller else "unavailable",
+            "name": call.name or (verdict.name if verdict else None),
+            "verdict": str(verdict.action) if verdict else None,
+            "rule": verdict.rule if verdict else None,
+            "reason": reason,
+            "answered": answered,
+            "duration_s": duration,
+            "rings": call.rings,
+            "caller_id": call.had_caller_id,
+            "impersonation": bool(verdict and verdict.impersonation),
+            "notes": list(call.notes),
+        }

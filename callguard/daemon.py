@@ -1,0 +1,417 @@
+"""The daemon: wires the modem, the call machine, the lists and the log together.
+
+Theory of operation
+-------------------
+This is the imperative shell around the pure core (protocol, call machine, screening). One
+thread, the *main loop*, owns the call machine and carries out its actions; everything else
+talks to it through a queue:
+
+* the transport's reader thread puts modem events on the queue (it must never block);
+* the transport's supervisor reports connected/disconnected on the queue;
+* SIGTERM/SIGINT and SIGHUP only set flags (a signal handler must not take a lock that the
+  interrupted main thread may hold), which the loop reads at least every
+  :data:`LOOP_TICK_S`.
+
+Start-up is in order (config, store and index, modem, status) and shut-down in reverse, in
+``finally``, so the line is put on-hook on every way out: the transport's init says ``ATH0``
+first, a seized call is released when its hold time is up, a fault while handling a call ends
+that call (it rings through) and puts the line on-hook, and stopping says ``ATH0`` before the
+port is closed. A fault never stops the daemon.
+
+systemd: ``READY=1`` once the modem has been tried, ``WATCHDOG=1`` from the main loop (so a
+wedged loop is restarted), ``RELOADING=1`` on SIGHUP, ``STOPPING=1`` on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+from callguard import config as config_mod
+from callguard import screening
+from callguard.call import (
+    AfterCall,
+    CallAction,
+    CallMachine,
+    LogCall,
+    Release,
+    Screened,
+    Seize,
+    Timing,
+    Warn,
+)
+from callguard.config import Config
+from callguard.modem.protocol import CallerId, Event, Ring
+from callguard.modem.transport import ModemError, ModemTransport, TransportStatus
+from callguard.numbers import Caller, warm_up
+from callguard.store import ListIndex, Store, now_local
+from callguard.systemd import Notifier
+
+log = logging.getLogger("callguard.daemon")
+
+LOOP_TICK_S = 0.2
+INDEX_CHECK_S = 2.0
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the daemon did, for a narrator (``callguard demo``) or a test."""
+
+    kind: str  # "modem", "screened", "seized", "released", "warned", "logged", "reloaded"
+    detail: Any = None
+
+
+class Daemon:
+    """``callguard run``. Build it, then :meth:`run` (blocks until :meth:`stop` or a signal)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: str | None = None,
+        clock: Callable[[], dt.datetime] = now_local,
+        notifier: Notifier | None = None,
+        observer: Callable[[Observed], None] | None = None,
+        transport_factory: Callable[..., ModemTransport] = ModemTransport,
+        ring_gap_s: float | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.clock = clock
+        self.notifier = notifier or Notifier()
+        self.observer = observer
+        self.transport_factory = transport_factory
+        self.ring_gap_s = ring_gap_s or Timing().ring_gap_s  # shorter only for a sped-up demo
+        self.store = Store(
+            config.storage.dir,
+            region=config.screening.region,
+            retention_days=config.storage.log_retention_days,
+        )
+        self.index = ListIndex(self.store)
+        self.machine = self._make_machine(config)
+        self.transport: ModemTransport | None = None
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop_requested = threading.Event()
+        self._reload_requested = threading.Event()
+        self._off_hook = False
+        self._modem: TransportStatus | None = None
+        self._status_dirty = True
+        self._last_call: dict[str, Any] | None = None
+        self._counts = {"calls": 0, "blocked": 0, "warned": 0, "impersonations": 0}
+        self._started = clock()
+        self._last_index_check = 0.0
+        self._last_watchdog = 0.0
+
+    # -- public --------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the main loop to finish (thread-safe, signal-safe)."""
+        self._stop_requested.set()
+
+    def reload(self) -> None:
+        self._reload_requested.set()
+
+    def run(self, install_signals: bool = True) -> int:
+        if install_signals:
+            self._install_signals()
+        warm_up(self.config.screening.region)
+        self.index.refresh()
+        log.info(
+            "CallGuard starting: lists %s; storage %s",
+            ", ".join(f"{n} {c}" for n, c in self.index.sizes().items()),
+            self.config.storage.dir,
+        )
+        if self.config.line_sense.source == "none":
+            log.info(
+                'line sensing is off (line_sense.source = "none"): call durations are '
+                "unknown and the grooming alert cannot work"
+            )
+        self.transport = self.transport_factory(
+            self.config.modem.port,
+            country=self.config.modem.country,
+            profile=self.config.modem.profile,
+            baudrate=self.config.modem.baudrate,
+            health_interval_s=self.config.modem.health_check_s,
+            on_status=lambda status: self._queue.put(("status", status)),
+        )
+        self.transport.add_listener(lambda event: self._queue.put(("modem", event)))
+        try:
+            self.transport.start()
+            self.transport.wait_connected(5.0)
+            self._write_status()
+            self.notifier.ready(self._status_line())
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop_requested.is_set():
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            try:
+                kind, payload = self._queue.get(timeout=self._wait_s())
+            except queue.Empty:
+                kind, payload = "tick", None
+            self._handle(kind, payload)
+            self._housekeeping()
+
+    def _wait_s(self) -> float:
+        deadline = self.machine.next_deadline()
+        if deadline is None:
+            return LOOP_TICK_S
+        remaining = (deadline - self.clock()).total_seconds()
+        return min(LOOP_TICK_S, max(0.0, remaining))
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        now = self.clock()
+        try:
+            actions: list[CallAction] = []
+            if kind == "modem":
+                actions = self._modem_event(payload, now)
+            elif kind == "status":
+                actions = self._modem_status(payload, now)
+            actions += self.machine.tick(now)
+            self._execute(actions)
+        except Exception:
+            log.exception("error while handling %s %r; the call rings through", kind, payload)
+            self._recover(now)
+
+    def _modem_event(self, event: Event, now: dt.datetime) -> list[CallAction]:
+        if isinstance(event, CallerId):
+            return self.machine.caller_id(event, now)
+        if isinstance(event, Ring):
+            self._status_dirty = True
+            return self.machine.ring(now)
+        return []
+
+    def _modem_status(self, status: TransportStatus, now: dt.datetime) -> list[CallAction]:
+        self._modem = status
+        self._status_dirty = True
+        self._observe("modem", status)
+        if not status.connected:
+            self._off_hook = False  # the port is gone; re-init says ATH0 first
+            return self.machine.modem_lost(now)
+        return []
+
+    def _recover(self, now: dt.datetime) -> None:
+        """After a fault: abandon the call (it rings through) and make sure of on-hook."""
+        try:
+            actions = self.machine.reset(now, "CallGuard hit an error handling this call")
+            self._execute([a for a in actions if not isinstance(a, Seize)])
+        except Exception:
+            log.exception("could not log the call after an error")
+        if self._off_hook:
+            self._release()
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _execute(self, actions: list[CallAction]) -> None:
+        for action in actions:
+            if isinstance(action, Seize):
+                self._seize()
+            elif isinstance(action, Release):
+                self._release()
+            elif isinstance(action, Screened):
+                self._screened(action.caller, action.verdict)
+            elif isinstance(action, Warn):
+                self._warn(action)
+            elif isinstance(action, LogCall):
+                self._log_call(action.record)
+            elif isinstance(action, AfterCall):
+                self._after_call()
+
+    def _seize(self) -> None:
+        assert self.transport is not None
+        self._off_hook = True  # assume the worst until the line is known to be on-hook
+        reply = self.transport.command("ATH1", timeout_s=2.0)
+        if not reply.ok:
+            raise ModemError(f"the modem would not take the line: {reply.describe()}")
+        self._observe("seized")
+
+    def _release(self) -> None:
+        assert self.transport is not None
+        try:
+            if self.transport.on_hook():
+                self._off_hook = False
+            else:
+                log.critical("the modem did not confirm on-hook; DTR was dropped to force it")
+        except ModemError as exc:
+            log.error("could not put the line on-hook: %s", exc)
+        self._observe("released")
+
+    def _screened(self, caller: Caller, verdict: screening.Verdict) -> None:
+        self._status_dirty = True
+        log.info("call from %s: %s", caller.display, verdict.reason)
+        self._observe("screened", (caller, verdict))
+
+    def _warn(self, action: Warn) -> None:
+        self._observe("warned", action)
+
+    def _log_call(self, record: dict[str, Any]) -> None:
+        self._last_call = record
+        self._counts["calls"] += 1
+        if record.get("verdict") in ("blocked", "warned"):
+            self._counts[str(record["verdict"])] += 1
+        if record.get("impersonation"):
+            self._counts["impersonations"] += 1
+        self._status_dirty = True
+        try:
+            self.store.append_call(record)
+        except Exception:
+            log.exception("could not write the call log; the call was: %r", record)
+        self._observe("logged", record)
+
+    def _after_call(self) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.after_call()
+        except ModemError as exc:
+            log.warning("could not re-enable caller ID after the call: %s", exc)
+
+    def _observe(self, kind: str, detail: Any = None) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(Observed(kind, detail))
+            except Exception:
+                log.exception("observer failed")
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        mono = time.monotonic()
+        if self.notifier.watchdog_interval_s and mono - self._last_watchdog >= min(
+            self.notifier.watchdog_interval_s, 5.0
+        ):
+            self._last_watchdog = mono
+            self.notifier.watchdog()
+        if self.machine.line.value == "idle" and mono - self._last_index_check >= INDEX_CHECK_S:
+            self._last_index_check = mono
+            with contextlib.suppress(Exception):
+                if self.index.refresh():
+                    log.info("lists reloaded: %s", self.index.sizes())
+                    self._status_dirty = True
+        if self._status_dirty:
+            self._write_status()
+
+    def _screen(self, caller: Caller, now: dt.datetime) -> screening.Verdict:
+        try:
+            self.index.refresh()  # one stat() when unchanged: a number added a moment ago counts
+        except Exception:
+            log.exception("could not reload the lists; screening with the last good copy")
+        return screening.screen(caller, self.index, self.config.screening, now)
+
+    def _make_machine(self, config: Config) -> CallMachine:
+        return CallMachine(
+            self._screen,
+            region=config.screening.region,
+            timing=Timing(hold_s=config.block.hold_s, ring_gap_s=self.ring_gap_s),
+            line_sensing=config.line_sense.source != "none",
+        )
+
+    def _reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = config_mod.load(self.config_path)
+        except config_mod.ConfigError as exc:
+            log.error("SIGHUP: the new config was not loaded, the old one stays: %s", exc)
+        else:
+            if new.modem != self.config.modem or new.storage != self.config.storage:
+                log.warning("SIGHUP: [modem] and [storage] changes take effect after a restart")
+            self.config = Config(
+                modem=self.config.modem,
+                storage=self.config.storage,
+                screening=new.screening,
+                warning=new.warning,
+                line_sense=self.config.line_sense,
+                grooming=new.grooming,
+                block=new.block,
+                source=new.source,
+            )
+            self.machine.timing = Timing(hold_s=new.block.hold_s, ring_gap_s=self.ring_gap_s)
+            self.machine.region = new.screening.region
+            log.info("SIGHUP: configuration reloaded from %s", new.source)
+        with contextlib.suppress(Exception):
+            self.index.loaded = False
+            self.index.refresh()
+        self._status_dirty = True
+        self._observe("reloaded")
+        self.notifier.ready(self._status_line())
+
+    def _status_line(self) -> str:
+        modem = self._modem.detail if self._modem else "modem not found yet"
+        return f"{self.machine.line.value}; {modem}"
+
+    def status(self, state: str = "running") -> dict[str, Any]:
+        modem = self._modem
+        connected = bool(modem and modem.connected)
+        return {
+            "daemon": state,
+            "pid": os.getpid(),
+            "started": self._started.isoformat(timespec="seconds"),
+            "updated": self.clock().isoformat(timespec="seconds"),
+            "modem": "connected" if connected else "disconnected",
+            "modem_detail": {
+                "detail": modem.detail if modem else "not started",
+                "port": self.config.modem.port,
+                "profile": modem.profile if modem else None,
+                "identity": modem.identity if modem else None,
+                "warnings": list(modem.warnings) if modem else [],
+            },
+            "line": self.machine.line.value,
+            "current_call": self.machine.current,
+            "last_call": self._last_call,
+            "grooming_alert": False,
+            "line_sense": self.config.line_sense.source,
+            "lists": self.index.sizes(),
+            "counts_since_start": dict(self._counts),
+        }
+
+    def _write_status(self, state: str = "running") -> None:
+        self._status_dirty = False
+        try:
+            self.store.write_status(self.status(state))
+        except Exception:
+            log.exception("could not write the status file")
+        self.notifier.status(self._status_line())
+
+    # -- start/stop --------------------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            self._stop_requested.set()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self._reload_requested.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        log.info("CallGuard stopping")
+        transport = self.transport
+        if transport is not None:
+            if self._off_hook:
+                with contextlib.suppress(Exception):
+                    self._release()
+            with contextlib.suppress(Exception):
+                for action in self.machine.reset(self.clock(), "CallGuard was stopped"):
+                    if isinstance(action, LogCall):
+                        self._log_call(action.record)
+            transport.stop()  # says ATH0 before closing the port
+        self._write_status("stopped")

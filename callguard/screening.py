@@ -1,0 +1,449 @@
+"""Screening: who a caller is, against the family's lists and settings, becomes a :class:`Verdict`.
+
+Theory of operation
+-------------------
+:func:`screen` is pure policy. It takes a :class:`~callguard.numbers.Caller`, something that
+looks numbers up in the lists (:class:`Lookup`; the daemon's
+:class:`~callguard.store.ListIndex` is one), the ``[screening]`` settings and the time, and
+returns what to do with the call (:class:`Action`), why in one sentence a family member
+understands, and which rule and list entry decided it. It does no I/O and never reads the
+clock, so the call state machine and the tests can feed it anything.
+
+The rules are applied in the order of :data:`POLICY` and its companion tables below, and the
+first that has an answer decides. They are tried from the most certain knowledge to the
+least: a protect-list number (one that never calls out) is proof of a fake; the allow and
+block lists are what the family decided about this number; the category settings are what
+they decided about a kind of caller; the mode is what happens to everyone else; quiet hours
+can only turn a non-allow-listed "ring" into a block.
+
+Everything on this path is cheap: a handful of dict probes in the lists, and for an
+international number phonenumbers' metadata for its country code. It never touches
+:attr:`Caller.place`: the geocoder costs about 0.25 s and 100 MB. Country names come from
+phonenumbers' small table of region names (:func:`country_name`), read once on the first
+international call (about 7 ms, no geocoder); :func:`warm_up` reads it at start-up instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import functools
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Protocol
+
+import phonenumbers
+
+from callguard.errors import UsageError
+from callguard.numbers import Caller, Category
+
+if TYPE_CHECKING:
+    from callguard.config import ScreeningConfig
+    from callguard.store import Match
+
+__all__ = [
+    "CATEGORY_SETTINGS",
+    "MODE_ACTIONS",
+    "POLICY",
+    "SETTING_ACTIONS",
+    "Action",
+    "ListStep",
+    "Lookup",
+    "Verdict",
+    "country_name",
+    "describe_category",
+    "in_quiet_hours",
+    "prefix_for_people",
+    "screen",
+    "warm_up",
+]
+
+
+class Action(enum.StrEnum):
+    """What happens to a call; the values are the call log's ``verdict`` field."""
+
+    ALLOW = "allowed"
+    WARN = "warned"
+    BLOCK = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The decision about one call, with everything the log and the speaker need."""
+
+    action: Action
+    reason: str
+    """One sentence a family member understands: "Allowed: ...", "Warned: ...", "Blocked: ..."."""
+    category: Category
+    """The caller's category, whatever decided the call."""
+    rule: str
+    """Which rule decided: ``protect``, ``allow``, ``block``, ``block-prefix``,
+    ``category:<name>``, ``mode:<mode>`` or ``quiet-hours``."""
+    match: Match | None
+    """The list entry that decided the call, if one did."""
+    name: str | None
+    """The deciding list entry's name (a protect entry's ``organisation`` first), else None."""
+
+    @property
+    def impersonation(self) -> bool:
+        """The call showed a number that never calls out: whoever it was, they were pretending."""
+        return self.rule == "protect"
+
+
+class Lookup(Protocol):
+    """Finds a caller's key in a list: the exact entry, else the longest prefix rule covering it.
+
+    :class:`callguard.store.ListIndex` is one; tests can use a dict-backed fake.
+    """
+
+    def match(self, list_name: str, key: str | None) -> Match | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ListStep:
+    """One list in :data:`POLICY`: the action it takes and the rule names it reports."""
+
+    list_name: str
+    action: Action
+    exact_rule: str
+    prefix_rule: str | None
+    """The rule for a prefix match; None when the list's prefix rules are not used."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The policy. screen() applies these tables top to bottom; the first that has an answer decides.
+#
+# 1. POLICY: the lists, in this order; a match here is final. The protect list comes first
+#    because a number that never calls out can only be spoofed, so it is a fake even if it is
+#    also on the allow list; it counts only exact numbers (a range of numbers that never call
+#    out is not something a family keeps). The allow list comes before the block list, so one
+#    friend can ring through a blocked prefix, and an allow-listed caller is never warned or
+#    delayed, whatever their category or the time. Within a list an exact number beats the
+#    longest prefix rule that covers it (Lookup.match does that).
+# 2. CATEGORY_SETTINGS: a kind of caller with its own [screening] key, set to "allow", "warn" or
+#    "block" (SETTING_ACTIONS). "block" is final and "allow" is what the family chose. "warn"
+#    means "at least warn": if the mode is stricter, the mode decides (rule "mode:<mode>"), so
+#    allowlist-only keeps its promise that only allow-listed callers ring, even withheld ones.
+# 3. MODE_ACTIONS: everyone else (landlines, mobiles, freephone, non-geographic numbers and
+#    short codes on no list) gets the action of screening.mode.
+# 4. Quiet hours: during screening.quiet_hours, a verdict from 2 or 3 that would let the phone
+#    ring (ALLOW or WARN) becomes BLOCK, rule "quiet-hours".
+# Callers with no number (withheld, unavailable, invalid) have no key and skip step 1.
+# ---------------------------------------------------------------------------------------------
+
+POLICY: Final[tuple[ListStep, ...]] = (
+    ListStep("protect", Action.BLOCK, exact_rule="protect", prefix_rule=None),
+    ListStep("allow", Action.ALLOW, exact_rule="allow", prefix_rule="allow"),
+    ListStep("block", Action.BLOCK, exact_rule="block", prefix_rule="block-prefix"),
+)
+
+CATEGORY_SETTINGS: Final[dict[Category, str]] = {
+    # category               ScreeningConfig field (screening.<field> in the TOML)
+    Category.WITHHELD: "withheld",
+    Category.UNAVAILABLE: "unavailable",
+    Category.INTERNATIONAL: "international",
+    Category.PREMIUM_RATE: "premium_rate",
+    Category.INVALID: "invalid",
+}
+
+SETTING_ACTIONS: Final[dict[str, Action]] = {
+    "allow": Action.ALLOW,
+    "warn": Action.WARN,
+    "block": Action.BLOCK,
+}
+
+MODE_ACTIONS: Final[dict[str, Action]] = {
+    "open": Action.ALLOW,
+    "guarded": Action.WARN,
+    "allowlist-only": Action.BLOCK,
+}
+
+_STRICTNESS: Final[dict[Action, int]] = {Action.ALLOW: 0, Action.WARN: 1, Action.BLOCK: 2}
+
+_VERB: Final[dict[Action, str]] = {
+    Action.ALLOW: "Allowed",
+    Action.WARN: "Warned",
+    Action.BLOCK: "Blocked",
+}
+
+_CATEGORY_WORDS: Final[dict[Category, str]] = {
+    Category.LANDLINE: "a landline",
+    Category.MOBILE: "a mobile",
+    Category.FREEPHONE: "a freephone number",
+    Category.PREMIUM_RATE: "a premium-rate number",
+    Category.NON_GEOGRAPHIC: "a non-geographic number",
+    Category.INTERNATIONAL: "an international number",
+    Category.SHORT_CODE: "a short code",
+    Category.WITHHELD: "a withheld number",
+    Category.UNAVAILABLE: "no number available",
+    Category.INVALID: "a number that cannot exist",
+}
+
+_MONTHS: Final = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)  # not strftime's %B, which follows the locale
+
+
+def screen(caller: Caller, lists: Lookup, config: ScreeningConfig, now: dt.datetime) -> Verdict:
+    """What to do with a call from ``caller`` at ``now`` (the home's local time).
+
+    ``config`` is trusted to be valid, as :func:`callguard.config.load` makes it; a value that
+    it would reject raises :class:`~callguard.errors.UsageError` naming the key.
+    """
+    if caller.key is not None:
+        for step in POLICY:
+            match = lists.match(step.list_name, caller.key)
+            verdict = _list_verdict(step, match, caller, config, now)
+            if verdict is not None:
+                return verdict
+    verdict = _category_verdict(caller, config)
+    if verdict is None or verdict.action is Action.WARN:
+        verdict = _mode_verdict(caller, config, verdict)
+    if verdict.action is not Action.BLOCK and in_quiet_hours(config.quiet_hours, now):
+        return Verdict(
+            Action.BLOCK,
+            f"Blocked: unknown caller during quiet hours ({config.quiet_hours.strip()}).",
+            caller.category,
+            "quiet-hours",
+            None,
+            None,
+        )
+    return verdict
+
+
+def in_quiet_hours(quiet_hours: str, now: dt.datetime) -> bool:
+    """Whether ``now``'s wall-clock time falls in ``quiet_hours`` ("21:00-08:00"; "" = never).
+
+    The start minute is in, the end minute is out; a start after the end wraps past midnight.
+    Equal start and end make an empty range. Only the hour and minute of ``now`` count, in
+    whatever time zone ``now`` is in (pass local time). Raises
+    :class:`~callguard.errors.UsageError` if ``quiet_hours`` is not two HH:MM times.
+    """
+    span = _quiet_span(quiet_hours)
+    if span is None:
+        return False
+    start, end = span
+    minute = now.hour * 60 + now.minute
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end
+
+
+def describe_category(category: Category) -> str:
+    """The category in words for a sentence: "a landline", "a freephone number" ..."""
+    return _CATEGORY_WORDS[category]
+
+
+def prefix_for_people(prefix: str, region: str = "GB") -> str:
+    """A prefix rule as people dial it: ``+44870*`` -> ``0870`` at home, ``+234`` abroad.
+
+    A prefix that is exactly one country's code gets the country's name: ``+234 (Nigeria)``.
+    """
+    digits = prefix.rstrip("*").removeprefix("+")
+    home_code = str(phonenumbers.country_code_for_region(region))
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+    trunk = metadata.national_prefix if metadata is not None else None
+    if trunk and home_code != "0" and digits.startswith(home_code) and digits != home_code:
+        return trunk + digits[len(home_code) :]
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits), ()) if digits else ()
+    name = country_name(regions[0]) if len(regions) == 1 else None
+    return f"+{digits} ({name})" if name else f"+{digits}"
+
+
+def country_name(region_code: str | None) -> str | None:
+    """The English name of a region ("FR" -> "France"), without loading the geocoder."""
+    if not region_code:
+        return None
+    return _country_names().get(region_code)
+
+
+def warm_up() -> None:
+    """Read the country names now rather than on the first international call."""
+    _country_names()
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+def _list_verdict(
+    step: ListStep, match: Match | None, caller: Caller, config: ScreeningConfig, now: dt.datetime
+) -> Verdict | None:
+    if match is None:
+        return None
+    is_prefix = match.how == "prefix"
+    rule = step.prefix_rule if is_prefix else step.exact_rule
+    if rule is None:
+        return None
+    entry = match.entry
+    name = _clean(entry.name)
+    if step.list_name == "protect":
+        organisation = entry.extra.get("organisation")
+        if isinstance(organisation, str) and _clean(organisation):
+            name = _clean(organisation)
+    verb = _VERB[step.action]
+    title = f"{step.list_name} list"
+    if rule == "protect":
+        shown = f"{caller.display} ('{name}')" if name else caller.display
+        reason = (
+            f"{verb}: the call showed {shown}, a number that never calls out, "
+            "so the caller was pretending."
+        )
+    elif is_prefix:
+        start = prefix_for_people(entry.prefix, config.region)
+        label = f" ('{name}')" if name else ""
+        reason = f"{verb}: numbers starting {start} are on the {title}{label}."
+    else:
+        label = f" as '{name}'" if name else ""
+        added = _day_added(entry.added, now) if step.action is Action.BLOCK else None
+        when = f", added {added}" if added else ""
+        reason = f"{verb}: on the {title}{label}{when}."
+    return Verdict(step.action, reason, caller.category, rule, match, name or None)
+
+
+def _category_verdict(caller: Caller, config: ScreeningConfig) -> Verdict | None:
+    key = CATEGORY_SETTINGS.get(caller.category)
+    if key is None:
+        return None
+    setting: str = getattr(config, key)
+    action = SETTING_ACTIONS.get(setting)
+    if action is None:
+        raise UsageError(
+            f'screening.{key} = "{setting}" must be one of "allow", "warn" or "block"; '
+            "check the config with 'callguard config check'"
+        )
+    said = f' (screening.{key} = "{setting}")' if action is not Action.WARN else ""
+    reason = f"{_VERB[action]}: {_what_the_caller_was(caller)}{said}."
+    return Verdict(action, reason, caller.category, f"category:{key}", None, None)
+
+
+def _mode_verdict(caller: Caller, config: ScreeningConfig, category: Verdict | None) -> Verdict:
+    """The mode's verdict, or ``category``'s WARN if the mode is not stricter than that."""
+    mode = config.mode
+    action = MODE_ACTIONS.get(mode)
+    if action is None:
+        raise UsageError(
+            f'screening.mode = "{mode}" must be one of '
+            + ", ".join(f'"{m}"' for m in MODE_ACTIONS)
+            + "; check the config with 'callguard config check'"
+        )
+    if category is not None and _STRICTNESS[category.action] >= _STRICTNESS[action]:
+        return category
+    if action is Action.ALLOW:
+        reason = f"Allowed: not on any list; screening mode is {mode}."
+    elif action is Action.WARN:
+        reason = f"Warned: not on any list ({_CATEGORY_WORDS[caller.category]})."
+    else:
+        who = _what_the_caller_was(caller) if category is not None else "not on the allow list"
+        reason = (
+            f"Blocked: {who}, and only allow-listed callers ring through "
+            f'(screening.mode = "{mode}").'
+        )
+    return Verdict(action, reason, caller.category, f"mode:{mode}", None, None)
+
+
+# -- words -----------------------------------------------------------------------------------
+
+
+def _what_the_caller_was(caller: Caller) -> str:
+    """The caller's category as the start of a reason: "the caller withheld their number"."""
+    category = caller.category
+    if category is Category.WITHHELD:
+        return "the caller withheld their number"
+    if category is Category.UNAVAILABLE:
+        return "the caller's number was not available"
+    if category is Category.INVALID:
+        return f"the number shown ({caller.display}) cannot exist"
+    if category is Category.INTERNATIONAL:
+        where = _country_of(caller)
+        return f"an international number ({where})" if where else "an international number"
+    return _CATEGORY_WORDS[category]
+
+
+def _country_of(caller: Caller) -> str | None:
+    """The country of an international number, or its +code; never via the geocoder."""
+    if caller.e164 is None:
+        return None
+    try:
+        number = phonenumbers.parse(caller.e164)
+    except phonenumbers.NumberParseException:
+        return None
+    return country_name(phonenumbers.region_code_for_number(number)) or f"+{number.country_code}"
+
+
+def _day_added(added: str, now: dt.datetime) -> str | None:
+    """An entry's ISO ``added`` stamp as "3 May", with the year if it is not this year."""
+    try:
+        day = dt.date.fromisoformat(added[:10])
+    except ValueError:
+        return None
+    year = "" if day.year == now.year else f" {day.year}"
+    return f"{day.day} {_MONTHS[day.month - 1]}{year}"
+
+
+def _clean(text: str) -> str:
+    """A name as one line: a list entry's name may hold newlines or runs of spaces."""
+    return " ".join(text.split())
+
+
+@functools.lru_cache(maxsize=16)
+def _quiet_span(quiet_hours: str) -> tuple[int, int] | None:
+    """(start, end) in minutes after midnight, or None for no quiet hours."""
+    text = quiet_hours.strip()
+    if not text:
+        return None
+    try:
+        start, end = text.split("-")
+        return _minutes(start), _minutes(end)
+    except ValueError:
+        raise UsageError(
+            f"screening.quiet_hours = {quiet_hours!r} must be two times like '21:00-08:00', "
+            "or '' for none"
+        ) from None
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = (int(part) for part in clock.strip().split(":"))
+    if not (0 <= hours < 24 and 0 <= minutes < 60):
+        raise ValueError(clock)
+    return hours * 60 + minutes
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """English region names from phonenumbers' locale table, read without the geocoder.
+
+    ``phonenumbers.geocoder.country_name_for_number`` would do, but importing it loads all of
+    the geocoder's data. The names live in ``phonenumbers/geodata/locale.py``, and importing
+    that as a module would run ``geodata/__init__.py`` (the 40 MB part) first, so the file is
+    executed on its own. Any surprise in a future phonenumbers layout leaves the table empty,
+    and reasons show the +code instead of the name.
+    """
+    try:
+        path = Path(phonenumbers.__file__).parent / "geodata" / "locale.py"
+        spec = importlib.util.spec_from_file_location("phonenumbers.geodata.locale", path)
+        if spec is None or spec.loader is None:
+            return {}
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        names: dict[str, str] = {}
+        for region, by_language in module.LOCALE_DATA.items():
+            name = by_language.get("en", "")
+            if name.startswith("*"):  # "*xx": the same as the name in language xx
+                name = by_language.get(name[1:], "")
+            if name:
+                names[str(region)] = str(name)
+        return names
+    except Exception:  # a missing or reshaped file must not stop a call being screened
+        return {}

@@ -1,0 +1,210 @@
+"""The call state machine, with an injected clock: no threads, no sleeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from callguard.call import (
+    AfterCall,
+    CallAction,
+    CallMachine,
+    LineState,
+    LogCall,
+    Release,
+    Screened,
+    Seize,
+    Timing,
+    Warn,
+)
+from callguard.modem.protocol import Absence, CallerId
+from callguard.numbers import Caller, Category
+from callguard.screening import Action, Verdict
+
+T0 = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
+BLOCKED = "+441134960000"
+ALLOWED = "+441707354000"
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def fake_screen(caller: Caller, now: dt.datetime) -> Verdict:
+    if caller.key == BLOCKED:
+        return Verdict(
+            Action.BLOCK, "Blocked: on the block list.", caller.category, "block", None, "scam"
+        )
+    if caller.key == ALLOWED:
+        return Verdict(
+            Action.ALLOW, "Allowed: on the allow list.", caller.category, "allow", None, "Sue"
+        )
+    return Verdict(
+        Action.WARN, "Warned: not on any list.", caller.category, "mode:guarded", None, None
+    )
+
+
+def cid(
+    number: str | None, burst: int = 1, absence: Absence | None = None, name: str | None = None
+) -> CallerId:
+    return CallerId(number=number, absence=absence, raw_number=number or "", burst=burst, name=name)
+
+
+def machine(**kw: object) -> CallMachine:
+    return CallMachine(fake_screen, timing=Timing(cid_wait_s=5, ring_gap_s=8, hold_s=1.5), **kw)  # type: ignore[arg-type]
+
+
+def kinds(actions: list[CallAction]) -> list[type]:
+    return [type(a) for a in actions]
+
+
+def logged(actions: list[CallAction]) -> dict[str, object]:
+    records = [a.record for a in actions if isinstance(a, LogCall)]
+    assert len(records) == 1, actions
+    return records[0]
+
+
+def test_uk_blocked_caller_is_seized_on_caller_id_before_any_ring() -> None:
+    m = machine()
+    actions = m.caller_id(cid("01134960000"), at(0))
+    assert kinds(actions)[0] is Seize  # seize comes first
+    assert m.line is LineState.IN_CALL
+    assert m.ring(at(0.3)) == []  # a RING already on its way does not count
+    assert m.tick(at(1.4)) == []
+    actions = m.tick(at(1.5))
+    assert kinds(actions) == [Release, LogCall, AfterCall]
+    record = logged(actions)
+    assert record["verdict"] == "blocked" and record["answered"] is False
+    assert record["number"] == BLOCKED and record["rings"] == 0
+    assert m.line is LineState.IDLE
+
+
+def test_allowed_caller_rings_through_untouched_and_ends_after_the_ring_gap() -> None:
+    m = machine()
+    actions = m.caller_id(cid("01707354000"), at(0))
+    assert kinds(actions) == [Screened]
+    for i in range(4):
+        assert m.ring(at(0.5 + 3 * i)) == []
+    assert m.tick(at(9.5 + 7.9)) == []
+    record = logged(m.tick(at(9.5 + 8)))
+    assert record["verdict"] == "allowed" and record["name"] == "Sue" and record["rings"] == 4
+    assert record["answered"] is None and record["duration_s"] is None  # no line sensing
+
+
+def test_unknown_caller_is_warned_not_blocked() -> None:
+    m = machine()
+    actions = m.caller_id(cid("02079460000"), at(0))
+    assert kinds(actions) == [Screened, Warn]
+    assert Seize not in kinds(actions)
+
+
+def test_withheld_caller_is_screened_without_a_number() -> None:
+    m = machine()
+    actions = m.caller_id(cid(None, absence=Absence.WITHHELD), at(0))
+    screened = actions[0]
+    assert isinstance(screened, Screened) and screened.caller.category is Category.WITHHELD
+    record = logged(m.tick(at(8)))
+    assert record["number"] is None and record["category"] == "withheld"
+
+
+def test_us_caller_id_after_the_first_ring_is_the_same_call() -> None:
+    m = machine()
+    assert m.ring(at(0)) == []
+    assert m.line is LineState.RINGING
+    actions = m.caller_id(cid("01134960000"), at(1.5))
+    assert kinds(actions)[0] is Seize  # before the second ring
+    record = logged(m.tick(at(3.0)))
+    assert record["rings"] == 1 and record["caller_id"] is True
+
+
+def test_rings_with_no_caller_id_are_decided_after_a_short_wait() -> None:
+    m = machine()
+    m.ring(at(0))
+    assert m.tick(at(4.9)) == []
+    actions = m.tick(at(5.0))
+    screened = actions[0]
+    assert isinstance(screened, Screened) and screened.caller.category is Category.UNAVAILABLE
+    m.ring(at(6))
+    record = logged(m.tick(at(14)))
+    assert "no caller ID" in record["notes"]
+    assert str(record["reason"]).startswith("No caller ID was received.")
+
+
+def test_late_caller_id_is_adopted_and_can_still_block() -> None:
+    m = machine()
+    m.ring(at(0))
+    m.tick(at(5))  # decided: no caller ID
+    actions = m.caller_id(cid("01134960000"), at(6))
+    assert kinds(actions)[0] is Seize
+    record = logged(m.tick(at(7.5)))
+    assert "caller ID arrived late" in record["notes"]
+
+
+def test_ring_never_clears_caller_id_and_name_refines() -> None:
+    m = machine()
+    m.caller_id(cid("02079460000", name=None), at(0))
+    m.ring(at(0.5))
+    assert m.caller_id(cid("02079460000", name="J SMITH"), at(0.6)) == []  # same burst
+    assert m.current is not None and m.current["name"] == "J SMITH"
+    assert m.current["number"] == "+442079460000"
+
+
+def test_name_markers_are_not_names() -> None:
+    m = machine()
+    m.caller_id(cid("02079460000", name="O"), at(0))
+    assert m.current is not None and m.current["name"] is None
+
+
+def test_a_new_call_ends_the_previous_one() -> None:
+    m = machine()
+    m.caller_id(cid("02079460000", burst=1), at(0))
+    m.ring(at(0.5))
+    actions = m.caller_id(cid("01134960000", burst=2), at(4))
+    assert kinds(actions)[:3] == [LogCall, AfterCall, Seize]
+    assert logged(actions[:1])["number"] == "+442079460000"
+
+
+def test_modem_lost_mid_call_ends_it_with_a_note() -> None:
+    m = machine()
+    m.caller_id(cid("01134960000"), at(0))
+    actions = m.modem_lost(at(0.5))
+    assert kinds(actions) == [LogCall]  # no AfterCall: the transport re-initialises anyway
+    assert "the modem was lost during the call" in logged(actions)["notes"]
+    assert m.line is LineState.IDLE and m.tick(at(10)) == []
+
+
+def test_line_sensing_gives_answered_and_duration() -> None:
+    m = machine(line_sensing=True)
+    m.caller_id(cid("02079460000"), at(0))
+    m.ring(at(0.5))
+    m.line_off_hook(at(4))
+    assert m.line is LineState.IN_CALL
+    assert m.tick(at(100)) == []  # an answered call does not end for lack of rings
+    record = logged(m.line_on_hook(at(4 + 20 * 60)))
+    assert record["answered"] is True and record["duration_s"] == pytest.approx(1200.0)
+
+
+def test_line_sensing_unanswered_call_is_answered_false() -> None:
+    m = machine(line_sensing=True)
+    m.caller_id(cid("02079460000"), at(0))
+    m.ring(at(0.5))
+    assert logged(m.tick(at(8.5)))["answered"] is False
+
+
+def test_reset_after_a_fault_logs_the_call() -> None:
+    m = machine()
+    m.caller_id(cid("02079460000"), at(0))
+    record = logged(m.reset(at(1), "the daemon hit an error handling this call"))
+    assert "the daemon hit an error handling this call" in record["notes"]
+    assert m.reset(at(2), "again") == []
+
+
+def test_next_deadline_follows_the_phase() -> None:
+    m = machine()
+    assert m.next_deadline() is None
+    m.ring(at(0))
+    assert m.next_deadline() == at(5)
+    m.caller_id(cid("02079460000"), at(1))
+    m.ring(at(3))
+    assert m.next_deadline() == at(11)
