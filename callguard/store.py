@@ -495,7 +495,7 @@ class ListIndex:
     screening reason needs. The full :class:`Entry` is rebuilt only for a match.
     """
 
-    FIELDS = ("name", "note", "added", "added_by", "kind")
+    FIELDS = ("name", "note", "added", "added_by", "kind", "organisation")
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -552,5 +552,6 @@ class ListIndex:
         return None
 
     def _entry(self, number: str, packed: str) -> Entry:
-        name, note, added, added_by, kind = packed.split(_SEP)
-        return Entry(number, name, note, added_by, added, kind=kind or "number")
+        name, note, added, added_by, kind, organisation = packed.split(_SEP)
+        extra = {"organisation": organisation} if organisation else {}
+        return Entry(number, name, note, added_by, added, kind=kind or "number", extra=extra)

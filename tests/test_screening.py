@@ -479,7 +479,6 @@ def test_a_real_list_index(tmp_path: Path) -> None:
     assert verdict("01632960123").rule == "mode:guarded"
 
 
-@pytest.mark.xfail(strict=True, reason="ListIndex keeps name/note/added/added_by/kind, not extra")
 def test_a_protect_entrys_organisation_survives_the_list_index(tmp_path: Path) -> None:
     store = Store(tmp_path)
     store.add("protect", target_for("159", "GB"), name="159", extra={"organisation": "Stop Scams"})

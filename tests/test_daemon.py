@@ -1,0 +1,159 @@
+"""The daemon in-process on the simulated line: faults, reloads, and the modem going away."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from callguard import screening
+from callguard.config import Config, from_dict
+from callguard.daemon import Daemon, Observed
+from callguard.sim import Call, SimModem
+from callguard.store import Store, target_for
+
+pytestmark = pytest.mark.e2e
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class Running:
+    def __init__(self, tmp: Path, extra: dict[str, Any] | None = None) -> None:
+        self.link = str(tmp / "modem")
+        self.config_path = tmp / "callguard.toml"
+        data: dict[str, Any] = {
+            "modem": {"port": self.link},
+            "storage": {"dir": str(tmp / "state")},
+            "warning": {"room_command": ""},
+        }
+        for section, values in (extra or {}).items():
+            data.setdefault(section, {}).update(values)
+        self.config: Config = from_dict(data)
+        self.write_config(data)
+        self.store = Store(self.config.storage.dir)
+        self.seen: list[Observed] = []
+        self.sim = SimModem(identity="conexant", link_path=self.link, time_scale=0.25)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        lines = []
+        for section, values in data.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {v!r}".replace("'", '"') for k, v in values.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def __enter__(self) -> Running:
+        self.sim.start()
+        self.daemon = Daemon(
+            self.config,
+            config_path=str(self.config_path),
+            observer=self.seen.append,
+            ring_gap_s=2.0,
+        )
+        self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False})
+        self.thread.start()
+        wait_for(lambda: self.daemon.status()["modem"] == "connected", 10, "the modem")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self.thread.join(20)
+        self.sim.stop()
+        assert not self.thread.is_alive()
+
+    def call(self, call: Call) -> tuple[Any, dict[str, Any]]:
+        before = len(self.store.calls())
+        record = self.sim.place_call(call).wait(30)
+        calls = wait_for(lambda: self.store.calls()[before:], 15, "the call log")
+        return record, calls[-1]
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    Store(tmp_path / "state").add("block", target_for("0113 496 0000", "GB"), name="scam")
+    with Running(tmp_path) as r:
+        yield r
+
+
+def test_a_fault_while_screening_lets_the_call_ring_and_the_daemon_goes_on(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = screening.screen
+    calls = {"n": 0}
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in screening")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(screening, "screen", broken)
+    record, logged = running.call(Call(number="01134960000", rings=2))
+    assert record.seized_at is None  # the call rang through
+    assert "CallGuard hit an error handling this call" in logged["notes"]
+    # the next call is screened normally
+    record, logged = running.call(Call(number="01134960000", rings=2))
+    assert record.outcome == "seized" and logged["verdict"] == "blocked"
+
+
+def test_a_call_log_that_cannot_be_written_does_not_stop_screening(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(record: dict[str, Any]) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(running.daemon.store, "append_call", full_disk)
+    handle = running.sim.place_call(Call(number="01134960000", rings=2))
+    assert handle.wait(30).outcome == "seized"
+    wait_for(lambda: any(o.kind == "logged" for o in running.seen), 10, "the log attempt")
+    assert not running.sim.off_hook
+    assert running.thread.is_alive()
+
+
+def test_reload_picks_up_a_new_mode(running: Running) -> None:
+    _, logged = running.call(Call(number="02079460123", rings=1))
+    assert logged["verdict"] == "warned"
+    running.write_config(
+        {
+            "modem": {"port": running.link},
+            "storage": {"dir": running.config.storage.dir},
+            "warning": {"room_command": ""},
+            "screening": {"mode": "allowlist-only"},
+        }
+    )
+    running.daemon.reload()
+    wait_for(lambda: any(o.kind == "reloaded" for o in running.seen), 5, "the reload")
+    record, logged = running.call(Call(number="02079460123", rings=2))
+    assert record.outcome == "seized" and logged["rule"] == "mode:allowlist-only"
+
+
+def test_a_bad_config_on_reload_keeps_the_old_one(running: Running) -> None:
+    running.config_path.write_text("[screening]\nmode = 'shouty'\n")
+    running.daemon.reload()
+    wait_for(lambda: any(o.kind == "reloaded" for o in running.seen), 5, "the reload")
+    assert running.daemon.config.screening.mode == "guarded"
+
+
+def test_modem_unplugged_mid_call_is_logged_and_screening_resumes(running: Running) -> None:
+    handle = running.sim.place_call(Call(number="02079460123", rings=8))
+    wait_for(lambda: handle.record.rings, 10, "the first ring")
+    running.sim.unplug()
+    wait_for(lambda: running.daemon.status()["modem"] == "disconnected", 5, "disconnected")
+    logged = wait_for(lambda: running.store.calls(), 10, "the interrupted call in the log")
+    assert "the modem was lost during the call" in logged[-1]["notes"]
+    running.sim.replug()
+    wait_for(lambda: running.daemon.status()["modem"] == "connected", 10, "reconnected")
+    handle.wait(30)  # the first caller gives up (the line is busy until then)
+    record, logged = running.call(Call(number="01134960000", rings=2))
+    assert record.outcome == "seized"
