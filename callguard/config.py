@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from callguard.texts import DEFAULT_WARNING
 from callguard.errors import UsageError
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")
@@ -141,7 +142,9 @@ class ScreeningConfig:
         "warn", "international numbers: allow, warn or block", _one_of(*_ACTIONS)
     )
     premium_rate: str = _key(
-        "block", "premium-rate numbers: allow, warn or block", _one_of(*_ACTIONS)
+        "warn",
+        "premium-rate numbers (09, and 084x/087x that some GPs use): allow, warn or block",
+        _one_of(*_ACTIONS),
     )
     invalid: str = _key(
         "warn", "numbers that cannot exist: allow, warn or block", _one_of(*_ACTIONS)
@@ -149,6 +152,24 @@ class ScreeningConfig:
     quiet_hours: str = _key(
         "", "unknown callers blocked in these hours, e.g. '21:00-08:00'", _clock_range
     )
+
+
+def _wav_file(value: Any) -> str | None:
+    if value == "":
+        return None
+    path = Path(os.path.expanduser(str(value)))
+    if not path.is_file():
+        return "is not a file; give the full path of a WAV recording, or '' for the spoken text"
+    return None
+
+
+def _speakable(value: Any) -> str | None:
+    text = str(value).strip()
+    if not text:
+        return "is empty; write the warning to speak, or leave the key out for the default"
+    if len(text) > 600:
+        return "is too long to speak before the phone is answered; keep it under 600 characters"
+    return None
 
 
 @dataclass(frozen=True)
@@ -159,6 +180,18 @@ class WarningConfig:
     line: bool = _key(
         False, "also speak the warning down the line when an unknown call is answered"
     )
+    text: str = _key(DEFAULT_WARNING, "the warning, spoken by espeak-ng", _speakable)
+    recording: str = _key(
+        "", "a WAV of a family member saying the warning, instead of the text", _wav_file
+    )
+    voice: str = _key("en-gb", "the espeak-ng voice")
+    speed_wpm: int = _key(
+        150, "speaking speed in words a minute (espeak-ng's default is 175)", _at_least(80, 300)
+    )
+    say_who: bool = _key(True, "begin with who is calling: 'A call from a withheld number.'")
+    say_place: bool = _key(
+        True, "say where a UK number is ('...in Welwyn Garden City'); costs ~100 MB of memory"
+    )
 
 
 @dataclass(frozen=True)
@@ -166,6 +199,13 @@ class LineSenseConfig:
     source: str = _key(
         "none", "'gpio', 'modem' (AT-TRV) or 'none'", _one_of("gpio", "modem", "none")
     )
+    off_hook_below_v: float = _key(
+        20.0, "modem source: line voltage below this means a phone is off-hook", _at_least(1, 60)
+    )
+    gpio_pin: int = _key(
+        17, "gpio source: the BCM pin of the opto-isolated line sensor", _at_least(0, 27)
+    )
+    gpio_active_high: bool = _key(True, "gpio source: the pin reads high while the line is on-hook")
 
 
 @dataclass(frozen=True)
@@ -177,6 +217,9 @@ class GroomingConfig:
 class BlockConfig:
     hold_s: float = _key(
         1.5, "seconds a blocked call is held off-hook before release", _at_least(0.2, 30)
+    )
+    announce: bool = _key(
+        False, "say a short message to a blocked caller before releasing the line"
     )
 
 

@@ -164,6 +164,15 @@ def _check_list(name: str) -> None:
         raise UsageError(f"{name!r} is not a list; use one of {', '.join(LIST_NAMES)}")
 
 
+def _check_target(list_name: str, target: Target) -> None:
+    if list_name == "protect" and target.kind == "prefix":
+        raise UsageError(
+            f"the protect list takes whole numbers, not prefix rules ({target.describe()}): "
+            "a protected number is matched exactly. Add each number, e.g. "
+            "'callguard protect add \"0345 600 0000\"', or put the prefix on the block list"
+        )
+
+
 class Store:
     """The lists and the call log in ``directory``."""
 
@@ -273,6 +282,7 @@ class Store:
     ) -> AddResult:
         """Add or update one entry. Conflicts with another list need ``force`` (then it moves)."""
         _check_list(list_name)
+        _check_target(list_name, target)
         stamp = self.clock().isoformat(timespec="seconds")
         with self._db(self.lists_path) as db:
             found = self._find(db, target.number)
@@ -329,6 +339,8 @@ class Store:
         """
         _check_list(list_name)
         items = list(items)
+        for item in items:
+            _check_target(list_name, item.target)
         stamp = self.clock().isoformat(timespec="seconds")
         who = by or _who()
         with self._db(self.lists_path) as db:

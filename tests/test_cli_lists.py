@@ -108,6 +108,7 @@ def test_protected_number_cannot_be_allowed_without_force(
         (["allow", "add", "hello"], "hello"),
         (["allow", "add", ""], "''"),
         (["block", "add", "abc", "--prefix"], "abc"),
+        (["protect", "add", "0800", "--prefix"], "whole numbers"),
         (["allow", "remove", "01707 354000"], "not on the allow list"),
         (["allow", "import", "/no/such/file.csv"], "no such file"),
     ],

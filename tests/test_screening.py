@@ -155,7 +155,8 @@ ORDER_CASES = [
     case("+2348012345678", BLOCK, "block-prefix", None, "+234 (Nigeria)", international="allow"),
     # 4. then the category settings ...
     case("P", WARN, "category:withheld", None, "withheld their number"),
-    case("09011234567", BLOCK, "category:premium_rate", None, "premium-rate"),
+    case("09011234567", BLOCK, "category:premium_rate", None, "premium-rate", premium_rate="block"),
+    case("09011234567", WARN, "category:premium_rate", None, "premium-rate"),  # the default
     # 5. ... then the mode; short codes on no list are unknown callers like any other
     case("07700900999", WARN, "mode:guarded", None, "not on any list (a mobile)"),
     case("150", WARN, "mode:guarded", None, "not on any list (a short code)"),
@@ -397,7 +398,7 @@ QUIET_CASES = [
     ("07700900999", {"mode": "open"}, Action.BLOCK, "quiet-hours"),  # would ring
     ("P", {}, Action.BLOCK, "quiet-hours"),  # category warn
     ("+33612345678", {"international": "allow"}, Action.BLOCK, "quiet-hours"),  # category allow
-    ("09011234567", {}, Action.BLOCK, "category:premium_rate"),  # a block stays what it was
+    ("09011234567", {"premium_rate": "block"}, Action.BLOCK, "category:premium_rate"),  # stays
     ("07700900999", {"mode": "allowlist-only"}, Action.BLOCK, "mode:allowlist-only"),
     ("01632960666", {}, Action.ALLOW, "allow"),  # allowed by prefix
     ("08709876543", {}, Action.BLOCK, "block"),
