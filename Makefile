@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench fuzz lint clean
+.PHONY: demo test bench fuzz lint clean prompts speech
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CallGuard needs Python 3.11 or newer; this is " + sys.version.split()[0])'
@@ -13,10 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) speech
 	$(BIN)/callguard demo
 
-test: $(STAMP)
+test: $(STAMP) speech
 	$(BIN)/python -m pytest -q
 
 fuzz: $(STAMP)
@@ -32,3 +32,20 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+
+# Re-render the prompts that ship pre-rendered (callguard/data), after changing their text.
+prompts: $(STAMP)
+	$(BIN)/python -c 'import subprocess; from callguard.audio import SHIPPED, DEFAULT_VOICE, DEFAULT_SPEED_WPM, shipped; [subprocess.run(["espeak-ng", "-v", DEFAULT_VOICE, "-s", str(DEFAULT_SPEED_WPM), "-w", str(shipped(n)), t], check=True) for n, t in SHIPPED.items()]'
+
+# espeak-ng renders the spoken warnings. Installed here when this machine allows it (root with
+# apt); otherwise CallGuard uses its pre-rendered default warning and the tests that need
+# espeak-ng are skipped, saying why.
+speech:
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing espeak-ng (apt-get)"; \
+	    { apt-get install -y -qq espeak-ng || { apt-get update -qq && apt-get install -y -qq espeak-ng; }; } >/dev/null 2>&1 \
+	      || echo "espeak-ng could not be installed: speech tests will be skipped"; \
+	  else \
+	    echo "espeak-ng is not installed (sudo apt install espeak-ng): speech tests will be skipped"; \
+	  fi; }

@@ -18,6 +18,7 @@ The rules, in one place::
   ringing     RING                  -> count it
   ringing     line off-hook         -> answered (line sensing, when configured)
   ringing     ring_gap_s, no RING   -> end: unanswered (or unknown without line sensing)
+  ringing     line off-hook, WARN   -> SpeakOnLine (with warning.line)     -> in_call
   in_call     line on-hook          -> end: answered, with its duration
   seized      hold_s passes         -> Release, end: blocked
   any call    new caller ID burst   -> end the current call, start the new one
@@ -91,6 +92,13 @@ class Warn:
 
 
 @dataclass(frozen=True)
+class SpeakOnLine:
+    """An unknown caller's call was just answered: join the line and speak the warning."""
+
+    call_id: int
+
+
+@dataclass(frozen=True)
 class Screened:
     """A verdict was reached (for the status and the narration)."""
 
@@ -113,7 +121,7 @@ class AfterCall:
     call_id: int
 
 
-CallAction = Seize | Release | Warn | Screened | LogCall | AfterCall
+CallAction = Seize | Release | Warn | SpeakOnLine | Screened | LogCall | AfterCall
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -164,8 +172,10 @@ class CallMachine:
         region: str = "GB",
         timing: Timing | None = None,
         line_sensing: bool = False,
+        line_warning: bool = False,
     ) -> None:
         self._screen = screen
+        self.line_warning = line_warning
         self.region = region
         self.timing = timing or Timing()
         self.line_sensing = line_sensing
@@ -255,6 +265,10 @@ class CallMachine:
         if self.phase in (Phase.RINGING, Phase.AWAITING_CID):
             call.answered_at = now
             self.phase = Phase.IN_CALL
+            warned = call.verdict is not None and call.verdict.action is VerdictAction.WARN
+            if warned and self.line_warning:
+                call.notes.append("warning spoken down the line")
+                return [SpeakOnLine(call.call_id)]
         return []
 
     def line_on_hook(self, now: dt.datetime) -> list[CallAction]:

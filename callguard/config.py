@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from callguard.texts import DEFAULT_WARNING
 from callguard.errors import UsageError
+from callguard.texts import DEFAULT_WARNING
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")
 

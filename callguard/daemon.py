@@ -34,11 +34,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from callguard import config as config_mod
-from callguard import screening
+from callguard import linesense, screening
+from callguard.audio import Prompts, RoomSpeaker, Voice
 from callguard.call import (
     AfterCall,
     CallAction,
@@ -47,12 +49,14 @@ from callguard.call import (
     Release,
     Screened,
     Seize,
+    SpeakOnLine,
     Timing,
     Warn,
 )
 from callguard.config import Config
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemError, ModemTransport, TransportStatus
+from callguard.modem.voice import VoicePlayer
 from callguard.numbers import Caller, warm_up
 from callguard.store import ListIndex, Store, now_local
 from callguard.systemd import Notifier
@@ -61,6 +65,18 @@ log = logging.getLogger("callguard.daemon")
 
 LOOP_TICK_S = 0.2
 INDEX_CHECK_S = 2.0
+
+
+def _voice(config: Config) -> Voice:
+    w = config.warning
+    return Voice(
+        text=w.text,
+        recording=w.recording,
+        voice=w.voice,
+        speed_wpm=w.speed_wpm,
+        say_who=w.say_who,
+        say_place=w.say_place,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,16 @@ class Daemon:
         self.index = ListIndex(self.store)
         self.machine = self._make_machine(config)
         self.transport: ModemTransport | None = None
+        self.prompts = Prompts(Path(config.storage.dir) / "cache", _voice(config))
+        self.speaker = RoomSpeaker(
+            config.warning.room_command,
+            self.prompts,
+            on_played=lambda path: self._observe("room-warning", path),
+        )
+        self.line_sense: linesense.LineSense = linesense.NoLineSense()
+        self._voice_thread: threading.Thread | None = None
+        self._seize_pause = contextlib.ExitStack()
+        self._announcement: bytes | None = None
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
@@ -125,6 +151,7 @@ class Daemon:
         if install_signals:
             self._install_signals()
         warm_up(self.config.screening.region)
+        screening.warm_up()
         self.index.refresh()
         log.info(
             "CallGuard starting: lists %s; storage %s",
@@ -147,6 +174,16 @@ class Daemon:
         self.transport.add_listener(lambda event: self._queue.put(("modem", event)))
         try:
             self.transport.start()
+            self.line_sense = linesense.build(
+                self.config.line_sense.source,
+                transport=self.transport,
+                on_change=lambda change: self._queue.put(("hook", change)),
+                gpio_pin=self.config.line_sense.gpio_pin,
+                active_high=self.config.line_sense.gpio_active_high,
+                off_hook_below_v=self.config.line_sense.off_hook_below_v,
+            )
+            self.line_sense.start()
+            self._start_audio()
             self.transport.wait_connected(5.0)
             self._write_status()
             self.notifier.ready(self._status_line())
@@ -154,6 +191,28 @@ class Daemon:
         finally:
             self._shutdown()
         return 0
+
+    def _start_audio(self) -> None:
+        self.speaker.start()
+        if self.config.warning.line and self.config.line_sense.source == "none":
+            log.warning(
+                "warning.line is on, but the line warning needs line sensing to know when a "
+                'call is answered: set line_sense.source to "modem" or "gpio"'
+            )
+        if not self.speaker.enabled:
+            log.info("warning.room_command is empty: no warnings in the room")
+
+        def warm() -> None:  # render and convert now, not while a caller is waiting
+            try:
+                self.prompts.room_wav(None)
+                if self.config.warning.line:
+                    self.prompts.modem_bytes("warning")
+                if self.config.block.announce:
+                    self._announcement = self.prompts.modem_bytes("announcement")
+            except Exception:
+                log.exception("could not prepare the spoken prompts")
+
+        threading.Thread(target=warm, name="prompt-warmup", daemon=True).start()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -184,8 +243,11 @@ class Daemon:
                 actions = self._modem_event(payload, now)
             elif kind == "status":
                 actions = self._modem_status(payload, now)
+            elif kind == "hook":
+                actions = self._hook(payload, now)
             actions += self.machine.tick(now)
             self._execute(actions)
+            self.line_sense.set_active(self.machine.line.value != "idle")
         except Exception:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
             self._recover(now)
@@ -197,6 +259,14 @@ class Daemon:
             self._status_dirty = True
             return self.machine.ring(now)
         return []
+
+    def _hook(self, change: linesense.HookChange, now: dt.datetime) -> list[CallAction]:
+        began = now - dt.timedelta(seconds=max(0.0, time.monotonic() - change.at))
+        self._status_dirty = True
+        self._observe("hook", change)
+        if change.hook is linesense.Hook.OFF:
+            return self.machine.line_off_hook(began)
+        return self.machine.line_on_hook(began)
 
     def _modem_status(self, status: TransportStatus, now: dt.datetime) -> list[CallAction]:
         self._modem = status
@@ -229,6 +299,8 @@ class Daemon:
                 self._screened(action.caller, action.verdict)
             elif isinstance(action, Warn):
                 self._warn(action)
+            elif isinstance(action, SpeakOnLine):
+                self._speak_on_line()
             elif isinstance(action, LogCall):
                 self._log_call(action.record)
             elif isinstance(action, AfterCall):
@@ -237,7 +309,17 @@ class Daemon:
     def _seize(self) -> None:
         assert self.transport is not None
         self._off_hook = True  # assume the worst until the line is known to be on-hook
+        if self.config.block.announce and self._announcement:
+            # the voice session takes the line itself (AT+VLS=1), speaks, and puts it down
+            with self.line_sense.pause():
+                result = VoicePlayer(self.transport).play(self._announcement)
+            self._off_hook = not result.on_hook
+            self._observe("seized")
+            return
         reply = self.transport.command("ATH1", timeout_s=2.0)
+        # our own off-hook looks like a lifted phone to the line sensor: not a reading until
+        # released (entered after ATH1: nothing may delay the seize; a pending reading is dropped)
+        self._seize_pause.enter_context(self.line_sense.pause())
         if not reply.ok:
             raise ModemError(f"the modem would not take the line: {reply.describe()}")
         self._observe("seized")
@@ -251,6 +333,8 @@ class Daemon:
                 log.critical("the modem did not confirm on-hook; DTR was dropped to force it")
         except ModemError as exc:
             log.error("could not put the line on-hook: %s", exc)
+        finally:
+            self._seize_pause.close()
         self._observe("released")
 
     def _screened(self, caller: Caller, verdict: screening.Verdict) -> None:
@@ -259,7 +343,27 @@ class Daemon:
         self._observe("screened", (caller, verdict))
 
     def _warn(self, action: Warn) -> None:
+        self.speaker.warn(action.caller)
         self._observe("warned", action)
+
+    def _speak_on_line(self) -> None:
+        """Join the answered call in voice mode, speak the warning, leave (worker thread)."""
+        if self._voice_thread is not None and self._voice_thread.is_alive():
+            return
+        transport = self.transport
+        assert transport is not None
+
+        def speak() -> None:
+            try:
+                audio = self.prompts.modem_bytes("warning")
+                with self.line_sense.pause():
+                    result = VoicePlayer(transport).play(audio)
+                self._observe("line-warning", result)
+            except Exception:
+                log.exception("could not speak the warning down the line")
+
+        self._voice_thread = threading.Thread(target=speak, name="line-warning", daemon=True)
+        self._voice_thread.start()
 
     def _log_call(self, record: dict[str, Any]) -> None:
         self._last_call = record
@@ -320,6 +424,7 @@ class Daemon:
             region=config.screening.region,
             timing=Timing(hold_s=config.block.hold_s, ring_gap_s=self.ring_gap_s),
             line_sensing=config.line_sense.source != "none",
+            line_warning=config.warning.line and config.line_sense.source != "none",
         )
 
     def _reload(self) -> None:
@@ -343,6 +448,9 @@ class Daemon:
             )
             self.machine.timing = Timing(hold_s=new.block.hold_s, ring_gap_s=self.ring_gap_s)
             self.machine.region = new.screening.region
+            self.machine.line_warning = new.warning.line and self.line_sense.name != "none"
+            self.prompts.voice = _voice(self.config)
+            self.speaker.set_command(new.warning.room_command)
             log.info("SIGHUP: configuration reloaded from %s", new.source)
         with contextlib.suppress(Exception):
             self.index.loaded = False
@@ -375,7 +483,7 @@ class Daemon:
             "current_call": self.machine.current,
             "last_call": self._last_call,
             "grooming_alert": False,
-            "line_sense": self.config.line_sense.source,
+            "line_sense": {"source": self.line_sense.name, "detail": self.line_sense.detail},
             "lists": self.index.sizes(),
             "counts_since_start": dict(self._counts),
         }
@@ -404,6 +512,12 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         log.info("CallGuard stopping")
+        with contextlib.suppress(Exception):
+            self.speaker.stop()
+        if self._voice_thread is not None:
+            self._voice_thread.join(20)  # it ends on-hook by itself
+        with contextlib.suppress(Exception):
+            self.line_sense.stop()
         transport = self.transport
         if transport is not None:
             if self._off_hook:

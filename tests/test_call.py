@@ -15,6 +15,7 @@ from callguard.call import (
     Release,
     Screened,
     Seize,
+    SpeakOnLine,
     Timing,
     Warn,
 )
@@ -208,3 +209,20 @@ def test_next_deadline_follows_the_phase() -> None:
     m.caller_id(cid("02079460000"), at(1))
     m.ring(at(3))
     assert m.next_deadline() == at(11)
+
+
+def test_answered_unknown_call_speaks_on_the_line_when_configured() -> None:
+    m = machine(line_sensing=True, line_warning=True)
+    m.caller_id(cid("02079460000"), at(0))
+    m.ring(at(0.5))
+    assert kinds(m.line_off_hook(at(4))) == [SpeakOnLine]
+    assert "warning spoken down the line" in logged(m.line_on_hook(at(60)))["notes"]
+
+
+@pytest.mark.parametrize(
+    ("number", "line_warning"), [("01707354000", True), ("02079460000", False)]
+)
+def test_no_line_warning_for_allowed_callers_or_when_off(number: str, line_warning: bool) -> None:
+    m = machine(line_sensing=True, line_warning=line_warning)
+    m.caller_id(cid(number), at(0))
+    assert m.line_off_hook(at(4)) == []

@@ -1,0 +1,332 @@
+"""The spoken prompts, and the speaker in the room.
+
+Theory of operation
+-------------------
+:class:`Prompts` turns text into sound. Speech is rendered offline by espeak-ng (an ``en-gb``
+voice at 150 words a minute, a little slower than its default 175, for older listeners) into a
+WAV file in a cache folder, named by a hash of everything that shapes it (text, voice, speed),
+so each sentence is rendered once and a changed text is rendered anew. A family member's own
+recording (``warning.recording``) replaces the spoken warning text; any common WAV is accepted
+and converted. The modem gets the same prompts converted to 8 kHz 8-bit unsigned mono by
+:mod:`callguard.wavconv` (no audioop: it is gone from Python 3.13).
+
+A unit without espeak-ng is never silent: the default warning and the short "who is calling"
+openings ship pre-rendered in ``callguard/data``. A custom text then falls back to the shipped
+default, with a warning in the log saying how to install espeak-ng.
+
+:class:`RoomSpeaker` plays a warning through ``warning.room_command`` (``aplay -q {wav}`` by
+default; the command is split like a shell would, but run without one, and ``{wav}`` is
+replaced by the file's path). It works on its own thread, so the daemon's loop never waits for
+rendering or playback; a newer warning stops one still playing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from callguard import wavconv
+from callguard.errors import UsageError
+from callguard.numbers import Caller, Category, place_of
+from callguard.texts import DEFAULT_ANNOUNCEMENT, DEFAULT_WARNING
+from callguard.wavconv import Audio
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOICE = "en-gb"
+DEFAULT_SPEED_WPM = 150
+RENDER_VERSION = "1"  # bump to invalidate every cached rendering
+
+# Openings that ship pre-rendered (file name -> text), for units without espeak-ng.
+SHIPPED = {
+    "warning.wav": DEFAULT_WARNING,
+    "intro-unknown.wav": "A call from an unknown number.",
+    "intro-withheld.wav": "A call from a withheld number.",
+    "intro-unavailable.wav": "A call from a number that is not available.",
+    "intro-international.wav": "A call from abroad.",
+    "announcement.wav": DEFAULT_ANNOUNCEMENT,
+}
+
+
+def espeak_path() -> str | None:
+    return shutil.which("espeak-ng")
+
+
+def shipped(name: str) -> Path:
+    return Path(str(resources.files("callguard") / "data" / name))
+
+
+def intro_text(caller: Caller, *, with_place: bool = True) -> str:
+    """Who is calling, in words: "A call from an unknown number in Welwyn Garden City."."""
+    if caller.category is Category.WITHHELD:
+        return "A call from a withheld number."
+    if caller.category is Category.UNAVAILABLE:
+        return "A call from a number that is not available."
+    place = None
+    if with_place and caller.e164:
+        with contextlib.suppress(Exception):
+            place = place_of(caller)
+    if caller.category is Category.INTERNATIONAL:
+        return f"A call from abroad, from {place}." if place else "A call from abroad."
+    if caller.category is Category.MOBILE:
+        return "A call from an unknown mobile number."
+    if place:
+        return f"A call from an unknown number in {place}."
+    return "A call from an unknown number."
+
+
+def _shipped_intro(text: str) -> str | None:
+    for name, shipped_text in SHIPPED.items():
+        if name.startswith("intro-") and shipped_text == text:
+            return name
+    if text.startswith("A call from abroad"):
+        return "intro-international.wav"
+    if text.startswith("A call from an unknown"):
+        return "intro-unknown.wav"
+    return None
+
+
+@dataclass(frozen=True)
+class Voice:
+    text: str = DEFAULT_WARNING
+    recording: str = ""
+    voice: str = DEFAULT_VOICE
+    speed_wpm: int = DEFAULT_SPEED_WPM
+    say_who: bool = True
+    say_place: bool = True
+
+
+class Prompts:
+    """Renders and caches the prompts. Safe to use from one worker thread at a time per file."""
+
+    def __init__(
+        self, cache_dir: str | os.PathLike[str], voice: Voice, espeak: str | None = None
+    ) -> None:
+        self.cache_dir = Path(cache_dir)
+        self.voice = voice
+        self.espeak = espeak if espeak is not None else espeak_path()
+        self._warned_no_espeak = False
+
+    # -- sentences ---------------------------------------------------------------------------
+
+    def speech(self, text: str) -> Path:
+        """A WAV of ``text`` spoken (cached); a shipped rendering when espeak-ng is missing."""
+        key = self._key("speech", text, self.voice.voice, str(self.voice.speed_wpm))
+        path = self.cache_dir / f"speech-{key}.wav"
+        if path.exists():
+            return path
+        if self.espeak:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                dir=self.cache_dir, suffix=".wav", delete=False
+            ) as tmp:
+                partial = Path(tmp.name)
+            try:
+                subprocess.run(
+                    [
+                        self.espeak,
+                        "-v",
+                        self.voice.voice,
+                        "-s",
+                        str(self.voice.speed_wpm),
+                        "-w",
+                        str(partial),
+                        text,
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=60,
+                )
+                wavconv.read_wav(partial)  # a rendering that does not read back is not kept
+                os.replace(partial, path)
+                return path
+            except (OSError, subprocess.SubprocessError, UsageError) as exc:
+                log.error("espeak-ng could not speak %r: %s", text[:40], exc)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+        return self._fallback(text)
+
+    def _fallback(self, text: str) -> Path:
+        name = next((n for n, t in SHIPPED.items() if t == text), None)
+        name = name or _shipped_intro(text)
+        if name is None:
+            name = "warning.wav"
+            if not self._warned_no_espeak:
+                self._warned_no_espeak = True
+                log.warning(
+                    "espeak-ng is not installed, so the warning text from the config cannot "
+                    "be spoken: playing the default warning. Install it with: "
+                    "sudo apt install espeak-ng"
+                )
+        return shipped(name)
+
+    def _key(self, *parts: str) -> str:
+        digest = hashlib.sha256("\x1f".join((RENDER_VERSION, *parts)).encode()).hexdigest()
+        return digest[:20]
+
+    # -- the prompts -------------------------------------------------------------------------
+
+    def warning(self) -> Audio:
+        """The warning itself: the family's recording, else the configured text spoken."""
+        if self.voice.recording:
+            return wavconv.read_wav(self.voice.recording)
+        return wavconv.read_wav(self.speech(self.voice.text))
+
+    def room_wav(self, caller: Caller | None) -> Path:
+        """One WAV for the room: who is calling (if known and wanted), then the warning."""
+        intro = (
+            intro_text(caller, with_place=self.voice.say_place)
+            if caller is not None and self.voice.say_who
+            else ""
+        )
+        source = self.voice.recording or self.voice.text
+        stamp = ""
+        if self.voice.recording:
+            with contextlib.suppress(OSError):
+                st = os.stat(self.voice.recording)
+                stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        key = self._key("room", intro, source, stamp, self.voice.voice, str(self.voice.speed_wpm))
+        path = self.cache_dir / f"room-{key}.wav"
+        if path.exists():
+            return path
+        warning = self.warning()
+        parts = [wavconv.read_wav(self.speech(intro))] if intro else []
+        audio = wavconv.concat(*parts, warning, gap_s=0.4) if parts else warning
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        wavconv.write_wav(path, audio)
+        return path
+
+    def modem_bytes(self, kind: str = "warning") -> bytes:
+        """8 kHz 8-bit unsigned audio for the line: ``warning`` or ``announcement``."""
+        audio = (
+            self.warning()
+            if kind == "warning"
+            else wavconv.read_wav(self.speech(DEFAULT_ANNOUNCEMENT))
+        )
+        return wavconv.to_modem_bytes(audio)
+
+
+_STOP = object()
+
+
+class RoomSpeaker:
+    """Plays warnings in the room through ``command`` without blocking the caller."""
+
+    def __init__(
+        self,
+        command: str,
+        prompts: Prompts,
+        *,
+        on_played: Callable[[Path], None] | None = None,
+        max_seconds: float = 60.0,
+    ) -> None:
+        self.argv = shlex.split(command) if command.strip() else []
+        self.prompts = prompts
+        self.on_played = on_played
+        self.max_seconds = max_seconds
+        self._jobs: queue.Queue[Caller | object | None] = queue.Queue()
+        self._current: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.argv)
+
+    def set_command(self, command: str) -> None:
+        """A new ``warning.room_command`` (SIGHUP); an empty one turns the speaker off."""
+        self.argv = shlex.split(command) if command.strip() else []
+        self.start()
+
+    def start(self) -> None:
+        if self.enabled and self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="room-speaker", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(_STOP)
+            self._stop_current()
+            self._thread.join(5)
+            self._thread = None
+
+    def warn(self, caller: Caller | None) -> None:
+        """Queue a warning (returns at once). A newer one stops one still playing."""
+        if not self.enabled:
+            return
+        self._stop_current()
+        self._jobs.put(caller)
+
+    def play_now(self, path: Path) -> int:
+        """Play ``path`` and wait (for selftest and the demo). Returns the command's exit code."""
+        argv = self._argv(path)
+        return subprocess.run(argv, capture_output=True, timeout=self.max_seconds).returncode
+
+    def _argv(self, path: Path) -> list[str]:
+        return [arg.replace("{wav}", str(path)) for arg in self.argv]
+
+    def _stop_current(self) -> None:
+        with self._lock:
+            proc = self._current
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            while job is not _STOP and not self._jobs.empty():  # only the newest one matters
+                job = self._jobs.get()
+            if job is _STOP:
+                return
+            caller = job if isinstance(job, Caller) else None
+            try:
+                path = self.prompts.room_wav(caller)
+                self._play(path)
+            except Exception:
+                log.exception("could not play the warning in the room")
+
+    def _play(self, path: Path) -> None:
+        argv = self._argv(path)
+        try:
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+            )
+        except FileNotFoundError:
+            log.error(
+                "warning.room_command: %r was not found; install it (aplay is in alsa-utils) or "
+                "change warning.room_command",
+                argv[0],
+            )
+            return
+        with self._lock:
+            self._current = proc
+        if self.on_played is not None:
+            self.on_played(path)
+        try:
+            _, err = proc.communicate(timeout=self.max_seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+            log.error("warning.room_command ran for over %.0f s and was stopped", self.max_seconds)
+        with self._lock:
+            self._current = None
+        if proc.returncode not in (0, -15):
+            log.error(
+                "warning.room_command %r failed (exit %s): %s",
+                " ".join(argv),
+                proc.returncode,
+                err.decode(errors="replace").strip()[:200],
+            )

@@ -1,0 +1,152 @@
+"""Prompts: espeak-ng rendering and its cache, the shipped fallback, and the room speaker."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from callguard import wavconv
+from callguard.audio import SHIPPED, Prompts, RoomSpeaker, Voice, intro_text, shipped
+from callguard.numbers import from_caller_id
+from callguard.texts import DEFAULT_WARNING
+
+ESPEAK = shutil.which("espeak-ng")
+needs_espeak = pytest.mark.skipif(
+    ESPEAK is None, reason="espeak-ng is not installed (make test installs it where it can)"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("P", "A call from a withheld number."),
+        ("O", "A call from a number that is not available."),
+        ("07700900123", "A call from an unknown mobile number."),
+        ("01707354000", "A call from an unknown number in Welwyn Garden City."),
+        ("0033123456789", "A call from abroad, from France."),
+    ],
+)
+def test_intro_says_who_is_calling(raw: str, text: str) -> None:
+    assert intro_text(from_caller_id(raw, "GB")) == text
+
+
+def test_intro_without_place() -> None:
+    caller = from_caller_id("01707354000", "GB")
+    assert intro_text(caller, with_place=False) == "A call from an unknown number."
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_prompts_are_speech(name: str) -> None:
+    audio = wavconv.read_wav(shipped(name))
+    assert audio.seconds > (2.0 if name == "warning.wav" else 1.0)
+    assert wavconv.rms(audio) > 0.02  # not silence
+    if name == "warning.wav":
+        assert audio.seconds < 15.0  # "short, calm, under 15 s"
+
+
+@needs_espeak
+def test_espeak_renders_the_warning_as_speech_and_caches_it(tmp_path: Path) -> None:
+    prompts = Prompts(tmp_path, Voice())
+    t0 = time.monotonic()
+    first = prompts.speech(DEFAULT_WARNING)
+    assert first.parent == tmp_path  # rendered, not the shipped copy
+    audio = wavconv.read_wav(first)
+    assert 2.0 < audio.seconds < 15.0 and wavconv.rms(audio) > 0.02
+    mtime = first.stat().st_mtime_ns
+    assert prompts.speech(DEFAULT_WARNING) == first and first.stat().st_mtime_ns == mtime
+    assert time.monotonic() - t0 < 30
+    other = Prompts(tmp_path, Voice(speed_wpm=120)).speech(DEFAULT_WARNING)
+    assert other != first  # speed is part of the cache key
+    assert wavconv.read_wav(other).seconds > audio.seconds  # slower is longer
+
+
+def test_without_espeak_the_shipped_default_is_used(tmp_path: Path) -> None:
+    prompts = Prompts(tmp_path, Voice(), espeak="")
+    assert prompts.speech(DEFAULT_WARNING) == shipped("warning.wav")
+    assert prompts.speech("A call from a withheld number.") == shipped("intro-withheld.wav")
+
+
+def test_custom_text_without_espeak_falls_back_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    prompts = Prompts(tmp_path, Voice(text="Hello, this is Mum's phone guard."), espeak="")
+    with caplog.at_level(logging.WARNING):
+        audio = prompts.warning()
+    assert audio.seconds > 10  # the default warning
+    assert "apt install espeak-ng" in caplog.text
+
+
+def test_room_wav_is_intro_then_warning_and_cached(tmp_path: Path) -> None:
+    prompts = Prompts(tmp_path, Voice(say_place=False), espeak="")
+    withheld = from_caller_id("P", "GB")
+    path = prompts.room_wav(withheld)
+    audio = wavconv.read_wav(path)
+    intro = wavconv.read_wav(shipped("intro-withheld.wav")).seconds
+    warning = wavconv.read_wav(shipped("warning.wav")).seconds
+    assert audio.seconds == pytest.approx(intro + warning + 0.4, abs=0.1)
+    assert prompts.room_wav(withheld) == path
+    assert prompts.room_wav(None) != path  # no intro: a different file
+
+
+def test_family_recording_replaces_the_text(tmp_path: Path) -> None:
+    recording = tmp_path / "mum.wav"
+    wavconv.write_wav(recording, wavconv.tone(440, 3.0, 44100))
+    prompts = Prompts(tmp_path / "cache", Voice(recording=str(recording), say_who=False), espeak="")
+    assert prompts.warning().seconds == pytest.approx(3.0, abs=0.01)
+    modem = prompts.modem_bytes()
+    assert len(modem) == pytest.approx(3 * 8000, abs=2)
+
+
+def test_room_speaker_runs_the_command_without_blocking(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    script = tmp_path / "play.py"
+    script.write_text(
+        "import shutil, sys, time; time.sleep(0.3); shutil.copy(sys.argv[1], sys.argv[2])\n"
+    )
+    prompts = Prompts(tmp_path / "cache", Voice(say_place=False), espeak="")
+    played: list[Path] = []
+    speaker = RoomSpeaker(
+        f"{sys.executable} {script} {{wav}} {out}", prompts, on_played=played.append
+    )
+    speaker.start()
+    try:
+        t0 = time.monotonic()
+        speaker.warn(from_caller_id("P", "GB"))
+        assert time.monotonic() - t0 < 0.1  # returns at once
+        deadline = time.monotonic() + 10
+        while not list(out.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        copies = list(out.iterdir())
+        assert len(copies) == 1 and wavconv.read_wav(copies[0]).seconds > 2
+        assert played and played[0].name.startswith("room-")
+    finally:
+        speaker.stop()
+
+
+def test_room_speaker_reports_a_missing_player(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    prompts = Prompts(tmp_path, Voice(say_place=False), espeak="")
+    speaker = RoomSpeaker("no-such-player-xyz {wav}", prompts)
+    speaker.start()
+    try:
+        with caplog.at_level(logging.ERROR):
+            speaker.warn(None)
+            deadline = time.monotonic() + 10
+            while "not found" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert "no-such-player-xyz" in caplog.text and "warning.room_command" in caplog.text
+    finally:
+        speaker.stop()
+
+
+def test_empty_room_command_turns_the_speaker_off(tmp_path: Path) -> None:
+    speaker = RoomSpeaker("", Prompts(tmp_path, Voice(), espeak=""))
+    assert not speaker.enabled
+    speaker.warn(None)  # a no-op, not an error
