@@ -647,6 +647,23 @@ def _move_aside(path: Path) -> Path:
     return target
 
 
+def write_atomically(path: Path, payload: bytes, mode: int = 0o644) -> None:
+    """Make ``payload`` the content of ``path`` whole or not at all (temp, fsync, rename, fsync
+    the folder). For files that need no backup or lock, such as rendered audio."""
+    temp = _sibling(path, f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        _unlink_quietly(temp)
+        raise
+    _fsync_dir(path.parent)
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
     try:

@@ -40,12 +40,9 @@ power cut.
 from __future__ import annotations
 
 import array
-import contextlib
-import errno
 import functools
 import math
 import os
-import secrets
 import shlex
 import struct
 import sys
@@ -56,6 +53,7 @@ from operator import add, mul
 from pathlib import Path
 
 from callguard.errors import UsageError
+from callguard.storage import write_atomically
 
 MODEM_RATE_HZ = 8000
 MIN_RATE_HZ = 4000
@@ -480,30 +478,7 @@ def write_wav(path: str | os.PathLike[str], audio: Audio, *, sample_width: int =
         b"data",
         len(data),
     )
-    _write_atomically(Path(path), header + data + pad)
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with open(fd, "wb", closefd=True) as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    except OSError as e:
-        if e.errno != errno.EINVAL:  # a filesystem that cannot sync folders
-            raise
-    finally:
-        os.close(directory)
+    write_atomically(Path(path), header + data + pad)
 
 
 def concat(*parts: Audio, gap_s: float = 0.0) -> Audio:

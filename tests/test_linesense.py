@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
+from helpers import wait_for
 
 from callguard import linesense
 from callguard.errors import UsageError
@@ -32,15 +33,6 @@ from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnava
 from callguard.sim import SimModem
 
 ON, OFF = Hook.ON, Hook.OFF
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class FakeClock:

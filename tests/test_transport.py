@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_for
 
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import (
@@ -20,15 +21,6 @@ from callguard.modem.voice import VoicePlayer
 from callguard.sim import Call, SimModem
 
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
 
 
 class Recorder:

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import wait_for
 
 from callguard import wavconv
 from callguard.sim import Call, SimModem
@@ -30,16 +31,6 @@ open(f"{out}/played-{n}.time", "w").write(repr(stamp))
 """
 
 SHORT_WARNING = "This is CallGuard. Police and banks never ask for your PIN."
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class Unit:
