@@ -8,18 +8,24 @@ no root, under a minute.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
 from typing import TextIO
 
+from callguard.audio import intro_text
+from callguard.call import Warn
 from callguard.config import from_dict
 from callguard.daemon import Daemon, Observed
 from callguard.modem.transport import TransportStatus
 from callguard.sim import Call, SimModem
 from callguard.store import Store, target_for
+from callguard.texts import DEFAULT_WARNING
 
 DAUGHTER = "01707 354000"
 BANK_CARD_NUMBER = "0306 999 0123"  # an Ofcom drama number standing in for a bank's card line
@@ -42,9 +48,21 @@ MORNING: list[tuple[str, Call]] = [
 ]
 
 
+def _speaker_command() -> str:
+    """``aplay -q {wav}`` when this machine has a sound card, else "" (print the words)."""
+    if shutil.which("aplay") is None:
+        return ""
+    try:
+        cards = subprocess.run(["aplay", "-l"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return "aplay -q {wav}" if cards.returncode == 0 and "card" in cards.stdout else ""
+
+
 class Narrator:
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, speaker: bool) -> None:
         self.out = out
+        self.speaker = speaker
         self.seized = False
 
     def say(self, text: str) -> None:
@@ -65,21 +83,29 @@ class Narrator:
         elif seen.kind == "seized":
             self.seized = True
         elif seen.kind == "warned":
-            self.say("       -> the phone rings, and CallGuard speaks its warning in the room:")
-            self.say('          "Police and banks will never ask for your PIN, ask you to take out')
-            self.say('           cash, or send a courier. If in doubt, hang up and call 159."')
+            action: Warn = seen.detail
+            spoken = DEFAULT_WARNING.replace("one five nine", "159")  # spelt out for espeak-ng
+            words = f"{intro_text(action.caller, with_place=False)} {spoken}"
+            if self.speaker:
+                self.say("       -> the phone rings, and CallGuard speaks its warning in the room.")
+            else:
+                self.say("       -> the phone rings, and CallGuard speaks its warning in the room")
+                self.say("          (no speaker here, so here are its words):")
+                for line in textwrap.wrap(words, 70):
+                    self.say(f"          {line}")
 
 
 def run_demo(fast: bool = False, out: TextIO = sys.stdout) -> int:
     scale = 0.25 if fast else 0.5
-    narrator = Narrator(out)
+    speaker = _speaker_command()
+    narrator = Narrator(out, bool(speaker))
     with tempfile.TemporaryDirectory(prefix="callguard-demo-") as tmp:
         link = str(Path(tmp) / "modem")
         config = from_dict(
             {
                 "modem": {"port": link},
                 "storage": {"dir": str(Path(tmp) / "state")},
-                "warning": {"room_command": ""},
+                "warning": {"room_command": speaker, "say_place": False},
             },
             "the demo's settings",
         )
