@@ -19,6 +19,7 @@ The rules, in one place::
   ringing     line off-hook         -> answered (line sensing, when configured)
   ringing     ring_gap_s, no RING   -> end: unanswered (or unknown without line sensing)
   ringing     line off-hook, WARN   -> SpeakOnLine (with warning.line)     -> in_call
+  in_call     grooming.minutes pass -> GroomingAlert (callers not on the allow list, once)
   in_call     line on-hook          -> end: answered, with its duration
   seized      hold_s passes         -> Release, end: blocked
   any call    new caller ID burst   -> end the current call, start the new one
@@ -99,6 +100,14 @@ class SpeakOnLine:
 
 
 @dataclass(frozen=True)
+class GroomingAlert:
+    """An unknown caller has kept the resident on the line for ``grooming.minutes``."""
+
+    call_id: int
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Screened:
     """A verdict was reached (for the status and the narration)."""
 
@@ -121,7 +130,7 @@ class AfterCall:
     call_id: int
 
 
-CallAction = Seize | Release | Warn | SpeakOnLine | Screened | LogCall | AfterCall
+CallAction = Seize | Release | Warn | SpeakOnLine | GroomingAlert | Screened | LogCall | AfterCall
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -147,6 +156,7 @@ class _Call:
     last_ring: dt.datetime | None = None
     seized_at: dt.datetime | None = None
     answered_at: dt.datetime | None = None
+    alerted: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -173,9 +183,11 @@ class CallMachine:
         timing: Timing | None = None,
         line_sensing: bool = False,
         line_warning: bool = False,
+        grooming_minutes: float | None = None,
     ) -> None:
         self._screen = screen
         self.line_warning = line_warning
+        self.grooming_minutes = grooming_minutes
         self.region = region
         self.timing = timing or Timing()
         self.line_sensing = line_sensing
@@ -213,7 +225,20 @@ class CallMachine:
             return call.started + dt.timedelta(seconds=self.timing.ring_gap_s)
         if self.phase is Phase.SEIZED and call.seized_at is not None:
             return call.seized_at + dt.timedelta(seconds=self.timing.hold_s)
+        if self.phase is Phase.IN_CALL and self._grooming_watch(call):
+            assert call.answered_at is not None and self.grooming_minutes is not None
+            return call.answered_at + dt.timedelta(minutes=self.grooming_minutes)
         return None
+
+    def _grooming_watch(self, call: _Call) -> bool:
+        """An answered call from someone not on the allow list, not yet alerted."""
+        return (
+            self.grooming_minutes is not None
+            and call.answered_at is not None
+            and not call.alerted
+            and call.verdict is not None
+            and call.verdict.action is not VerdictAction.ALLOW
+        )
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -288,6 +313,11 @@ class CallMachine:
             return self._decide(call, caller, now)
         if self.phase is Phase.SEIZED:
             return [Release(call.call_id), *self._end(now)]
+        if self.phase is Phase.IN_CALL:  # the grooming threshold has passed
+            call.alerted = True
+            minutes = f"{self.grooming_minutes:g}"
+            call.notes.append(f"grooming alert: an unknown caller kept the line over {minutes} min")
+            return [GroomingAlert(call.call_id, self._record(call, now, ended=False))]
         return self._end(now)
 
     def modem_lost(self, now: dt.datetime) -> list[CallAction]:
@@ -374,5 +404,6 @@ class CallMachine:
             "rings": call.rings,
             "caller_id": call.had_caller_id,
             "impersonation": bool(verdict and verdict.impersonation),
+            "grooming_alert": call.alerted,
             "notes": list(call.notes),
         }

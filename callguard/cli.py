@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="a JSON object")
     status.set_defaults(func=_cmd_status)
 
+    ack = sub.add_parser("ack", help="acknowledge (clear) the grooming alert")
+    ack.add_argument("--by", default=None, help="who is acknowledging (default: your login name)")
+    ack.set_defaults(func=_cmd_ack)
+
     for list_name in LIST_NAMES:
         _add_list_commands(sub, list_name)
 
@@ -298,6 +302,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "detail": "the daemon is not running",
             },
         }
+    status["grooming_alert"] = store.alert_active()  # the file is the truth, daemon or not
     if args.json:
         print(json.dumps(status, indent=2, ensure_ascii=False))
         return 0
@@ -310,6 +315,21 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if isinstance(last, dict):
         who = last.get("display") or ""
         print(f"last call:      {last.get('started')} {who} {last.get('verdict')}")
+    return 0
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    _, store = _store(args)
+    alert = store.ack_alert(by=args.by)
+    if alert is None:
+        print("There is no grooming alert to acknowledge.")
+        return 0
+    call = alert.get("call") or {}
+    who = call.get("display") or call.get("category") or "an unknown caller"
+    print(
+        f"Grooming alert cleared (raised {str(alert.get('raised', ''))[:16].replace('T', ' ')} "
+        f"for a long call from {who}). Please ask the resident who it was."
+    )
     return 0
 
 

@@ -213,6 +213,19 @@ class GroomingConfig:
     minutes: float = _key(15.0, "an unknown call longer than this raises the alert", _at_least(0.1))
 
 
+def _pin(value: Any) -> str | None:
+    if value == -1 or 0 <= value <= 27:
+        return None
+    return "must be a BCM GPIO number from 0 to 27, or -1 for none"
+
+
+@dataclass(frozen=True)
+class IndicatorsConfig:
+    alert_led_pin: int = _key(23, "BCM pin of the grooming alert LED (-1: none)", _pin)
+    status_led_pin: int = _key(24, "BCM pin of the status LED (-1: none)", _pin)
+    button_pin: int = _key(25, "BCM pin of the acknowledge button, to ground (-1: none)", _pin)
+
+
 @dataclass(frozen=True)
 class BlockConfig:
     hold_s: float = _key(
@@ -232,6 +245,7 @@ class Config:
     line_sense: LineSenseConfig = field(default_factory=LineSenseConfig)
     grooming: GroomingConfig = field(default_factory=GroomingConfig)
     block: BlockConfig = field(default_factory=BlockConfig)
+    indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
     source: str = field(default="(defaults)", compare=False)
 
 

@@ -25,6 +25,7 @@ wedged loop is restarted), ``RELOADING=1`` on SIGHUP, ``STOPPING=1`` on the way 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -45,6 +46,7 @@ from callguard.call import (
     AfterCall,
     CallAction,
     CallMachine,
+    GroomingAlert,
     LogCall,
     Release,
     Screened,
@@ -54,10 +56,12 @@ from callguard.call import (
     Warn,
 )
 from callguard.config import Config
+from callguard.indicators import Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemError, ModemTransport, TransportStatus
 from callguard.modem.voice import VoicePlayer
 from callguard.numbers import Caller, warm_up
+from callguard.storage import file_signature
 from callguard.store import ListIndex, Store, now_local
 from callguard.systemd import Notifier
 
@@ -100,6 +104,7 @@ class Daemon:
         observer: Callable[[Observed], None] | None = None,
         transport_factory: Callable[..., ModemTransport] = ModemTransport,
         ring_gap_s: float | None = None,
+        pin_factory: Any = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -125,6 +130,10 @@ class Daemon:
         self.line_sense: linesense.LineSense = linesense.NoLineSense()
         self._voice_thread: threading.Thread | None = None
         self._seize_pause = contextlib.ExitStack()
+        self.pin_factory = pin_factory
+        self.indicators: Indicators | None = None
+        self._alert_active = False
+        self._alert_signature: tuple[int, int, int] | None = None
         self._announcement: bytes | None = None
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop_requested = threading.Event()
@@ -183,6 +192,7 @@ class Daemon:
                 off_hook_below_v=self.config.line_sense.off_hook_below_v,
             )
             self.line_sense.start()
+            self._start_indicators()
             self._start_audio()
             self.transport.wait_connected(5.0)
             self._write_status()
@@ -191,6 +201,44 @@ class Daemon:
         finally:
             self._shutdown()
         return 0
+
+    def _start_indicators(self) -> None:
+        pins = self.config.indicators
+
+        def pin(value: int) -> int | None:
+            return None if value < 0 else value
+
+        self.indicators = Indicators(
+            alert_pin=pin(pins.alert_led_pin),
+            status_pin=pin(pins.status_led_pin),
+            button_pin=pin(pins.button_pin),
+            on_button=lambda: self._queue.put(("ack", "the button")),
+            pin_factory=self.pin_factory,
+        )
+        self.indicators.modem(False)
+        self._check_alert(force=True)
+        if self._alert_active:
+            log.warning("the grooming alert from before the restart is still on")
+        if self.machine.grooming_minutes is None:
+            log.info("the grooming alert is off: it needs line sensing (line_sense.source)")
+
+    def _check_alert(self, force: bool = False) -> None:
+        """Follow the alert file: `callguard ack` may have cleared it while we run."""
+        signature = file_signature(self.store.alert_path)
+        if not force and signature == self._alert_signature:
+            return
+        self._alert_signature = signature
+        active = self.store.alert_active()
+        if active != self._alert_active:
+            self._status_dirty = True
+        self._alert_active = active
+        if self.indicators is None:
+            return
+        if not active:
+            self.indicators.alert_off()
+        elif self.indicators.alert_state == "off":
+            in_call = self.machine.line.value == "in-call"
+            self.indicators.alert_blinking() if in_call else self.indicators.alert_steady()
 
     def _start_audio(self) -> None:
         self.speaker.start()
@@ -245,6 +293,8 @@ class Daemon:
                 actions = self._modem_status(payload, now)
             elif kind == "hook":
                 actions = self._hook(payload, now)
+            elif kind == "ack":
+                self._acknowledge(payload)
             actions += self.machine.tick(now)
             self._execute(actions)
             self.line_sense.set_active(self.machine.line.value != "idle")
@@ -268,9 +318,17 @@ class Daemon:
             return self.machine.line_off_hook(began)
         return self.machine.line_on_hook(began)
 
+    def _acknowledge(self, by: str) -> None:
+        if self.store.ack_alert(by=by) is not None:
+            log.info("grooming alert acknowledged by %s", by)
+        self._check_alert(force=True)
+        self._observe("acknowledged", by)
+
     def _modem_status(self, status: TransportStatus, now: dt.datetime) -> list[CallAction]:
         self._modem = status
         self._status_dirty = True
+        if self.indicators is not None:
+            self.indicators.modem(status.connected)
         self._observe("modem", status)
         if not status.connected:
             self._off_hook = False  # the port is gone; re-init says ATH0 first
@@ -301,6 +359,8 @@ class Daemon:
                 self._warn(action)
             elif isinstance(action, SpeakOnLine):
                 self._speak_on_line()
+            elif isinstance(action, GroomingAlert):
+                self._grooming_alert(action)
             elif isinstance(action, LogCall):
                 self._log_call(action.record)
             elif isinstance(action, AfterCall):
@@ -365,8 +425,26 @@ class Daemon:
         self._voice_thread = threading.Thread(target=speak, name="line-warning", daemon=True)
         self._voice_thread.start()
 
+    def _grooming_alert(self, action: GroomingAlert) -> None:
+        record = action.record
+        who = record.get("display") or record.get("category")
+        minutes = self.config.grooming.minutes
+        log.warning(
+            "GROOMING ALERT: an unknown caller (%s) has kept the line for over %g minutes; "
+            "the alert light is on until someone acknowledges it",
+            who,
+            minutes,
+        )
+        self.store.raise_alert(record)
+        self._check_alert(force=True)
+        if self.indicators is not None:
+            self.indicators.alert_blinking()
+        self._observe("grooming-alert", record)
+
     def _log_call(self, record: dict[str, Any]) -> None:
         self._last_call = record
+        if record.get("grooming_alert") and self.indicators is not None and self._alert_active:
+            self.indicators.alert_steady()  # the call is over; the light stays until ack
         self._counts["calls"] += 1
         if record.get("verdict") in ("blocked", "warned"):
             self._counts[str(record["verdict"])] += 1
@@ -408,6 +486,8 @@ class Daemon:
                 if self.index.refresh():
                     log.info("lists reloaded: %s", self.index.sizes())
                     self._status_dirty = True
+        with contextlib.suppress(Exception):
+            self._check_alert()
         if self._status_dirty:
             self._write_status()
 
@@ -425,6 +505,9 @@ class Daemon:
             timing=Timing(hold_s=config.block.hold_s, ring_gap_s=self.ring_gap_s),
             line_sensing=config.line_sense.source != "none",
             line_warning=config.warning.line and config.line_sense.source != "none",
+            grooming_minutes=config.grooming.minutes
+            if config.line_sense.source != "none"
+            else None,
         )
 
     def _reload(self) -> None:
@@ -436,16 +519,15 @@ class Daemon:
         else:
             if new.modem != self.config.modem or new.storage != self.config.storage:
                 log.warning("SIGHUP: [modem] and [storage] changes take effect after a restart")
-            self.config = Config(
+            self.config = dataclasses.replace(
+                new,
                 modem=self.config.modem,
                 storage=self.config.storage,
-                screening=new.screening,
-                warning=new.warning,
                 line_sense=self.config.line_sense,
-                grooming=new.grooming,
-                block=new.block,
-                source=new.source,
+                indicators=self.config.indicators,
             )
+            if self.machine.grooming_minutes is not None:
+                self.machine.grooming_minutes = new.grooming.minutes
             self.machine.timing = Timing(hold_s=new.block.hold_s, ring_gap_s=self.ring_gap_s)
             self.machine.region = new.screening.region
             self.machine.line_warning = new.warning.line and self.line_sense.name != "none"
@@ -482,7 +564,11 @@ class Daemon:
             "line": self.machine.line.value,
             "current_call": self.machine.current,
             "last_call": self._last_call,
-            "grooming_alert": False,
+            "grooming_alert": self._alert_active,
+            "indicators": {
+                "alert_led": self.indicators.alert_state if self.indicators else "off",
+                "detail": self.indicators.detail if self.indicators else "not started",
+            },
             "line_sense": {"source": self.line_sense.name, "detail": self.line_sense.detail},
             "lists": self.index.sizes(),
             "counts_since_start": dict(self._counts),
@@ -518,6 +604,8 @@ class Daemon:
             self._voice_thread.join(20)  # it ends on-hook by itself
         with contextlib.suppress(Exception):
             self.line_sense.stop()
+        if self.indicators is not None:
+            self.indicators.close()  # the status LED goes dark: the daemon is not running
         transport = self.transport
         if transport is not None:
             if self._off_hook:

@@ -418,6 +418,50 @@ class Store:
             doc = db.table("status").get(doc_id=1)
         return dict(doc) if doc else None
 
+    # -- the grooming alert -----------------------------------------------------------------
+    # Kept in its own file so that it survives a restart and `callguard ack` can clear it
+    # while the daemon runs (the daemon watches the file's signature).
+
+    @property
+    def alert_path(self) -> Path:
+        return self.dir / "alert.json"
+
+    def raise_alert(self, call: dict[str, Any]) -> dict[str, Any]:
+        alert = {"active": True, "raised": self.clock().isoformat(timespec="seconds"), "call": call}
+        with self._db(self.alert_path) as db:
+            db.table("alert").upsert(Document(alert, doc_id=1))
+        return alert
+
+    def read_alert(self) -> dict[str, Any] | None:
+        """The last alert (active or acknowledged), or None if there never was one."""
+        if not _exists(self.alert_path):
+            return None
+        with self._db(self.alert_path) as db:
+            doc = db.table("alert").get(doc_id=1)
+        return dict(doc) if isinstance(doc, dict) else None
+
+    def alert_active(self) -> bool:
+        alert = self.read_alert()
+        return bool(alert and alert.get("active"))
+
+    def ack_alert(self, by: str | None = None) -> dict[str, Any] | None:
+        """Clear the alert; returns it as it was, or None if none was active."""
+        if not _exists(self.alert_path):
+            return None
+        with self._db(self.alert_path) as db:
+            table = db.table("alert")
+            doc = table.get(doc_id=1)
+            if not isinstance(doc, dict) or not doc.get("active"):
+                return None
+            acked = {
+                **doc,
+                "active": False,
+                "acknowledged": self.clock().isoformat(timespec="seconds"),
+                "acknowledged_by": by or _who(),
+            }
+            table.upsert(Document(acked, doc_id=1))
+            return dict(doc)
+
     # -- call log ------------------------------------------------------------------------
 
     def append_call(self, call: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from callguard.call import (
     AfterCall,
     CallAction,
     CallMachine,
+    GroomingAlert,
     LineState,
     LogCall,
     Release,
@@ -19,6 +20,7 @@ from callguard.call import (
     Timing,
     Warn,
 )
+from callguard.linesense import Debouncer, Hook
 from callguard.modem.protocol import Absence, CallerId
 from callguard.numbers import Caller, Category
 from callguard.screening import Action, Verdict
@@ -226,3 +228,71 @@ def test_no_line_warning_for_allowed_callers_or_when_off(number: str, line_warni
     m = machine(line_sensing=True, line_warning=line_warning)
     m.caller_id(cid(number), at(0))
     assert m.line_off_hook(at(4)) == []
+
+
+# -- the grooming alert (issue: spot grooming) -------------------------------------------------
+
+
+def groomed(minutes: float = 15, **kw: object) -> CallMachine:
+    return machine(line_sensing=True, grooming_minutes=minutes, **kw)
+
+
+def test_a_20_minute_unknown_call_raises_the_alert_at_the_threshold() -> None:
+    m = groomed(15)
+    m.caller_id(cid("02079460000"), at(0))
+    m.ring(at(0.5))
+    m.line_off_hook(at(4))
+    assert m.next_deadline() == at(4 + 15 * 60)  # no waiting: the daemon sleeps until then
+    assert m.tick(at(4 + 15 * 60 - 0.1)) == []
+    actions = m.tick(at(4 + 15 * 60))
+    assert kinds(actions) == [GroomingAlert]
+    alert = actions[0]
+    assert isinstance(alert, GroomingAlert) and alert.record["number"] == "+442079460000"
+    assert m.tick(at(4 + 18 * 60)) == [] and m.next_deadline() is None  # once per call
+    record = logged(m.line_on_hook(at(4 + 20 * 60)))
+    assert record["grooming_alert"] is True and record["duration_s"] == pytest.approx(1200)
+
+
+@pytest.mark.parametrize("minutes", [0.5, 15.0])
+def test_fractions_of_a_minute(minutes: float) -> None:
+    m = groomed(minutes)
+    m.caller_id(cid(None, absence=Absence.WITHHELD), at(0))
+    m.line_off_hook(at(3))
+    assert kinds(m.tick(at(3 + minutes * 60))) == [GroomingAlert]
+
+
+def test_an_allowed_caller_never_raises_the_alert() -> None:
+    m = groomed(15)
+    m.caller_id(cid("01707354000"), at(0))
+    m.line_off_hook(at(4))
+    assert m.next_deadline() is None
+    assert m.tick(at(4 + 60 * 60)) == []
+    assert logged(m.line_on_hook(at(4 + 60 * 60)))["grooming_alert"] is False
+
+
+def test_no_alert_without_line_sensing_or_when_off() -> None:
+    m = groomed(None)  # type: ignore[arg-type]
+    m.caller_id(cid("02079460000"), at(0))
+    m.line_off_hook(at(4))
+    assert m.tick(at(4 + 60 * 60)) == []
+
+
+def test_a_half_second_drop_is_not_the_end_of_the_call() -> None:
+    m = groomed(15)
+    sensor = Debouncer(hold_s=1.0)
+    m.caller_id(cid("02079460000"), at(0))
+    m.ring(at(0.5))
+    actions: list[CallAction] = []
+    t = 4.0
+    # off-hook from 4 s; a 0.5 s drop at 600 s (a hook flash); back on-hook at 1204 s
+    while t < 1210:
+        off = 4.0 <= t < 1204.0 and not (600.0 <= t < 600.5)
+        change = sensor.feed(t, off)
+        if change is not None:
+            when = at(change.at)
+            actions += m.line_off_hook(when) if change.hook is Hook.OFF else m.line_on_hook(when)
+        actions += m.tick(at(t))
+        t = round(t + 0.1, 1)
+    logs = [a.record for a in actions if isinstance(a, LogCall)]
+    assert len(logs) == 1 and logs[0]["duration_s"] == pytest.approx(1200, abs=0.2)
+    assert kinds(actions).count(GroomingAlert) == 1

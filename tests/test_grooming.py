@@ -1,0 +1,146 @@
+"""The grooming alert: the LEDs and the button on gpiozero's mock pins, the alert surviving a
+restart, and end to end on the simulator with modem line sensing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+from helpers import wait_for
+
+from callguard.config import from_dict
+from callguard.daemon import Daemon
+from callguard.indicators import Indicators
+from callguard.sim import Call, SimModem
+from callguard.store import Store
+
+
+@pytest.fixture
+def factory() -> Iterator[MockFactory]:
+    f = MockFactory()
+    yield f
+    f.reset()
+    Device.pin_factory = None
+
+
+def test_leds_and_button_on_mock_pins(factory: MockFactory) -> None:
+    pressed: list[str] = []
+    ind = Indicators(
+        alert_pin=23,
+        status_pin=24,
+        button_pin=25,
+        on_button=lambda: pressed.append("x"),
+        pin_factory=factory,
+    )
+    assert ind.available
+    ind.alert_steady()
+    assert factory.pin(23).state == 1 and ind.alert_state == "steady"
+    ind.alert_blinking()
+    wait_for(lambda: factory.pin(23).state == 0, 2, "the blink to go off")
+    wait_for(lambda: factory.pin(23).state == 1, 2, "the blink to come on")
+    ind.alert_off()
+    assert factory.pin(23).state == 0 and ind.alert_state == "off"
+    ind.modem(True)
+    assert ind.status_state == "heartbeat"
+    factory.pin(25).drive_low()  # the button, to ground with the pull-up
+    wait_for(lambda: pressed, 2, "the button callback")
+    ind.close()
+    assert factory.pin(24).state == 0  # dark: the daemon is not running
+
+
+def test_no_gpio_means_no_lights_not_a_crash() -> None:
+    ind = Indicators(alert_pin=23, status_pin=24, button_pin=25, pin_factory="no-such-factory")
+    assert not ind.available and "not available" in ind.detail
+    ind.alert_blinking()
+    ind.modem(False)
+    ind.close()
+
+
+def test_alert_survives_a_restart_and_the_button_clears_it(
+    tmp_path: Path, factory: MockFactory
+) -> None:
+    store = Store(tmp_path / "state")
+    store.raise_alert({"display": "withheld number", "category": "withheld"})
+    link = str(tmp_path / "modem")
+    config = from_dict(
+        {
+            "modem": {"port": link},
+            "storage": {"dir": str(tmp_path / "state")},
+            "warning": {"room_command": ""},
+            "line_sense": {"source": "modem"},
+        }
+    )
+    with SimModem(identity="conexant", link_path=link, time_scale=0.25):
+        daemon = Daemon(config, pin_factory=factory)
+        runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
+        runner.start()
+        try:
+            wait_for(lambda: daemon.status()["modem"] == "connected", 10, "the modem")
+            assert daemon.status()["grooming_alert"] is True
+            assert factory.pin(23).state == 1  # steady after the restart
+            factory.pin(25).drive_low()
+            wait_for(lambda: not store.alert_active(), 5, "the button to clear the alert")
+            wait_for(lambda: factory.pin(23).state == 0, 5, "the light to go off")
+            assert store.read_alert()["acknowledged_by"] == "the button"  # type: ignore[index]
+        finally:
+            daemon.stop()
+            runner.join(20)
+
+
+@pytest.mark.e2e
+def test_long_unknown_call_lights_the_alert_and_ack_clears_it(tmp_path: Path) -> None:
+    link = tmp_path / "modem"
+    cfg = tmp_path / "callguard.toml"
+    cfg.write_text(
+        f'[modem]\nport = "{link}"\n[storage]\ndir = "{tmp_path / "state"}"\n'
+        '[warning]\nroom_command = ""\n[line_sense]\nsource = "modem"\n'
+        "[grooming]\nminutes = 0.1\n"
+    )
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "callguard", "--config", str(cfg), *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def status() -> dict[str, Any]:
+        out = cli("status", "--json")
+        return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
+
+    with SimModem(identity="conexant", link_path=str(link), time_scale=0.5) as sim:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callguard", "--config", str(cfg), "run"],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for(lambda: status().get("modem") == "connected", 20, "the daemon")
+            # answered after one ring, 12 s of conversation: over the 6 s threshold
+            record = sim.place_call(
+                Call(number="02079460123", answer_after_rings=1, talk_s=24)
+            ).wait(60)
+            logged = wait_for(lambda: json.loads(cli("log", "--json").stdout), 20, "the log")[-1]
+            assert status()["grooming_alert"] is True
+            assert logged["answered"] is True and logged["grooming_alert"] is True
+            truth = record.ended_at - record.answered_at
+            assert abs(logged["duration_s"] - truth) < 2.0, (logged["duration_s"], truth)
+            out = cli("ack")
+            assert out.returncode == 0 and "cleared" in out.stdout
+            assert status()["grooming_alert"] is False
+            assert "no grooming alert" in cli("ack").stdout
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
