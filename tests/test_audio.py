@@ -106,8 +106,10 @@ def test_room_speaker_runs_the_command_without_blocking(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     script = tmp_path / "play.py"
-    script.write_text(
-        "import shutil, sys, time; time.sleep(0.3); shutil.copy(sys.argv[1], sys.argv[2])\n"
+    script.write_text(  # copy, then rename: the test never sees half a file
+        "import os, shutil, sys, time; time.sleep(0.3)\n"
+        "shutil.copy(sys.argv[1], sys.argv[2] + '/.partial')\n"
+        "os.replace(sys.argv[2] + '/.partial', sys.argv[2] + '/played.wav')\n"
     )
     prompts = Prompts(tmp_path / "cache", Voice(say_place=False), espeak="")
     played: list[Path] = []
@@ -120,9 +122,9 @@ def test_room_speaker_runs_the_command_without_blocking(tmp_path: Path) -> None:
         speaker.warn(from_caller_id("P", "GB"))
         assert time.monotonic() - t0 < 0.1  # returns at once
         deadline = time.monotonic() + 10
-        while not list(out.iterdir()) and time.monotonic() < deadline:
+        while not (out / "played.wav").exists() and time.monotonic() < deadline:
             time.sleep(0.02)
-        copies = list(out.iterdir())
+        copies = list(out.glob("*.wav"))
         assert len(copies) == 1 and wavconv.read_wav(copies[0]).seconds > 2
         assert played and played[0].name.startswith("room-")
     finally:

@@ -135,6 +135,9 @@ def _insert_without_lock(path: Path, who: str, go: MpEvent) -> None:
                 break
             except StoreConflict:
                 conflicts += 1
+            except ValueError as exc:  # TinyDB: the next ID it computed was taken meanwhile
+                assert "already exists" in str(exc)
+                conflicts += 1
     print(f"{who}: {conflicts} conflicts refused and retried")
 
 
