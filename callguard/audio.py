@@ -40,7 +40,12 @@ from pathlib import Path
 from callguard import wavconv
 from callguard.errors import UsageError
 from callguard.numbers import Caller, Category, place_of
-from callguard.texts import DEFAULT_ANNOUNCEMENT, DEFAULT_WARNING
+from callguard.texts import (
+    DEFAULT_ANNOUNCEMENT,
+    DEFAULT_CLAIM_WARNING,
+    DEFAULT_REMINDER,
+    DEFAULT_WARNING,
+)
 from callguard.wavconv import Audio
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,8 @@ SHIPPED = {
     "intro-unavailable.wav": "A call from a number that is not available.",
     "intro-international.wav": "A call from abroad.",
     "announcement.wav": DEFAULT_ANNOUNCEMENT,
+    "claim-warning.wav": DEFAULT_CLAIM_WARNING,
+    "reminder.wav": DEFAULT_REMINDER,
 }
 
 
@@ -101,6 +108,7 @@ def _shipped_intro(text: str) -> str | None:
 @dataclass(frozen=True)
 class Voice:
     text: str = DEFAULT_WARNING
+    claim_text: str = DEFAULT_CLAIM_WARNING
     recording: str = ""
     voice: str = DEFAULT_VOICE
     speed_wpm: int = DEFAULT_SPEED_WPM
@@ -185,13 +193,22 @@ class Prompts:
             return wavconv.read_wav(self.voice.recording)
         return wavconv.read_wav(self.speech(self.voice.text))
 
-    def room_wav(self, caller: Caller | None) -> Path:
-        """One WAV for the room: who is calling (if known and wanted), then the warning."""
+    def room_wav(self, caller: Caller | None, strong: bool = False) -> Path:
+        """One WAV for the room: who is calling (if known and wanted), then the warning.
+
+        ``strong``: the caller's name claims authority; the stronger text is used (a family
+        recording does not replace it).
+        """
         intro = (
             intro_text(caller, with_place=self.voice.say_place)
             if caller is not None and self.voice.say_who
             else ""
         )
+        if strong:
+            path = self.speech(self.voice.claim_text)
+            if not intro:
+                return path
+            return self._joined("room-strong", [self.speech(intro), path])
         source = self.voice.recording or self.voice.text
         stamp = ""
         if self.voice.recording:
@@ -207,6 +224,15 @@ class Prompts:
         audio = wavconv.concat(*parts, warning, gap_s=0.4) if parts else warning
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         wavconv.write_wav(path, audio)
+        return path
+
+    def _joined(self, kind: str, parts: list[Path]) -> Path:
+        key = self._key(kind, *(str(p) for p in parts))
+        path = self.cache_dir / f"{kind}-{key}.wav"
+        if not path.exists():
+            audio = wavconv.concat(*(wavconv.read_wav(p) for p in parts), gap_s=0.4)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            wavconv.write_wav(path, audio)
         return path
 
     def modem_bytes(self, kind: str = "warning") -> bytes:
@@ -237,7 +263,7 @@ class RoomSpeaker:
         self.prompts = prompts
         self.on_played = on_played
         self.max_seconds = max_seconds
-        self._jobs: queue.Queue[Caller | object | None] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, Caller | None] | object] = queue.Queue()
         self._current: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -263,12 +289,19 @@ class RoomSpeaker:
             self._thread.join(5)
             self._thread = None
 
-    def warn(self, caller: Caller | None) -> None:
+    def warn(self, caller: Caller | None, strong: bool = False) -> None:
         """Queue a warning (returns at once). A newer one stops one still playing."""
+        self._queue(("strong" if strong else "warning", caller))
+
+    def remind(self) -> None:
+        """The call-back reminder: wait five minutes or use another phone."""
+        self._queue(("reminder", None))
+
+    def _queue(self, job: tuple[str, Caller | None]) -> None:
         if not self.enabled:
             return
         self._stop_current()
-        self._jobs.put(caller)
+        self._jobs.put(job)
 
     def play_now(self, path: Path) -> int:
         """Play ``path`` and wait (for selftest and the demo). Returns the command's exit code."""
@@ -291,9 +324,14 @@ class RoomSpeaker:
                 job = self._jobs.get()
             if job is _STOP:
                 return
-            caller = job if isinstance(job, Caller) else None
+            assert isinstance(job, tuple)
+            kind: str = job[0]
+            caller: Caller | None = job[1]
             try:
-                path = self.prompts.room_wav(caller)
+                if kind == "reminder":
+                    path = self.prompts.speech(DEFAULT_REMINDER)
+                else:
+                    path = self.prompts.room_wav(caller, strong=kind == "strong")
                 self._play(path)
             except Exception:
                 log.exception("could not play the warning in the room")

@@ -21,6 +21,10 @@ The rules, in one place::
   ringing     line off-hook, WARN   -> SpeakOnLine (with warning.line)     -> in_call
   in_call     grooming.minutes pass -> GroomingAlert (callers not on the allow list, once)
   in_call     line on-hook          -> end: answered, with its duration
+  ringing     NAME claims authority -> screen again: WARN (stronger), never a block for it
+  idle        line off-hook within  -> CallBackReminder (after a warned or spoofed call,
+              5 min of a suspicious    once; needs line sensing)
+              call
   seized      hold_s passes         -> Release, end: blocked
   any call    new caller ID burst   -> end the current call, start the new one
   any call    modem lost            -> end the call ("the modem was lost"); a seized line is
@@ -49,7 +53,11 @@ from callguard.numbers import Caller, from_caller_id
 from callguard.screening import Action as VerdictAction
 from callguard.screening import Verdict
 
-Screen = Callable[[Caller, dt.datetime], Verdict]
+Screen = Callable[[Caller, dt.datetime, str | None], Verdict]
+"""Screening as the machine uses it: the caller, the time, and the caller-ID NAME if any."""
+
+CALL_BACK_WINDOW = dt.timedelta(minutes=5)
+"""After a warned or spoofed call, picking the phone up within this long triggers the reminder."""
 
 
 class LineState(enum.StrEnum):
@@ -91,6 +99,19 @@ class Warn:
     caller: Caller
     verdict: Verdict
 
+    @property
+    def strong(self) -> bool:
+        """The caller-ID name claims authority: the stronger warning."""
+        return self.verdict.rule == "name-claim"
+
+
+@dataclass(frozen=True)
+class CallBackReminder:
+    """The phone was picked up soon after a warned or spoofed call: remind the resident to
+    wait five minutes or use another phone before ringing "their bank" back."""
+
+    after_call_id: int
+
 
 @dataclass(frozen=True)
 class SpeakOnLine:
@@ -130,7 +151,17 @@ class AfterCall:
     call_id: int
 
 
-CallAction = Seize | Release | Warn | SpeakOnLine | GroomingAlert | Screened | LogCall | AfterCall
+CallAction = (
+    Seize
+    | Release
+    | Warn
+    | SpeakOnLine
+    | GroomingAlert
+    | CallBackReminder
+    | Screened
+    | LogCall
+    | AfterCall
+)
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -194,6 +225,7 @@ class CallMachine:
         self._ids = itertools.count(1)
         self._call: _Call | None = None
         self.phase = Phase.IDLE
+        self._trap: tuple[int, dt.datetime] | None = None  # (call id, until)
 
     # -- what the daemon shows ---------------------------------------------------------------
 
@@ -245,9 +277,20 @@ class CallMachine:
     def caller_id(self, event: CallerId, now: dt.datetime) -> list[CallAction]:
         call = self._call
         if call is not None and call.burst == event.burst:
-            if _real_name(event.name):
-                call.name = _real_name(event.name)  # NAME after NMBR in the same burst
-            return []
+            name = _real_name(event.name)
+            if not name or name == call.name:
+                return []
+            call.name = name  # NAME after NMBR in the same burst: screen again with it
+            if call.caller is None or call.verdict is None or self.phase is not Phase.RINGING:
+                return []
+            verdict = self._screen(call.caller, now, name)
+            if verdict.rule != "name-claim" or call.verdict.rule == "name-claim":
+                return []
+            call.verdict = verdict
+            return [
+                Screened(call.call_id, call.caller, verdict),
+                Warn(call.call_id, call.caller, verdict),
+            ]
         actions: list[CallAction] = []
         late_for_this_call = (
             call is not None
@@ -282,9 +325,18 @@ class CallMachine:
         call.last_ring = now
         return []
 
+    def wants_line_state(self, now: dt.datetime) -> bool:
+        """Whether line sensing is needed now: a call is on, or the call-back window is open."""
+        return self._call is not None or (self._trap is not None and now < self._trap[1])
+
     def line_off_hook(self, now: dt.datetime) -> list[CallAction]:
         """Line sensing: a phone in the house was picked up."""
         call = self._call
+        if call is None and self._trap is not None:
+            after, until = self._trap
+            self._trap = None
+            if now < until:  # the resident is dialling out soon after a suspicious call
+                return [CallBackReminder(after)]
         if call is None or self.phase is Phase.SEIZED:
             return []
         if self.phase in (Phase.RINGING, Phase.AWAITING_CID):
@@ -339,7 +391,7 @@ class CallMachine:
         return self._call
 
     def _decide(self, call: _Call, caller: Caller, now: dt.datetime) -> list[CallAction]:
-        verdict = self._screen(caller, now)
+        verdict = self._screen(caller, now, call.name)
         call.caller, call.verdict = caller, verdict
         actions: list[CallAction] = [Screened(call.call_id, caller, verdict)]
         if verdict.action is VerdictAction.BLOCK:
@@ -362,10 +414,13 @@ class CallMachine:
             call.notes.append(note)
         if call.verdict is None:  # ended before a verdict: screen what we know, for the log
             call.caller = call.caller or from_caller_id(None, self.region, absence="missing")
-            call.verdict = self._screen(call.caller, now)
+            call.verdict = self._screen(call.caller, now, call.name)
         record = self._record(call, now, ended=True)
         self._call = None
         self.phase = Phase.IDLE
+        suspicious = call.verdict.action is VerdictAction.WARN or call.verdict.impersonation
+        if suspicious and self.line_sensing:
+            self._trap = (call.call_id, now + CALL_BACK_WINDOW)
         actions: list[CallAction] = [LogCall(record)]
         if after:
             actions.append(AfterCall(call.call_id))
@@ -405,5 +460,6 @@ class CallMachine:
             "caller_id": call.had_caller_id,
             "impersonation": bool(verdict and verdict.impersonation),
             "grooming_alert": call.alerted,
+            "name_claim": bool(verdict and verdict.rule == "name-claim"),
             "notes": list(call.notes),
         }

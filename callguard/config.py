@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from callguard.errors import UsageError
-from callguard.texts import DEFAULT_WARNING
+from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")
 
@@ -149,6 +149,10 @@ class ScreeningConfig:
     invalid: str = _key(
         "warn", "numbers that cannot exist: allow, warn or block", _one_of(*_ACTIONS)
     )
+    claim_words: str = _key(
+        "police, constabulary, bank, hmrc, tax, court, bailiff, fraud",
+        "caller-ID names claiming these (comma-separated) get the stronger warning",
+    )
     quiet_hours: str = _key(
         "", "unknown callers blocked in these hours, e.g. '21:00-08:00'", _clock_range
     )
@@ -187,6 +191,11 @@ class WarningConfig:
     voice: str = _key("en-gb", "the espeak-ng voice")
     speed_wpm: int = _key(
         150, "speaking speed in words a minute (espeak-ng's default is 175)", _at_least(80, 300)
+    )
+    claim_text: str = _key(
+        DEFAULT_CLAIM_WARNING,
+        "the stronger warning, for callers whose name claims authority",
+        _speakable,
     )
     say_who: bool = _key(True, "begin with who is calling: 'A call from a withheld number.'")
     say_place: bool = _key(

@@ -45,6 +45,7 @@ from callguard.audio import Prompts, RoomSpeaker, Voice
 from callguard.call import (
     AfterCall,
     CallAction,
+    CallBackReminder,
     CallMachine,
     GroomingAlert,
     LogCall,
@@ -75,6 +76,7 @@ def _voice(config: Config) -> Voice:
     w = config.warning
     return Voice(
         text=w.text,
+        claim_text=w.claim_text,
         recording=w.recording,
         voice=w.voice,
         speed_wpm=w.speed_wpm,
@@ -297,7 +299,7 @@ class Daemon:
                 self._acknowledge(payload)
             actions += self.machine.tick(now)
             self._execute(actions)
-            self.line_sense.set_active(self.machine.line.value != "idle")
+            self.line_sense.set_active(self.machine.wants_line_state(now))
         except Exception:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
             self._recover(now)
@@ -361,6 +363,10 @@ class Daemon:
                 self._speak_on_line()
             elif isinstance(action, GroomingAlert):
                 self._grooming_alert(action)
+            elif isinstance(action, CallBackReminder):
+                log.info("the phone was picked up soon after a suspicious call: reminding")
+                self.speaker.remind()
+                self._observe("call-back-reminder", action)
             elif isinstance(action, LogCall):
                 self._log_call(action.record)
             elif isinstance(action, AfterCall):
@@ -403,7 +409,7 @@ class Daemon:
         self._observe("screened", (caller, verdict))
 
     def _warn(self, action: Warn) -> None:
-        self.speaker.warn(action.caller)
+        self.speaker.warn(action.caller, strong=action.strong)
         self._observe("warned", action)
 
     def _speak_on_line(self) -> None:
@@ -491,12 +497,12 @@ class Daemon:
         if self._status_dirty:
             self._write_status()
 
-    def _screen(self, caller: Caller, now: dt.datetime) -> screening.Verdict:
+    def _screen(self, caller: Caller, now: dt.datetime, name: str | None) -> screening.Verdict:
         try:
             self.index.refresh()  # one stat() when unchanged: a number added a moment ago counts
         except Exception:
             log.exception("could not reload the lists; screening with the last good copy")
-        return screening.screen(caller, self.index, self.config.screening, now)
+        return screening.screen(caller, self.index, self.config.screening, now, name)
 
     def _make_machine(self, config: Config) -> CallMachine:
         return CallMachine(

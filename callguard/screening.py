@@ -29,6 +29,7 @@ import datetime as dt
 import enum
 import functools
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
@@ -196,12 +197,66 @@ _MONTHS: Final = (
 )  # not strftime's %B, which follows the locale
 
 
-def screen(caller: Caller, lists: Lookup, config: ScreeningConfig, now: dt.datetime) -> Verdict:
+def screen(
+    caller: Caller,
+    lists: Lookup,
+    config: ScreeningConfig,
+    now: dt.datetime,
+    name: str | None = None,
+) -> Verdict:
     """What to do with a call from ``caller`` at ``now`` (the home's local time).
+
+    ``name`` is the caller-ID NAME, if the network sent one. A caller on no list whose name
+    claims to be the police, a bank, HMRC or a court (``screening.claim_words``) is warned with
+    the stronger warning (rule ``name-claim``), never blocked for it: real police do call.
 
     ``config`` is trusted to be valid, as :func:`callguard.config.load` makes it; a value that
     it would reject raises :class:`~callguard.errors.UsageError` naming the key.
     """
+    verdict = _screen(caller, lists, config, now)
+    claim = claimed_authority(name, config.claim_words)
+    if (
+        claim
+        and verdict.rule.startswith(("category:", "mode:"))
+        and verdict.action is not Action.BLOCK
+    ):
+        return Verdict(
+            Action.WARN,
+            f"Warned: the caller ID name {name!r} claims to be {claim}, from a number on no "
+            "list. Real police and banks never ask for your PIN, your cash or your cards.",
+            caller.category,
+            "name-claim",
+            None,
+            name,
+        )
+    return verdict
+
+
+def claimed_authority(name: str | None, claim_words: str) -> str | None:
+    """The authority a caller-ID name claims ("the police", "a bank"...), or None."""
+    if not name:
+        return None
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    for word in (w.strip().lower() for w in claim_words.split(",")):
+        if word and (word in words or (" " in word and word in name.lower())):
+            return _CLAIMS.get(word, f"'{word}'")
+    return None
+
+
+_CLAIMS = {
+    "police": "the police",
+    "constabulary": "the police",
+    "met": "the police",
+    "bank": "a bank",
+    "hmrc": "HMRC",
+    "tax": "HMRC",
+    "court": "a court",
+    "bailiff": "a court",
+    "fraud": "a fraud team",
+}
+
+
+def _screen(caller: Caller, lists: Lookup, config: ScreeningConfig, now: dt.datetime) -> Verdict:
     if caller.key is not None:
         for step in POLICY:
             match = lists.match(step.list_name, caller.key)

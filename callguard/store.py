@@ -25,12 +25,16 @@ import contextlib
 import ctypes
 import datetime as dt
 import errno
+import functools
 import gc
 import getpass
 import json
+import logging
 import os
+import tomllib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +42,10 @@ from tinydb import TinyDB
 from tinydb.table import Document
 
 from callguard.errors import CallGuardError, UsageError
-from callguard.numbers import Caller, Category, parse_prefix, parse_typed
+from callguard.numbers import Caller, Category, NumberError, parse_prefix, parse_typed
 from callguard.storage import AtomicJSONStorage, Recovery, file_signature, locked
+
+log = logging.getLogger(__name__)
 
 LIST_NAMES = ("allow", "block", "protect")
 LIST_TITLES = {"allow": "allow list", "block": "block list", "protect": "protect list"}
@@ -223,11 +229,15 @@ class Store:
         return self.all_entries()[list_name]
 
     def all_entries(self) -> dict[str, list[Entry]]:
-        """Every list, read in one go."""
+        """Every list, read in one go (the protect list with CallGuard's shipped numbers)."""
         if not _exists(self.lists_path):
-            return {n: [] for n in LIST_NAMES}
+            return {
+                n: list(shipped_protected().values()) if n == "protect" else [] for n in LIST_NAMES
+            }
         with self._db(self.lists_path) as db:
-            return {n: [Entry.from_doc(dict(d)) for d in db.table(n).all()] for n in LIST_NAMES}
+            lists = {n: [Entry.from_doc(dict(d)) for d in db.table(n).all()] for n in LIST_NAMES}
+            lists["protect"] += _shipped_active(db).values()
+            return lists
 
     def read_packed(
         self, pack: Callable[[dict[str, Any]], tuple[str, str]]
@@ -252,7 +262,11 @@ class Store:
             if not _packed_shape(tables):
                 raw = AtomicJSONStorage(self.lists_path, on_recovery=self.on_recovery).read() or {}
                 tables = {n: {i: pack(doc) for i, doc in t.items()} for n, t in raw.items()}
-        return {name: list(table.values()) for name, table in tables.items() if name in LIST_NAMES}
+        return {
+            name: list(table.values())
+            for name, table in tables.items()
+            if name in LIST_NAMES or name == SUPPRESSED
+        }
 
     def find(self, number: str) -> dict[str, Entry]:
         """Which lists hold exactly this key (E.164, short code, or ``prefix*``)."""
@@ -267,7 +281,19 @@ class Store:
                 if doc.get("number") == number:
                     found[list_name] = Entry.from_doc(dict(doc))
                     break
+        if "protect" not in found and number in (active := _shipped_active(db)):
+            found["protect"] = active[number]
         return found
+
+    @staticmethod
+    def _unprotect(db: TinyDB, number: str) -> None:
+        """Off the protect list: the family's entry removed, a shipped one marked removed."""
+        db.table("protect").remove(lambda d: d.get("number") == number)
+        removed = db.table(SUPPRESSED)
+        if number in shipped_protected() and not removed.contains(
+            lambda d: d.get("number") == number
+        ):
+            removed.insert({"number": number})
 
     def add(
         self,
@@ -290,9 +316,16 @@ class Store:
             if conflicts and not force:
                 raise UsageError(_conflict_message(list_name, target, conflicts, found))
             for other in conflicts:
-                db.table(other).remove(lambda d: d.get("number") == target.number)
+                if other == "protect":
+                    self._unprotect(db, target.number)
+                else:
+                    db.table(other).remove(lambda d: d.get("number") == target.number)
+            if list_name == "protect":
+                db.table(SUPPRESSED).remove(lambda d: d.get("number") == target.number)
             table = db.table(list_name)
             old = found.get(list_name)
+            if old is not None and old.extra.get("shipped"):
+                old = None  # the family's own entry for a shipped number: a new document
             doc: dict[str, Any] = {
                 "number": target.number,
                 "kind": target.kind,
@@ -317,6 +350,10 @@ class Store:
         with self._db(self.lists_path) as db:
             table = db.table(list_name)
             docs = [d for d in table.all() if d.get("number") == target.number]
+            shipped = _shipped_active(db).get(target.number) if list_name == "protect" else None
+            if shipped is not None or (docs and list_name == "protect"):
+                self._unprotect(db, target.number)
+                return Entry.from_doc(dict(docs[0])) if docs else shipped  # type: ignore[return-value]
             if not docs:
                 raise UsageError(
                     f"{target.describe()} is not on the {LIST_TITLES[list_name]}; "
@@ -347,6 +384,8 @@ class Store:
             where: dict[str, dict[str, int]] = {}
             for other in LIST_NAMES:
                 where[other] = {str(d.get("number")): d.doc_id for d in db.table(other).all()}
+            for number in _shipped_active(db):
+                where["protect"].setdefault(number, -1)  # shipped: no document of ours
             problems = []
             moves: dict[str, list[int]] = {}
             for item in items:
@@ -366,7 +405,10 @@ class Store:
                     + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
                 )
             for other, ids in moves.items():
-                db.table(other).remove(doc_ids=ids)
+                db.table(other).remove(doc_ids=[i for i in ids if i >= 0])
+            for item in items:
+                if "protect" in moves and item.target.number in shipped_protected():
+                    self._unprotect(db, item.target.number)
             table = db.table(list_name)
             existing = where[list_name]
             updates: dict[str, ImportItem] = {}
@@ -484,6 +526,54 @@ class Store:
         return docs[-limit:] if limit else docs
 
 
+SUPPRESSED = "protect_removed"
+"""Shipped protected numbers the family took off the list (kept so they stay off)."""
+
+PROTECTED_DATA = "protected.toml"
+
+
+@functools.cache
+def shipped_protected() -> dict[str, Entry]:
+    """The numbers CallGuard ships on the protect list (``callguard/data/protected.toml``).
+
+    Short codes and inbound-only numbers that never call anyone, each with its organisation
+    and a source. They count as part of the protect list without being written to the
+    family's file, so an upgrade can add to them; ``protect remove`` marks one as removed.
+    """
+    path = resources.files("callguard") / "data" / PROTECTED_DATA
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        log.error(
+            "the shipped protected numbers could not be read (%s); only the family's are used", exc
+        )
+        return {}
+    shipped: dict[str, Entry] = {}
+    for item in data.get("number", []):
+        try:
+            target = target_for(str(item["number"]), "GB")
+        except (NumberError, KeyError) as exc:
+            log.error("skipping a shipped protected number %r: %s", item, exc)
+            continue
+        organisation = str(item.get("organisation", ""))
+        shipped[target.number] = Entry(
+            number=target.number,
+            name=organisation,
+            note=str(item.get("source", "")),
+            added_by="CallGuard (shipped)",
+            kind=target.kind,
+            extra={"organisation": organisation, "shipped": True},
+        )
+    return shipped
+
+
+def _shipped_active(db: TinyDB) -> dict[str, Entry]:
+    """Shipped protected numbers not removed by the family and not overridden by their entry."""
+    removed = {str(d.get("number")) for d in db.table(SUPPRESSED).all()}
+    own = {str(d.get("number")) for d in db.table("protect").all()}
+    return {n: e for n, e in shipped_protected().items() if n not in removed and n not in own}
+
+
 def _packed_shape(tables: Any) -> bool:
     return isinstance(tables, dict) and all(
         isinstance(t, dict) and all(isinstance(v, tuple) for v in t.values())
@@ -574,12 +664,19 @@ class ListIndex:
             fields = _SEP.join(str(doc.get(f) or "") for f in self.FIELDS)
             return str(doc.get("number", "")), seen.setdefault(fields, fields)
 
+        removed: set[str] = set()
         for list_name, rows in self.store.read_packed(pack).items():
+            if list_name == SUPPRESSED:
+                removed.update(number for number, _ in rows)
+                continue
             for number, packed in rows:
                 if number.endswith("*"):
                     prefixes[list_name][number[:-1]] = packed
                 else:
                     exact[list_name][number] = packed
+        for number, entry in shipped_protected().items():
+            if number not in removed and number not in exact["protect"]:
+                exact["protect"][number] = pack(entry.to_json())[1]
         seen.clear()
         _release_freed_memory()
         self._exact, self._prefixes = exact, prefixes

@@ -9,6 +9,7 @@ import pytest
 from callguard.call import (
     AfterCall,
     CallAction,
+    CallBackReminder,
     CallMachine,
     GroomingAlert,
     LineState,
@@ -34,7 +35,9 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
-def fake_screen(caller: Caller, now: dt.datetime) -> Verdict:
+def fake_screen(caller: Caller, now: dt.datetime, name: str | None = None) -> Verdict:
+    if caller.key == "+441632960999":
+        return Verdict(Action.BLOCK, "Blocked: spoofed.", caller.category, "protect", None, "Bank")
     if caller.key == BLOCKED:
         return Verdict(
             Action.BLOCK, "Blocked: on the block list.", caller.category, "block", None, "scam"
@@ -296,3 +299,57 @@ def test_a_half_second_drop_is_not_the_end_of_the_call() -> None:
     logs = [a.record for a in actions if isinstance(a, LogCall)]
     assert len(logs) == 1 and logs[0]["duration_s"] == pytest.approx(1200, abs=0.2)
     assert kinds(actions).count(GroomingAlert) == 1
+
+
+# -- impersonation: name claims and the call-back trap -------------------------------------------
+
+
+def claim_screen(caller: Caller, now: dt.datetime, name: str | None = None) -> Verdict:
+    if name and "POLICE" in name.upper():
+        return Verdict(
+            Action.WARN, "Warned: claims police.", caller.category, "name-claim", None, name
+        )
+    return fake_screen(caller, now, name)
+
+
+def test_a_name_claim_after_the_number_rescreens_with_the_stronger_warning() -> None:
+    m = CallMachine(claim_screen, timing=Timing())
+    first = m.caller_id(cid("02079460000"), at(0))
+    assert [a.strong for a in first if isinstance(a, Warn)] == [False]
+    actions = m.caller_id(cid("02079460000", name="MET POLICE"), at(0.1))
+    assert kinds(actions) == [Screened, Warn]
+    warn = actions[1]
+    assert isinstance(warn, Warn) and warn.strong and Seize not in kinds(actions)
+    record = logged(m.tick(at(9)))
+    assert record["name_claim"] is True and record["verdict"] == "warned"
+
+
+@pytest.mark.parametrize(
+    ("number", "trap"),
+    [("02079460000", True), ("01632960999", True), ("01134960000", False), ("01707354000", False)],
+)
+def test_call_back_trap_after_suspicious_calls_only(number: str, trap: bool) -> None:
+    m = machine(line_sensing=True)
+    m.caller_id(cid(number), at(0))
+    m.tick(at(1.5))  # a blocked call is released here
+    m.tick(at(10))  # an unanswered call ends here
+    assert m.line is LineState.IDLE
+    assert m.wants_line_state(at(60)) is trap
+    actions = m.line_off_hook(at(120))  # the resident picks up to ring "the bank"
+    assert kinds(actions) == ([CallBackReminder] if trap else [])
+    assert m.line_off_hook(at(130)) == []  # once
+
+
+def test_call_back_trap_closes_after_five_minutes() -> None:
+    m = machine(line_sensing=True)
+    m.caller_id(cid("02079460000"), at(0))
+    m.tick(at(10))
+    assert not m.wants_line_state(at(10 + 5 * 60))
+    assert m.line_off_hook(at(10 + 5 * 60 + 1)) == []
+
+
+def test_no_call_back_trap_without_line_sensing() -> None:
+    m = machine()
+    m.caller_id(cid("02079460000"), at(0))
+    m.tick(at(10))
+    assert not m.wants_line_state(at(20))

@@ -67,7 +67,9 @@ def test_short_codes_and_prefixes(cfg: Path, capsys: pytest.CaptureFixture[str])
     assert run(cfg, "protect", "add", "159", "--name", "Stop Scams UK") == 0
     assert run(cfg, "block", "add", "0870", "--prefix", "--name", "0870 numbers") == 0
     assert run(cfg, "block", "add", "+234*") == 0
-    assert [e["number"] for e in listed(cfg, capsys, "protect")] == ["159"]
+    protect = {e["number"]: e for e in listed(cfg, capsys, "protect")}
+    assert protect["159"]["name"] == "Stop Scams UK" and "shipped" not in protect["159"]
+    assert protect["999"]["shipped"] is True  # CallGuard's own protected numbers are listed too
     numbers = {e["number"]: e["kind"] for e in listed(cfg, capsys, "block")}
     assert numbers == {"+44870*": "prefix", "+234*": "prefix"}
     run(cfg, "block", "list")

@@ -1,0 +1,160 @@
+"""Impersonation: the shipped protect list, name claims, and the call-back trap end to end."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import wait_for
+
+from callguard import wavconv
+from callguard.config import ScreeningConfig
+from callguard.numbers import from_caller_id, parse_typed
+from callguard.screening import Action, claimed_authority, screen
+from callguard.sim import Call, SimModem
+from callguard.store import ListIndex, Store, shipped_protected, target_for
+
+NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+SHIPPED = sorted(shipped_protected().items())
+
+
+def test_the_shipped_protect_list_has_the_short_codes_that_never_call() -> None:
+    numbers = set(shipped_protected())
+    assert {"999", "112", "101", "159"} <= numbers
+    for entry in shipped_protected().values():
+        assert entry.extra["organisation"] and entry.note  # every number has its source
+
+
+@pytest.mark.parametrize(("number", "entry"), SHIPPED, ids=[n for n, _ in SHIPPED])
+def test_each_shipped_protected_number_is_blocked_as_impersonation(
+    tmp_path: Path, number: str, entry: Any
+) -> None:
+    index = ListIndex(Store(tmp_path))
+    index.refresh()
+    caller = parse_typed(number)
+    assert caller.key == number
+    verdict = screen(caller, index, ScreeningConfig(), NOON)
+    assert verdict.action is Action.BLOCK and verdict.impersonation
+    assert entry.extra["organisation"] in verdict.reason
+
+
+def test_a_shipped_number_needs_force_to_be_allowed_and_can_be_removed(tmp_path: Path) -> None:
+    from callguard.errors import UsageError
+
+    store = Store(tmp_path)
+    with pytest.raises(UsageError, match=r"never calls out.*--force"):
+        store.add("allow", target_for("101", "GB"))
+    store.remove("protect", target_for("159", "GB"))
+    assert "159" not in {e.number for e in store.entries("protect")}
+    index = ListIndex(store)
+    index.refresh()
+    assert index.match("protect", "159") is None  # stays off after a reload
+    store.add("protect", target_for("159", "GB"), name="Stop Scams UK")
+    assert "159" in {e.number for e in store.entries("protect")}
+    store.add("allow", target_for("101", "GB"), force=True)  # moved, as asked
+    assert "101" not in {e.number for e in store.entries("protect")}
+
+
+@pytest.mark.parametrize(
+    ("name", "claim"),
+    [
+        ("MET POLICE", "the police"),
+        ("Hsbc Fraud Team", "a fraud team"),
+        ("Barclays Bank", "a bank"),
+        ("HMRC", "HMRC"),
+        ("County Court", "a court"),
+        ("J SMITH", None),
+        (None, None),
+        ("BANKS J", None),
+    ],
+)
+def test_claimed_authority(name: str | None, claim: str | None) -> None:
+    assert claimed_authority(name, ScreeningConfig().claim_words) == claim
+
+
+def test_a_name_claim_warns_more_strongly_and_never_blocks(tmp_path: Path) -> None:
+    index = ListIndex(Store(tmp_path))
+    index.refresh()
+    caller = from_caller_id("02079460123", "GB")
+    for mode in ("guarded", "open"):
+        verdict = screen(caller, index, ScreeningConfig(mode=mode), NOON, "MET POLICE")
+        assert verdict.action is Action.WARN and verdict.rule == "name-claim"
+        assert "claims to be the police" in verdict.reason
+    strict = screen(caller, index, ScreeningConfig(mode="allowlist-only"), NOON, "POLICE")
+    assert strict.action is Action.BLOCK  # a stricter rule is not weakened by the claim
+    Store(tmp_path).add("allow", target_for("020 7946 0123", "GB"), name="PC Jones")
+    index.refresh()
+    assert screen(caller, index, ScreeningConfig(), NOON, "MET POLICE").action is Action.ALLOW
+
+
+PLAYER = """
+import os, shutil, sys, time
+wav, out = sys.argv[1], sys.argv[2]
+n = len([f for f in os.listdir(out) if f.endswith(".time")])
+shutil.copy(wav, f"{out}/.partial")
+os.replace(f"{out}/.partial", f"{out}/played-{n}.wav")
+open(f"{out}/played-{n}.time", "w").write(repr(time.monotonic()))
+"""
+
+
+@pytest.mark.e2e
+def test_spoofed_bank_number_is_seized_and_a_call_back_gets_the_reminder(tmp_path: Path) -> None:
+    played = tmp_path / "played"
+    played.mkdir()
+    (tmp_path / "player.py").write_text(PLAYER)
+    link = tmp_path / "modem"
+    cfg = tmp_path / "callguard.toml"
+    cfg.write_text(
+        f'[modem]\nport = "{link}"\n[storage]\ndir = "{tmp_path / "state"}"\n'
+        f'[warning]\nroom_command = "{sys.executable} {tmp_path / "player.py"} {{wav}} {played}"\n'
+        '[line_sense]\nsource = "modem"\n'
+    )
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "callguard", "--config", str(cfg), *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert (
+        cli("protect", "add", "0306 999 0123", "--name", "Barclays card services").returncode == 0
+    )
+
+    def status() -> dict[str, Any]:
+        out = cli("status", "--json")
+        return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
+
+    with SimModem(identity="conexant", link_path=str(link), time_scale=0.5) as sim:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "callguard", "--config", str(cfg), "run"],
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            wait_for(lambda: status().get("modem") == "connected", 20, "the daemon")
+            record = sim.place_call(Call(number="03069990123", rings=3)).wait(30)
+            assert record.outcome == "seized" and record.rings == []  # before the first ring
+            logged = wait_for(lambda: json.loads(cli("log", "--json").stdout), 20, "the log")[-1]
+            assert logged["verdict"] == "blocked" and logged["impersonation"] is True
+            assert "Barclays card services" in logged["reason"]
+            assert status()["counts_since_start"]["impersonations"] == 1
+            # a minute later the resident picks up the phone to ring "the bank" back
+            lifted = __import__("time").monotonic()
+            sim.set_extension_off_hook(True)
+            plays = wait_for(lambda: sorted(played.glob("played-*.wav")), 15, "the reminder")
+            when = float(plays[-1].with_suffix(".time").read_text())
+            assert when > lifted
+            assert wavconv.read_wav(plays[-1]).seconds > 5  # "... wait five minutes first ..."
+            sim.set_extension_off_hook(False)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
