@@ -17,6 +17,7 @@ from pathlib import Path
 import phonenumbers
 
 from callguard import __version__
+from callguard.config import DEFAULT_PATH as DEFAULT_CONFIG_PATH
 from callguard.config import Config, as_dict, render
 from callguard.config import load as load_config
 from callguard.errors import CallGuardError, UsageError
@@ -68,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="the daemon's live state")
     status.add_argument("--json", action="store_true", help="a JSON object")
     status.set_defaults(func=_cmd_status)
+
+    selftest = sub.add_parser("selftest", help="check the hardware a volunteer has just fitted")
+    selftest.add_argument("--json", action="store_true", help="the results as a JSON object")
+    selftest.add_argument("--no-sound", action="store_true", help="do not play the test sentence")
+    selftest.add_argument(
+        "--button-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="seconds to wait for the button (0: do not wait)",
+    )
+    selftest.set_defaults(func=_cmd_selftest)
+
+    setup = sub.add_parser("setup", help="plain questions to set the unit up for this resident")
+    setup.set_defaults(func=_cmd_setup)
 
     ack = sub.add_parser("ack", help="acknowledge (clear) the grooming alert")
     ack.add_argument("--by", default=None, help="who is acknowledging (default: your login name)")
@@ -316,6 +332,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
         who = last.get("display") or ""
         print(f"last call:      {last.get('started')} {who} {last.get('verdict')}")
     return 0
+
+
+def _cmd_selftest(args: argparse.Namespace) -> int:
+    from callguard.selftest import SelfTest, table
+
+    config = load_config(args.config)
+    if not args.debug:
+        logging.getLogger().setLevel(logging.CRITICAL)  # the table says it all
+    say = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    checks = SelfTest(
+        config, sound=not args.no_sound, button_timeout_s=args.button_timeout, say=say
+    ).run()
+    failed = any(c.status == "fail" for c in checks)
+    if args.json:
+        print(json.dumps({"ok": not failed, "checks": [c.to_json() for c in checks]}, indent=2))
+    else:
+        print(table(checks))
+    return 1 if failed else 0
+
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from callguard.config import resolve_path
+    from callguard.setup_wizard import run_setup
+
+    path = resolve_path(args.config) or DEFAULT_CONFIG_PATH
+    return run_setup(Path(path))
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:
