@@ -2,85 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import DaemonUnit, wait_for
 
-from callguard.sim import Call, CallRecord, SimModem
+from callguard.sim import Call
 
 pytestmark = pytest.mark.e2e
 
 SCALE = 0.5  # UK: caller ID, 0.25 s, then a RING every 1.5 s
 
 
-class Unit:
-    """A running daemon, its simulated modem, and the CLI pointed at the same config."""
-
+class Unit(DaemonUnit):
     def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.sim = SimModem(identity="conexant", link_path=str(tmp / "modem"), time_scale=SCALE)
-        self.config = tmp / "callguard.toml"
-        self.config.write_text(
-            f'[modem]\nport = "{tmp / "modem"}"\n'
-            f'[storage]\ndir = "{tmp / "state"}"\n'
-            '[warning]\nroom_command = ""\n'
-        )
-        self.proc: subprocess.Popen[str] | None = None
-
-    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def start(self) -> None:
-        self.sim.start()
-        self.stderr = open(self.tmp / "daemon.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), "run"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.stderr,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        wait_for(lambda: self.status().get("modem") == "connected", 20, "the daemon to connect")
-
-    def status(self) -> dict[str, Any]:
-        result = self.cli("status", "--json")
-        return json.loads(result.stdout) if result.returncode == 0 and result.stdout else {}
-
-    def calls(self) -> list[dict[str, Any]]:
-        return json.loads(self.cli("log", "--json").stdout)
-
-    def call(self, call: Call) -> tuple[CallRecord, dict[str, Any]]:
-        before = len(self.calls())
-        record = self.sim.place_call(call).wait(60)
-        logged = wait_for(lambda: self.calls()[before:], 30, "the call to be logged")
-        return record, logged[-1]
-
-    def log_text(self) -> str:
-        return (self.tmp / "daemon.log").read_text()
-
-    def stop(self) -> int | None:
-        code = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            code = self.proc.wait(20)
-        elif self.proc is not None:
-            code = self.proc.returncode
-        self.sim.stop()
-        self.stderr.close()
-        return code
+        super().__init__(tmp, '[warning]\nroom_command = ""\n', scale=SCALE)
 
 
 @pytest.fixture(scope="module")

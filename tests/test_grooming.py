@@ -3,20 +3,14 @@ restart, and end to end on the simulator with modem line sensing."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
-from helpers import wait_for
+from helpers import DaemonUnit, wait_for
 
 from callguard.config import from_dict
 from callguard.daemon import Daemon
@@ -99,47 +93,20 @@ def test_alert_survives_a_restart_and_the_button_clears_it(
 
 @pytest.mark.e2e
 def test_long_unknown_call_lights_the_alert_and_ack_clears_it(tmp_path: Path) -> None:
-    link = tmp_path / "modem"
-    cfg = tmp_path / "callguard.toml"
-    cfg.write_text(
-        f'[modem]\nport = "{link}"\n[storage]\ndir = "{tmp_path / "state"}"\n'
-        '[warning]\nroom_command = ""\n[line_sense]\nsource = "modem"\n'
-        "[grooming]\nminutes = 0.1\n"
+    unit = DaemonUnit(
+        tmp_path,
+        '[warning]\nroom_command = ""\n[line_sense]\nsource = "modem"\n[grooming]\nminutes = 0.1\n',
     )
-
-    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(cfg), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def status() -> dict[str, Any]:
-        out = cli("status", "--json")
-        return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
-
-    with SimModem(identity="conexant", link_path=str(link), time_scale=0.5) as sim:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(cfg), "run"],
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            wait_for(lambda: status().get("modem") == "connected", 20, "the daemon")
-            # answered after one ring, 12 s of conversation: over the 6 s threshold
-            record = sim.place_call(
-                Call(number="02079460123", answer_after_rings=1, talk_s=24)
-            ).wait(60)
-            logged = wait_for(lambda: json.loads(cli("log", "--json").stdout), 20, "the log")[-1]
-            assert status()["grooming_alert"] is True
-            assert logged["answered"] is True and logged["grooming_alert"] is True
-            truth = record.ended_at - record.answered_at
-            assert abs(logged["duration_s"] - truth) < 2.0, (logged["duration_s"], truth)
-            out = cli("ack")
-            assert out.returncode == 0 and "cleared" in out.stdout
-            assert status()["grooming_alert"] is False
-            assert "no grooming alert" in cli("ack").stdout
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+    with unit:
+        # answered after one ring, 12 s of conversation: over the 6 s threshold
+        record, logged = unit.call(Call(number="02079460123", answer_after_rings=1, talk_s=24))
+        assert unit.status()["grooming_alert"] is True
+        assert logged["answered"] is True and logged["grooming_alert"] is True
+        assert record.ended_at is not None and record.answered_at is not None
+        truth = record.ended_at - record.answered_at
+        assert abs(logged["duration_s"] - truth) < 2.0, (logged["duration_s"], truth)
+        out = unit.cli("ack")
+        assert out.returncode == 0 and "cleared" in out.stdout
+        assert unit.status()["grooming_alert"] is False
+        assert "no grooming alert" in unit.cli("ack").stdout
+    assert unit.proc is not None and unit.proc.returncode == 0

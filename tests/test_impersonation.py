@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import subprocess
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import DaemonUnit, played, room_recorder, wait_for
 
 from callguard import wavconv
 from callguard.config import ScreeningConfig
 from callguard.numbers import from_caller_id, parse_typed
 from callguard.screening import Action, claimed_authority, screen
-from callguard.sim import Call, SimModem
+from callguard.sim import Call
 from callguard.store import ListIndex, Store, shipped_protected, target_for
 
 NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -94,67 +90,25 @@ def test_a_name_claim_warns_more_strongly_and_never_blocks(tmp_path: Path) -> No
     assert screen(caller, index, ScreeningConfig(), NOON, "MET POLICE").action is Action.ALLOW
 
 
-PLAYER = """
-import os, shutil, sys, time
-wav, out = sys.argv[1], sys.argv[2]
-n = len([f for f in os.listdir(out) if f.endswith(".time")])
-shutil.copy(wav, f"{out}/.partial")
-os.replace(f"{out}/.partial", f"{out}/played-{n}.wav")
-open(f"{out}/played-{n}.time", "w").write(repr(time.monotonic()))
-"""
-
-
 @pytest.mark.e2e
 def test_spoofed_bank_number_is_seized_and_a_call_back_gets_the_reminder(tmp_path: Path) -> None:
-    played = tmp_path / "played"
-    played.mkdir()
-    (tmp_path / "player.py").write_text(PLAYER)
-    link = tmp_path / "modem"
-    cfg = tmp_path / "callguard.toml"
-    cfg.write_text(
-        f'[modem]\nport = "{link}"\n[storage]\ndir = "{tmp_path / "state"}"\n'
-        f'[warning]\nroom_command = "{sys.executable} {tmp_path / "player.py"} {{wav}} {played}"\n'
-        '[line_sense]\nsource = "modem"\n'
+    command, folder = room_recorder(tmp_path)
+    unit = DaemonUnit(
+        tmp_path, f'[warning]\nroom_command = "{command}"\n[line_sense]\nsource = "modem"\n'
     )
-
-    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(cfg), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert (
-        cli("protect", "add", "0306 999 0123", "--name", "Barclays card services").returncode == 0
-    )
-
-    def status() -> dict[str, Any]:
-        out = cli("status", "--json")
-        return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
-
-    with SimModem(identity="conexant", link_path=str(link), time_scale=0.5) as sim:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(cfg), "run"],
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        try:
-            wait_for(lambda: status().get("modem") == "connected", 20, "the daemon")
-            record = sim.place_call(Call(number="03069990123", rings=3)).wait(30)
-            assert record.outcome == "seized" and record.rings == []  # before the first ring
-            logged = wait_for(lambda: json.loads(cli("log", "--json").stdout), 20, "the log")[-1]
-            assert logged["verdict"] == "blocked" and logged["impersonation"] is True
-            assert "Barclays card services" in logged["reason"]
-            assert status()["counts_since_start"]["impersonations"] == 1
-            # a minute later the resident picks up the phone to ring "the bank" back
-            lifted = __import__("time").monotonic()
-            sim.set_extension_off_hook(True)
-            plays = wait_for(lambda: sorted(played.glob("played-*.wav")), 15, "the reminder")
-            when = float(plays[-1].with_suffix(".time").read_text())
-            assert when > lifted
-            assert wavconv.read_wav(plays[-1]).seconds > 5  # "... wait five minutes first ..."
-            sim.set_extension_off_hook(False)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+    added = unit.cli("protect", "add", "0306 999 0123", "--name", "Barclays card services")
+    assert added.returncode == 0
+    with unit:
+        record, logged = unit.call(Call(number="03069990123", rings=3))
+        assert record.outcome == "seized" and record.rings == []  # before the first ring
+        assert logged["verdict"] == "blocked" and logged["impersonation"] is True
+        assert "Barclays card services" in logged["reason"]
+        assert unit.status()["counts_since_start"]["impersonations"] == 1
+        # soon after, the resident picks up the phone to ring "the bank" back
+        lifted = time.monotonic()
+        unit.sim.set_extension_off_hook(True)
+        path, when = wait_for(lambda: played(folder), 15, "the reminder")[-1]
+        assert when > lifted
+        assert wavconv.read_wav(path).seconds > 5  # "... wait five minutes first ..."
+        unit.sim.set_extension_off_hook(False)
+    assert unit.proc is not None and unit.proc.returncode == 0

@@ -2,97 +2,37 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import DaemonUnit, played, room_recorder, wait_for
 
 from callguard import wavconv
-from callguard.sim import Call, SimModem
+from callguard.sim import Call
 
 pytestmark = pytest.mark.e2e
-
-# The room "speaker": records when it was asked to play, and what.
-PLAYER = """
-import shutil, sys, time
-wav, out = sys.argv[1], sys.argv[2]
-stamp = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the simulator's records
-n = len([f for f in __import__("os").listdir(out) if f.endswith(".time")])
-shutil.copy(wav, f"{out}/.partial")  # then renamed: the test never reads half a file
-__import__("os").replace(f"{out}/.partial", f"{out}/played-{n}.wav")
-open(f"{out}/played-{n}.time", "w").write(repr(stamp))
-"""
 
 SHORT_WARNING = "This is CallGuard. Police and banks never ask for your PIN."
 
 
-class Unit:
+class Unit(DaemonUnit):
     def __init__(self, tmp: Path, extra: str = "") -> None:
-        self.tmp = tmp
-        self.played = tmp / "played"
-        self.played.mkdir()
-        player = tmp / "player.py"
-        player.write_text(PLAYER)
-        self.sim = SimModem(identity="conexant", link_path=str(tmp / "modem"), time_scale=0.5)
-        self.config = tmp / "callguard.toml"
-        self.config.write_text(
-            f'[modem]\nport = "{tmp / "modem"}"\n'
-            f'[storage]\ndir = "{tmp / "state"}"\n'
-            "[warning]\n"
-            f'room_command = "{sys.executable} {player} {{wav}} {self.played}"\n'
-            f'text = "{SHORT_WARNING}"\n'
-            "say_place = false\n" + extra
+        command, self.played = room_recorder(tmp)
+        super().__init__(
+            tmp,
+            f'[warning]\nroom_command = "{command}"\ntext = "{SHORT_WARNING}"\n'
+            "say_place = false\n" + extra,
         )
 
-    def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def __enter__(self) -> Unit:
-        self.sim.start()
-        self.log = open(self.tmp / "daemon.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), "run"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        wait_for(lambda: self.status().get("modem") == "connected", 20, "the daemon")
-        time.sleep(1.0)  # let the prompts warm up (rendered once, then cached)
+    def start(self) -> Unit:
+        super().start()
+        cache = self.tmp / "state" / "cache"
+        wait_for(lambda: list(cache.glob("room-*.wav")), 20, "the prompts to be prepared")
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
-        self.sim.stop()
-        self.log.close()
-
-    def status(self) -> dict[str, Any]:
-        out = self.cli("status", "--json")
-        return json.loads(out.stdout) if out.returncode == 0 and out.stdout else {}
-
-    def calls(self) -> list[dict[str, Any]]:
-        return json.loads(self.cli("log", "--json").stdout)
-
     def plays(self) -> list[tuple[Path, float]]:
-        return [
-            (p, float(p.with_suffix(".time").read_text()))
-            for p in sorted(self.played.glob("played-*.wav"))
-            if p.with_suffix(".time").exists()
-        ]
+        return played(self.played)
 
 
 @pytest.fixture
