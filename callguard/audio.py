@@ -190,7 +190,15 @@ class Prompts:
     def warning(self) -> Audio:
         """The warning itself: the family's recording, else the configured text spoken."""
         if self.voice.recording:
-            return wavconv.read_wav(self.voice.recording)
+            try:
+                return wavconv.read_wav(self.voice.recording)
+            except UsageError as exc:
+                log.error(
+                    "warning.recording cannot be used, so the warning text is spoken instead: "
+                    "%s (the service cannot read /home or /tmp: keep the recording in "
+                    "/etc/callguard)",
+                    exc,
+                )
         return wavconv.read_wav(self.speech(self.voice.text))
 
     def room_wav(self, caller: Caller | None, strong: bool = False) -> Path:

@@ -21,8 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from callguard import wavconv
 from callguard.audio import Prompts, RoomSpeaker, Voice
 from callguard.config import Config
+from callguard.errors import UsageError
 from callguard.indicators import Indicators
 from callguard.modem import profiles
 from callguard.modem.transport import ModemError, ModemTransport
@@ -222,6 +224,19 @@ class SelfTest:
                 "espeak-ng is not installed: only the default warning can be spoken",
                 "sudo apt install espeak-ng",
             )
+        recording = self.config.warning.recording
+        if recording:
+            try:
+                seconds = wavconv.read_wav(recording).seconds
+            except UsageError as exc:
+                yield _fail(
+                    "recording",
+                    str(exc),
+                    "copy the recording to /etc/callguard/warning.wav (readable by the "
+                    "callguard user) and set warning.recording to that path",
+                )
+            else:
+                yield _pass("recording", f"{recording}: {seconds:.1f} s")
         command = self.config.warning.room_command
         if not command:
             yield _skip("speaker", "warning.room_command is empty: no speaker in the room")

@@ -365,6 +365,7 @@ class AtomicJSONStorage(Storage):
                 if gid is not None and gid != os.fstat(f.fileno()).st_gid:
                     with contextlib.suppress(OSError):
                         os.fchown(f.fileno(), -1, gid)
+                _give_to_folder_owner(f.fileno(), self._path.parent)
                 f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
@@ -553,6 +554,7 @@ def locked(path: str | os.PathLike[str], *, timeout_s: float = 10.0) -> Iterator
 def _acquire(lock_path: str, timeout_s: float) -> int:
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, DEFAULT_FILE_MODE)
+        _give_to_folder_owner(fd, Path(lock_path).parent)
     except PermissionError:
         try:  # flock works on a read-only descriptor; the file may belong to another user
             fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
@@ -645,6 +647,21 @@ def _move_aside(path: Path) -> Path:
         n += 1
     os.rename(path, target)
     return target
+
+
+def _give_to_folder_owner(fd: int, folder: Path) -> None:
+    """Run as root (``sudo callguard allow add ...``), a new file goes to the folder's owner.
+
+    The daemon runs as the ``callguard`` user, which owns ``/var/lib/callguard``; a lists file
+    left owned by root with mode 0640 would be unreadable to it, and screening would run with
+    no lists at all.
+    """
+    if os.geteuid() != 0:
+        return
+    with contextlib.suppress(OSError):
+        st = os.stat(folder)
+        if (st.st_uid, st.st_gid) != (0, 0):
+            os.fchown(fd, st.st_uid, st.st_gid)
 
 
 def write_atomically(path: Path, payload: bytes, mode: int = 0o644) -> None:

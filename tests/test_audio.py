@@ -152,3 +152,13 @@ def test_empty_room_command_turns_the_speaker_off(tmp_path: Path) -> None:
     speaker = RoomSpeaker("", Prompts(tmp_path, Voice(), espeak=""))
     assert not speaker.enabled
     speaker.warn(None)  # a no-op, not an error
+
+
+def test_a_recording_the_service_cannot_read_falls_back_to_the_text(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    prompts = Prompts(tmp_path, Voice(recording=str(tmp_path / "gone.wav")), espeak="")
+    with caplog.at_level(logging.ERROR):
+        audio = prompts.warning()
+    assert audio.seconds > 10  # the spoken (shipped) warning, not silence
+    assert "warning.recording cannot be used" in caplog.text and "/etc/callguard" in caplog.text

@@ -1,0 +1,625 @@
+"""``callguard setup``: plain questions, one at a time, for a volunteer sitting with the family.
+
+Theory of operation
+-------------------
+:func:`run_setup` asks through two injected functions, ``ask`` (``input``) and ``say``
+(``print``), so tests drive it with a script and the CLI with a terminal. There are four steps,
+each a loop of questions: the allow list (family and friends), the protect list (the numbers on
+the back of the bank cards), the warning voice (CallGuard's, or a family recording) and the
+quiet hours; then a summary of what changed and what to do next.
+
+Every answer is checked as soon as it is given, with the same code that checks it elsewhere
+(:func:`~callguard.store.target_for` for numbers, :func:`~callguard.wavconv.read_wav` for a
+recording, :func:`~callguard.config.from_dict` for settings). A bad answer is explained and the
+question asked again; an empty answer moves on; EOF (Ctrl-D) or Ctrl-C stops the wizard.
+
+Every change is saved the moment it is confirmed, whole or not at all, so stopping at any
+point keeps what came before and nothing is half-written. List entries go through
+:meth:`Store.add <callguard.store.Store.add>` (``by="setup"``; a number on a conflicting list
+is moved only after a "y"). A setting is written by :func:`set_toml_key`, which edits the
+commented TOML file line by line: it replaces the key's line in its ``[section]``, or adds it
+after the section's last setting, or adds the section at the end, and leaves every other line,
+comment and blank line as it was. The new text must parse, hold the new value, and pass
+:func:`~callguard.config.from_dict` (the checks :func:`~callguard.config.load` makes) before
+:func:`~callguard.storage.write_atomically` replaces the file, keeping its mode and owner.
+
+The service is sandboxed (``ProtectHome=yes``, ``PrivateTmp=yes``) and runs as its own user,
+so a recording under /home, in /tmp, on a USB stick, or not readable by everyone, would make
+its config fail to load at the next start. :func:`service_cannot_read` spots those, and the
+wizard offers to copy the file beside the config (``warning-recording.wav``) and use the copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import stat
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callguard import config as configuration
+from callguard import wavconv
+from callguard.errors import CallGuardError, UsageError
+from callguard.numbers import NumberError
+from callguard.storage import Recovery, write_atomically
+from callguard.store import CONFLICTS, LIST_TITLES, WHY_CONFLICT, Entry, Store, Target, target_for
+
+__all__ = [
+    "RECORDING_NAME",
+    "run_setup",
+    "save_setting",
+    "service_cannot_read",
+    "set_toml_key",
+    "toml_string",
+]
+
+Ask = Callable[[str], str]
+Say = Callable[[str], None]
+
+BY = "setup"
+"""The ``added_by`` of every entry the wizard adds."""
+RECORDING_NAME = "warning-recording.wav"
+"""The copy of a family recording kept beside the config file."""
+
+OUT_OF_REACH: dict[str, str] = {
+    "/home": "the CallGuard service is not allowed to look inside /home",
+    "/root": "the CallGuard service is not allowed to look inside /root",
+    "/run/user": "the CallGuard service is not allowed to look inside /run/user",
+    "/tmp": "files in /tmp are deleted at a restart, and the CallGuard service cannot see them",
+    "/var/tmp": "the CallGuard service cannot see files in /var/tmp",
+    "/media": "it is on a USB stick or another removable drive, which will not stay plugged in",
+    "/mnt": "it is on a mounted drive, which may not be there after a restart",
+}
+"""Folders the service cannot read (see ``systemd/callguard.service``) or should not rely on."""
+
+YES = frozenset({"y", "yes"})
+NO = frozenset({"n", "no"})
+NONE_WORDS = frozenset({"none", "no", "off"})
+
+
+def run_setup(config_path: Path, *, ask: Ask = input, say: Say = print) -> int:
+    """Ask the setup questions; 0 when done or stopped (EOF), 2 if the config cannot be loaded.
+
+    1 if the lists' folder or the config's folder cannot be written (checked before the first
+    question) or the store fails on the way; 130 after Ctrl-C. What was saved stays saved.
+    """
+    path = Path(config_path)
+    try:
+        if path.exists() or path.is_symlink():
+            config = configuration.load(str(path))
+        else:
+            config = configuration.from_dict({}, str(path))
+    except configuration.ConfigError as exc:
+        say(f"callguard: error: {exc}")
+        say("Fix the config file (check it with: callguard config check), then run setup again.")
+        return 2
+    for folder, what in (
+        (Path(config.storage.dir), f"the lists' folder {config.storage.dir} (storage.dir)"),
+        (_resolved(path).parent, f"the config file's folder {_resolved(path).parent}"),
+    ):
+        if not _can_write_in(folder):
+            say(
+                f"callguard: error: setup cannot write to {what}. Run it as root "
+                "(sudo callguard setup), or check that the folder is right."
+            )
+            return 1
+    wizard = _Wizard(path, config, ask, say)
+    return wizard.run()
+
+
+@dataclass
+class _Wizard:
+    config_path: Path
+    config: configuration.Config
+    ask_raw: Ask
+    say: Say
+    changes: list[str] = field(default_factory=list)
+    lists_changed: bool = False
+    config_changed: bool = False
+
+    def __post_init__(self) -> None:
+        self.region = self.config.screening.region
+        self.store = Store(
+            self.config.storage.dir,
+            region=self.region,
+            retention_days=self.config.storage.log_retention_days,
+            on_recovery=self._report_recovery,
+        )
+
+    # -- the whole run ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.say("CallGuard setup. Answer each question, or press Enter to skip it.")
+        self.say("Each answer is saved as you go; press Ctrl-D at any time to stop.")
+        if not self.config_path.exists():
+            self.say(
+                f"There is no config file at {self.config_path} yet; it will be made with "
+                "only the settings you choose here."
+            )
+        try:
+            self._list_step(
+                "allow",
+                "Family and friends who should always get through.",
+                "Whose number is it? (e.g. 'Sue, daughter'): ",
+            )
+            self._list_step(
+                "protect",
+                "The numbers on the back of the resident's bank cards "
+                "(the bank never rings from these).",
+                "Which bank or card? ",
+            )
+            self._voice_step()
+            self._quiet_hours_step()
+        except EOFError:
+            self.say("")
+            self.say("Setup stopped. Everything saved before this point is kept.")
+            self._summary()
+            return 0
+        except KeyboardInterrupt:
+            self.say("")
+            self.say("Setup stopped (Ctrl-C). Everything saved before this point is kept.")
+            self._summary()
+            return 130
+        except CallGuardError as exc:  # the store's folder or lock: no point asking on
+            self.say(f"callguard: error: {exc}")
+            self.say("Setup stopped. Everything saved before this point is kept.")
+            self._summary()
+            return 1
+        self.say("")
+        self.say("Setup finished.")
+        self._summary()
+        return 0
+
+    def _summary(self) -> None:
+        if not self.changes:
+            self.say("Nothing was changed.")
+        else:
+            self.say("What changed:")
+            for change in self.changes:
+                self.say(f"  - {change}")
+        self.say("Next step: run: callguard selftest")
+        notes = []
+        if self.lists_changed:
+            notes.append("the daemon picks the lists up by itself")
+        if self.config_changed:
+            notes.append("for config changes run: sudo systemctl reload callguard")
+        if notes:
+            text = "; ".join(notes)
+            self.say(text[0].upper() + text[1:])
+
+    # -- asking -------------------------------------------------------------------------------
+
+    def _ask(self, prompt: str) -> str:
+        return self.ask_raw(prompt).strip()
+
+    def _yes_no(self, prompt: str) -> bool:
+        """y/yes or n/no; an empty answer is no."""
+        while True:
+            answer = self._ask(prompt).lower()
+            if answer in YES:
+                return True
+            if not answer or answer in NO:
+                return False
+            self.say("Please answer y (yes) or n (no).")
+
+    def _report_recovery(self, recovery: Recovery) -> None:
+        self.say(f"Note: {recovery.message()}")
+
+    # -- steps 1 and 2: the allow and protect lists --------------------------------------------
+
+    def _list_step(self, list_name: str, heading: str, name_prompt: str) -> None:
+        self.say("")
+        self.say(heading)
+        while True:
+            target = self._ask_number()
+            if target is None:
+                return
+            display = _display(target)
+            found = self.store.find(target.number)
+            conflicts = [c for c in CONFLICTS[list_name] if c in found]
+            if conflicts:
+                self.say(_conflict(list_name, display, conflicts, found))
+                if not self._yes_no("Add it anyway? (y/n) "):
+                    self.say(f"{display} was left as it was.")
+                    continue
+            name = self._ask(name_prompt)
+            try:
+                result = self.store.add(list_name, target, name=name, by=BY, force=bool(conflicts))
+            except UsageError as exc:  # changed by someone else since find()
+                self.say(f"{display} was not added: {exc}")
+                continue
+            label = f" ({result.entry.name})" if result.entry.name else ""
+            title = LIST_TITLES[list_name]
+            if result.updated:
+                done = f"Updated {display}{label} on the {title}."
+            else:
+                done = f"Added {display}{label} to the {title}."
+            self.say(done)
+            self.changes.append(done.rstrip("."))
+            for other in result.moved_from:
+                moved = f"It was on the {LIST_TITLES[other]}; it has been taken off."
+                self.say(moved)
+                self.changes.append(f"Took {display} off the {LIST_TITLES[other]}")
+            self.lists_changed = True
+
+    def _ask_number(self) -> Target | None:
+        while True:
+            text = self._ask("Phone number (or Enter to finish): ")
+            if not text:
+                return None
+            try:
+                target = target_for(text, self.region)
+            except NumberError as exc:
+                self.say(f"Sorry, that number cannot be used: {exc}")
+                continue
+            if target.kind == "prefix":
+                self.say(
+                    f"{text!r} ends with *, which makes it a rule for a whole range of numbers. "
+                    "Here, type one whole number, e.g. 01707 354000."
+                )
+                continue
+            return target
+
+    # -- step 3: the warning voice -------------------------------------------------------------
+
+    def _voice_step(self) -> None:
+        self.say("")
+        self.say("The warning voice: (1) CallGuard's voice, or (2) a recording of a family member")
+        current = self.config.warning.recording
+        self.say(f"Now: the recording {current}." if current else "Now: CallGuard's voice.")
+        while True:
+            choice = self._ask("Type 1 or 2 (or Enter to leave it as it is): ")
+            if not choice:
+                return
+            if choice in ("1", "2"):
+                break
+            self.say("Please type 1 or 2, or just press Enter to leave it as it is.")
+        if choice == "1":
+            if not current:
+                self.say("CallGuard's voice it stays.")
+                return
+            if self._save("warning", "recording", ""):
+                self.say("Saved: the warning will be spoken in CallGuard's voice.")
+                self.changes.append("The warning is spoken in CallGuard's voice")
+            return
+        recording = self._ask_recording()
+        if recording is None or str(recording) == current:
+            if recording is not None:
+                self.say("That recording is already the one in use.")
+            return
+        if self._save("warning", "recording", str(recording)):
+            self.say(f"Saved: the warning will be the recording {recording}.")
+            self.changes.append(f"The warning is the recording {recording}")
+
+    def _ask_recording(self) -> Path | None:
+        while True:
+            text = self._ask("The recording's WAV file, with its full path (or Enter to skip): ")
+            if not text:
+                return None
+            path = _typed_path(text)
+            try:
+                audio = wavconv.read_wav(path)
+            except wavconv.AudioFormatError as exc:
+                self.say(f"That recording cannot be used: {exc}")
+                continue
+            self.say(f"It plays for {audio.seconds:.1f} seconds.")
+            why = service_cannot_read(path)
+            if why is None:
+                return path
+            copy = _resolved(self.config_path).parent / RECORDING_NAME
+            if service_cannot_read(copy.parent) is not None:
+                self.say(
+                    f"It cannot stay where it is: {why}. Copy it to a folder the service can "
+                    "read, such as /etc/callguard, and type that path."
+                )
+                continue
+            self.say(f"It cannot stay where it is: {why}. CallGuard can keep a copy in {copy}.")
+            if not self._yes_no("Copy it there? (y/n) "):
+                self.say(
+                    "Then copy it to a folder the service can read, such as "
+                    f"{copy.parent}, and type that path."
+                )
+                continue
+            try:
+                write_atomically(copy, path.read_bytes(), 0o644)
+            except OSError as exc:
+                self.say(f"It could not be copied to {copy}: {exc.strerror or exc}.")
+                continue
+            self.say(f"Copied it to {copy}.")
+            return copy
+
+    # -- step 4: quiet hours -------------------------------------------------------------------
+
+    def _quiet_hours_step(self) -> None:
+        self.say("")
+        current = self.config.screening.quiet_hours.strip()
+        if current:
+            prompt = (
+                f"Quiet hours are now {current}. New hours, 'none' to turn them off, "
+                "or Enter to keep them: "
+            )
+        else:
+            prompt = (
+                "Quiet hours: block unknown callers at night? e.g. 21:00-08:00, or Enter for none: "
+            )
+        while True:
+            text = self._ask(prompt)
+            if not text:
+                return
+            value = "" if text.lower() in NONE_WORDS else text
+            try:
+                configuration.from_dict({"screening": {"quiet_hours": value}})
+            except configuration.ConfigError as exc:
+                problem = exc.problems[0].removeprefix("screening.quiet_hours = ")
+                problem = problem.replace("or '' for none", "or 'none' for no quiet hours")
+                self.say(f"Sorry, {problem}: start-end on the 24-hour clock. Or Enter to skip.")
+                continue
+            break
+        value = _tidy_hours(value)
+        if value == current:
+            self.say("That is already set.")
+            return
+        if not self._save("screening", "quiet_hours", value):
+            return
+        if value:
+            start, end = value.split("-")
+            self.say(
+                f"Saved: from {start} to {end} unknown callers are blocked; family and friends "
+                "on the allow list still ring through."
+            )
+            self.changes.append(f"Quiet hours: {value}")
+        else:
+            self.say("Saved: no quiet hours.")
+            self.changes.append("No quiet hours")
+
+    # -- writing the config ----------------------------------------------------------------------
+
+    def _save(self, section: str, key: str, value: str) -> bool:
+        """Set one key in the config file; False (and why, said) if it was not written."""
+        try:
+            self.config = save_setting(self.config_path, section, key, value)
+        except CallGuardError as exc:
+            self.say(f"Not saved: {exc}")
+            return False
+        self.config_changed = True
+        return True
+
+
+def save_setting(path: Path, section: str, key: str, value: str) -> configuration.Config:
+    """Write ``section.key = value`` into the config file at ``path``; the new config.
+
+    The file is checked before it is replaced (nothing is written if it would not load) and
+    replaced atomically, keeping its mode and owner. A missing file is created with just this
+    key. :class:`CallGuardError` says why nothing was written.
+    """
+    real = _resolved(path)
+    try:
+        before = real.stat()
+    except FileNotFoundError:
+        before = None
+    except OSError as exc:
+        raise CallGuardError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    text = ""
+    if before is not None:
+        try:
+            text = real.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise CallGuardError(f"{path} is not UTF-8 text; fix it by hand") from None
+        except OSError as exc:
+            raise CallGuardError(f"{path} cannot be read ({exc.strerror or exc})") from None
+    new_text = set_toml_key(text, section, key, value)
+    try:
+        data = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CallGuardError(
+            f"{path} would not be valid TOML after the change ({exc}); "
+            f"set {section}.{key} by hand, then check it with: callguard config check"
+        ) from None
+    table = data.get(section)
+    if not isinstance(table, dict) or table.get(key) != value:
+        raise CallGuardError(
+            f"{path} sets {section}.{key} in a way setup cannot change (a dotted key or an "
+            f"inline table?); set it by hand, then check it with: callguard config check"
+        )
+    config = configuration.from_dict(data, str(path))  # ConfigError says what would be wrong
+    mode = stat.S_IMODE(before.st_mode) if before is not None else 0o644
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(real, new_text.encode("utf-8"), mode)
+    except OSError as exc:
+        raise CallGuardError(
+            f"cannot write {path} ({exc.strerror or exc}); run setup as root (sudo callguard setup)"
+        ) from None
+    if before is not None:
+        with contextlib.suppress(OSError):
+            after = real.stat()
+            if stat.S_IMODE(after.st_mode) != mode:
+                os.chmod(real, mode)  # the umask narrowed it
+            if (after.st_uid, after.st_gid) != (before.st_uid, before.st_gid):
+                os.chown(real, before.st_uid, before.st_gid)
+    return config
+
+
+# -- editing TOML text -----------------------------------------------------------------------
+
+
+def set_toml_key(text: str, section: str, key: str, value: str) -> str:
+    """``text`` with ``key = "value"`` set in ``[section]``; every other line kept as it was.
+
+    An existing ``key = ...`` line in the section is replaced (its trailing comment kept);
+    otherwise the line goes after the section's last setting, or a new section is added at the
+    end. Only plain sections and bare keys are understood; the caller checks the result.
+    """
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(keepends=True)
+    assignment = f"{key} = {toml_string(value)}"
+    current: str | None = None
+    header_at: int | None = None
+    last_setting: int | None = None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        name = _section_name(stripped)
+        if name is not None:
+            if current == section:
+                break
+            current = name
+            if name == section:
+                header_at = i
+            continue
+        if current != section or not stripped or stripped.startswith("#"):
+            continue
+        last_setting = i
+        found_key, rest = _split_assignment(stripped)
+        if found_key == key:
+            indent = line[: len(line) - len(line.lstrip())]
+            ending = line[len(line.rstrip("\r\n")) :]
+            comment = _trailing_comment(rest)
+            lines[i] = f"{indent}{assignment}{'  ' + comment if comment else ''}{ending}"
+            return "".join(lines)
+    if header_at is not None:
+        at = last_setting if last_setting is not None else header_at
+        if not lines[at].endswith(("\n", "\r")):
+            lines[at] += newline
+        lines.insert(at + 1, assignment + newline)
+        return "".join(lines)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += newline
+    gap = newline if lines and lines[-1].strip() else ""
+    return "".join(lines) + f"{gap}[{section}]{newline}{assignment}{newline}"
+
+
+def toml_string(value: str) -> str:
+    """``value`` as a TOML basic string, with quotes, backslashes and control characters escaped."""
+    out = ['"']
+    for ch in value:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04X}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def _section_name(stripped: str) -> str | None:
+    """``screening`` for ``[screening]`` (comment allowed); ``""`` for ``[[array]]`` and
+    quoted or dotted headers (a section setup never edits); None for anything else."""
+    if not stripped.startswith("["):
+        return None
+    if stripped.startswith("[["):
+        return ""
+    end = stripped.find("]")
+    if end < 0:
+        return None
+    after = stripped[end + 1 :].strip()
+    if after and not after.startswith("#"):
+        return None
+    name = stripped[1:end].strip()
+    return name if name and set(name) <= _BARE_KEY_CHARS else ""
+
+
+def _split_assignment(stripped: str) -> tuple[str | None, str]:
+    """(bare key, text after the =) of a ``key = value`` line, else (None, "")."""
+    key, sep, rest = stripped.partition("=")
+    key = key.strip()
+    if not sep or not key or not set(key) <= _BARE_KEY_CHARS:
+        return None, ""
+    return key, rest
+
+
+def _trailing_comment(rest: str) -> str:
+    """The ``# ...`` after a one-line value, if there is one (a # inside a string is not)."""
+    for i, ch in enumerate(rest):
+        if ch == "#":
+            try:
+                tomllib.loads("x = " + rest[:i])
+            except tomllib.TOMLDecodeError:
+                continue
+            return rest[i:].rstrip("\r\n").strip()
+    return ""
+
+
+def _tidy_hours(value: str) -> str:
+    """``9:00 - 17:5`` as ``09:00-17:05`` (``value`` has passed the config's check)."""
+    if not value.strip():
+        return ""
+    times = []
+    for part in value.split("-"):
+        hours, minutes = part.strip().split(":")
+        times.append(f"{int(hours):02d}:{int(minutes):02d}")
+    return "-".join(times)
+
+
+# -- paths -----------------------------------------------------------------------------------
+
+
+def service_cannot_read(path: Path) -> str | None:
+    """Why the CallGuard service could not rely on reading ``path``, or None if it can.
+
+    It cannot see /home, /root, /run/user or its own private /tmp; a USB stick is unplugged;
+    and it runs as its own user, so the file must be readable by everyone, and every folder
+    above it open to everyone.
+    """
+    real = _resolved(path)
+    for folder, why in OUT_OF_REACH.items():
+        if real.is_relative_to(folder):
+            return why
+    try:
+        if not real.stat().st_mode & stat.S_IROTH:
+            return "only some users may read it, and the CallGuard service runs as its own user"
+        for parent in real.parents:
+            if not parent.stat().st_mode & stat.S_IXOTH:
+                return f"the CallGuard service runs as its own user and cannot get into {parent}"
+    except OSError as exc:
+        return f"it cannot be checked ({exc.strerror or exc})"
+    return None
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Whether files can be made in ``folder``, or it can be made (in its nearest ancestor)."""
+    here = Path(os.path.abspath(folder))
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    return here.is_dir() and os.access(here, os.W_OK | os.X_OK)
+
+
+def _typed_path(text: str) -> Path:
+    """A path as typed or dropped into a terminal: quoted, or with spaces escaped, or bare."""
+    path = Path(os.path.expanduser(text))
+    if not path.exists():
+        with contextlib.suppress(ValueError):
+            words = shlex.split(text)
+            if len(words) == 1:
+                path = Path(os.path.expanduser(words[0]))
+    return _resolved(path)
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+# -- words -----------------------------------------------------------------------------------
+
+
+def _display(target: Target) -> str:
+    return target.caller.display if target.caller is not None else target.number
+
+
+def _conflict(list_name: str, display: str, conflicts: list[str], found: dict[str, Entry]) -> str:
+    first = found[conflicts[0]]
+    label = f" (as {first.name!r})" if first.name else ""
+    where = " and the ".join(LIST_TITLES[c] for c in conflicts)
+    return (
+        f"{display} is on the {where}{label}: {WHY_CONFLICT[conflicts[0]]}. Adding it to the "
+        f"{LIST_TITLES[list_name]} takes it off the {where}."
+    )
