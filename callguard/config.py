@@ -146,6 +146,11 @@ class ScreeningConfig:
         "premium-rate numbers (09, and 084x/087x that some GPs use): allow, warn or block",
         _one_of(*_ACTIONS),
     )
+    short_code: str = _key(
+        "block",
+        "caller IDs showing a short code (999, 150...): genuine callers never do",
+        _one_of(*_ACTIONS),
+    )
     invalid: str = _key(
         "warn", "numbers that cannot exist: allow, warn or block", _one_of(*_ACTIONS)
     )

@@ -89,7 +89,9 @@ class Verdict:
     @property
     def impersonation(self) -> bool:
         """The call showed a number that never calls out: whoever it was, they were pretending."""
-        return self.rule == "protect"
+        return self.rule == "protect" or (
+            self.rule == "category:short_code" and self.action is Action.BLOCK
+        )
 
 
 class Lookup(Protocol):
@@ -126,8 +128,10 @@ class ListStep:
 #    "block" (SETTING_ACTIONS). "block" is final and "allow" is what the family chose. "warn"
 #    means "at least warn": if the mode is stricter, the mode decides (rule "mode:<mode>"), so
 #    allowlist-only keeps its promise that only allow-listed callers ring, even withheld ones.
-# 3. MODE_ACTIONS: everyone else (landlines, mobiles, freephone, non-geographic numbers and
-#    short codes on no list) gets the action of screening.mode.
+#    Short codes on no list are blocked by default (screening.short_code): since May 2023 Ofcom
+#    requires a caller ID to be a full 10- or 11-digit number, so one showing 999 or 150 lies.
+# 3. MODE_ACTIONS: everyone else (landlines, mobiles, freephone and non-geographic numbers on
+#    no list) gets the action of screening.mode.
 # 4. Quiet hours: during screening.quiet_hours, a verdict from 2 or 3 that would let the phone
 #    ring (ALLOW or WARN) becomes BLOCK, rule "quiet-hours".
 # Callers with no number (withheld, unavailable, invalid) have no key and skip step 1.
@@ -146,6 +150,7 @@ CATEGORY_SETTINGS: Final[dict[Category, str]] = {
     Category.INTERNATIONAL: "international",
     Category.PREMIUM_RATE: "premium_rate",
     Category.INVALID: "invalid",
+    Category.SHORT_CODE: "short_code",
 }
 
 SETTING_ACTIONS: Final[dict[str, Action]] = {
@@ -414,6 +419,11 @@ def _mode_verdict(caller: Caller, config: ScreeningConfig, category: Verdict | N
 def _what_the_caller_was(caller: Caller) -> str:
     """The caller's category as the start of a reason: "the caller withheld their number"."""
     category = caller.category
+    if category is Category.SHORT_CODE:
+        return (
+            f"the call showed the short code {caller.display}, which no genuine caller shows "
+            "(Ofcom's caller ID rules: a full number), so the caller was pretending"
+        )
     if category is Category.WITHHELD:
         return "the caller withheld their number"
     if category is Category.UNAVAILABLE:

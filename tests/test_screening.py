@@ -159,8 +159,8 @@ ORDER_CASES = [
     case("09011234567", WARN, "category:premium_rate", None, "premium-rate"),  # the default
     # 5. ... then the mode; short codes on no list are unknown callers like any other
     case("07700900999", WARN, "mode:guarded", None, "not on any list (a mobile)"),
-    case("150", WARN, "mode:guarded", None, "not on any list (a short code)"),
-    case("150", BLOCK, "mode:allowlist-only", mode="allowlist-only"),
+    case("150", BLOCK, "category:short_code", None, "no genuine caller shows"),  # Ofcom
+    case("150", BLOCK, "mode:allowlist-only", mode="allowlist-only", short_code="warn"),
     # a prefix on the protect list is not used: 0808 falls through to the mode
     case("08081570123", WARN, "mode:guarded", None, "(a freephone number)"),
 ]
@@ -183,7 +183,7 @@ def test_order(
     assert verdict.reason.endswith(".")
     assert says in verdict.reason
     assert verdict.category == from_caller_id(raw).category
-    assert verdict.impersonation is (rule == "protect")
+    assert verdict.impersonation is (rule in ("protect", "category:short_code"))
     if rule in {"protect", "allow", "block", "block-prefix"}:
         assert verdict.match is not None
         assert verdict.match.list_name == rule.removesuffix("-prefix")
@@ -320,7 +320,6 @@ def test_international_numbers_name_the_country_without_the_geocoder() -> None:
         ("07700900999", "a mobile"),
         ("08081570999", "a freephone number"),
         ("03069990999", "a non-geographic number"),
-        ("150", "a short code"),
     ],
 )
 @pytest.mark.parametrize("mode", ["open", "guarded", "allowlist-only"])
@@ -486,3 +485,9 @@ def test_a_protect_entrys_organisation_survives_the_list_index(tmp_path: Path) -
     index = ListIndex(store)
     index.refresh()
     assert screen(parse_typed("159"), index, config(), NOON).name == "Stop Scams"
+
+
+def test_a_short_code_caller_id_is_blocked_as_impersonation_by_default() -> None:
+    verdict = screen(from_caller_id("150"), FakeLists(), config(), NOON)
+    assert verdict.action is Action.BLOCK and verdict.impersonation
+    assert "Ofcom" in verdict.reason and "150" in verdict.reason
