@@ -348,19 +348,17 @@ class Store:
     def remove(self, list_name: str, target: Target) -> Entry:
         _check_list(list_name)
         with self._db(self.lists_path) as db:
-            table = db.table(list_name)
-            docs = [d for d in table.all() if d.get("number") == target.number]
-            shipped = _shipped_active(db).get(target.number) if list_name == "protect" else None
-            if shipped is not None or (docs and list_name == "protect"):
-                self._unprotect(db, target.number)
-                return Entry.from_doc(dict(docs[0])) if docs else shipped  # type: ignore[return-value]
-            if not docs:
+            entry = self._find(db, target.number).get(list_name)
+            if entry is None:
                 raise UsageError(
                     f"{target.describe()} is not on the {LIST_TITLES[list_name]}; "
                     f"'callguard {list_name} list' shows what is"
                 )
-            table.remove(doc_ids=[d.doc_id for d in docs])
-            return Entry.from_doc(dict(docs[0]))
+            if list_name == "protect":
+                self._unprotect(db, target.number)  # a shipped number is marked removed too
+            else:
+                db.table(list_name).remove(lambda d: d.get("number") == target.number)
+            return entry
 
     def add_many(
         self,
