@@ -163,7 +163,10 @@ class Daemon:
             self._install_signals()
         warm_up(self.config.screening.region)
         screening.warm_up()
-        self.index.refresh()
+        try:
+            self.index.refresh()
+        except Exception:  # screen anyway (unknown callers are warned) rather than not at all
+            log.exception("the lists could not be read; screening without them until they can")
         log.info(
             "CallGuard starting: lists %s; storage %s",
             ", ".join(f"{n} {c}" for n, c in self.index.sizes().items()),

@@ -158,3 +158,15 @@ def test_block_announcement_is_spoken_to_the_caller_then_released(tmp_path: Path
         session = r.sim.voice_sessions[-1]
         assert session.nbytes > 2 * 8000  # "This number does not accept your calls. Goodbye."
         assert not r.sim.off_hook and logged["verdict"] == "blocked"
+
+
+def test_unreadable_lists_at_start_do_not_stop_screening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Any, pack: Any) -> Any:
+        raise PermissionError(13, "Permission denied", "lists.json")
+
+    monkeypatch.setattr(Store, "read_packed", broken)
+    with Running(tmp_path) as r:
+        _, logged = r.call(Call(number="02079460123", rings=1))
+        assert logged["verdict"] == "warned"  # screened, without the lists
