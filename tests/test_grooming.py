@@ -4,11 +4,9 @@ restart, and end to end on the simulator with modem line sensing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 from helpers import DaemonUnit, wait_for
 
@@ -17,14 +15,6 @@ from callguard.daemon import Daemon
 from callguard.indicators import Indicators
 from callguard.sim import Call, SimModem
 from callguard.store import Store
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-    Device.pin_factory = None
 
 
 def test_leds_and_button_on_mock_pins(factory: MockFactory) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from callguard.config import from_dict
@@ -96,14 +94,6 @@ def test_no_modem_is_a_clear_failure_with_its_fix(tmp_path: Path) -> None:
         timeout=120,
     )
     assert text.returncode == 1 and "FAIL  modem" in text.stdout and "fix:" in text.stdout
-
-
-@pytest.fixture
-def factory() -> Iterator[MockFactory]:
-    f = MockFactory()
-    yield f
-    f.reset()
-    Device.pin_factory = None
 
 
 def test_lights_button_and_gpio_line_sense_on_mock_pins(
