@@ -44,6 +44,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,10 +64,12 @@ __all__ = [
     "StoreConflict",
     "StoreError",
     "StoreLocked",
+    "UnreadableFile",
     "file_signature",
     "holds_lock",
     "locked",
     "parse_tables",
+    "read_regular_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -709,3 +712,75 @@ def _kind(value: object) -> str:
     if isinstance(value, list):
         return "a list"
     return "an object"
+
+
+class UnreadableFile(CallGuardError):
+    """A file named by a person (a config, an import, a recording) that cannot be used."""
+
+
+def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, read without ever blocking.
+
+    ``/dev/zero``, a FIFO, a folder or a device would make a plain read grow without end or
+    wait for ever; they are refused by their type before anything is read (``O_NONBLOCK`` so
+    opening a FIFO cannot wait for a writer). ``what`` names the file for the message, e.g.
+    ``"the config file"``. Raises :class:`FileNotFoundError` for a missing file (callers say
+    what that means in their own words) and :class:`UnreadableFile` for everything else.
+    """
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise UnreadableFile(f"{name}: {what} is a folder; give the file inside it") from None
+    except OSError as e:
+        raise UnreadableFile(
+            f"{name}: {what} cannot be opened ({e.strerror or e}); check its permissions"
+        ) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise UnreadableFile(f"{name}: {what} is a folder; give the file inside it")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(
+                f"{name}: {what} is {_file_type(st.st_mode)}, not an ordinary file; "
+                "give the path of a file saved on disk"
+            )
+        if st.st_size > max_bytes:
+            raise UnreadableFile(
+                f"{name}: {what} is {st.st_size:,} bytes, more than the {max_bytes:,} allowed; "
+                "check that this is the right file"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # the file may grow after fstat: never read past the limit
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise UnreadableFile(
+                    f"{name}: {what} grew past the {max_bytes:,} bytes allowed while it was "
+                    "read; check that this is the right file"
+                )
+        return b"".join(chunks)
+    except OSError as e:
+        raise UnreadableFile(
+            f"{name}: {what} cannot be read ({e.strerror or e}); check the SD card (dmesg)"
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
