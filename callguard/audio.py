@@ -136,11 +136,15 @@ class Prompts:
         if path.exists():
             return path
         if self.espeak:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                dir=self.cache_dir, suffix=".wav", delete=False
-            ) as tmp:
-                partial = Path(tmp.name)
+            try:  # a full or read-only card: the shipped rendering below, never silence
+                self.cache_dir.mkdir(parents=True, exist_ok=True)
+                with tempfile.NamedTemporaryFile(
+                    dir=self.cache_dir, suffix=".wav", delete=False
+                ) as tmp:
+                    partial = Path(tmp.name)
+            except OSError as exc:
+                log.error("cannot write the speech cache in %s: %s", self.cache_dir, exc)
+                return self._fallback(text)
             try:
                 subprocess.run(
                     [
@@ -205,8 +209,22 @@ class Prompts:
         """One WAV for the room: who is calling (if known and wanted), then the warning.
 
         ``strong``: the caller's name claims authority; the stronger text is used (a family
-        recording does not replace it).
+        recording does not replace it). When the joined WAV cannot be written (a full or
+        read-only SD card), the shipped warning is played: never silence.
         """
+        try:
+            return self._room_wav(caller, strong)
+        except OSError as exc:
+            fallback = shipped("claim-warning.wav" if strong else "warning.wav")
+            log.error(
+                "could not prepare the warning in %s (%s): playing the shipped %s instead",
+                self.cache_dir,
+                exc,
+                fallback.name,
+            )
+            return fallback
+
+    def _room_wav(self, caller: Caller | None, strong: bool) -> Path:
         intro = (
             intro_text(caller, with_place=self.voice.say_place)
             if caller is not None and self.voice.say_who

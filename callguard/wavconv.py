@@ -53,7 +53,7 @@ from operator import add, mul
 from pathlib import Path
 
 from callguard.errors import UsageError
-from callguard.storage import write_atomically
+from callguard.storage import UnreadableFile, read_regular_file, write_atomically
 
 MODEM_RATE_HZ = 8000
 MIN_RATE_HZ = 4000
@@ -156,23 +156,16 @@ def read_wav(path: str | os.PathLike[str]) -> Audio:
 
 def _read_file(name: str) -> bytes:
     try:
-        with open(name, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise AudioFormatError(
-                    f"{name} is {size / 1e6:.0f} MB, more than CallGuard takes "
-                    f"({MAX_FILE_BYTES // (1024 * 1024)} MB); trim it, or make it mono at "
-                    f"16 kHz: {_sox(name, '-c', '1', '-r', '16000')}"
-                )
-            return f.read()
+        return read_regular_file(name, max_bytes=MAX_FILE_BYTES, what="the recording")
     except FileNotFoundError:
         raise AudioFormatError(f"{name}: no such file; check the name and the folder") from None
-    except IsADirectoryError:
-        raise AudioFormatError(f"{name} is a folder; give the WAV file inside it") from None
-    except OSError as exc:
-        raise AudioFormatError(
-            f"{name} cannot be read ({exc.strerror}); check its permissions"
-        ) from None
+    except UnreadableFile as exc:
+        if "bytes, more than" in str(exc):
+            raise AudioFormatError(
+                f"{name} is too big for CallGuard ({MAX_FILE_BYTES // (1024 * 1024)} MB at "
+                f"most); trim it, or make it mono at 16 kHz: {_sox(name, '-c', '1', '-r', '16000')}"
+            ) from None
+        raise AudioFormatError(str(exc)) from None
 
 
 def _sox(name: str, *options: str) -> str:

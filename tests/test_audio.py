@@ -162,3 +162,22 @@ def test_a_recording_the_service_cannot_read_falls_back_to_the_text(
         audio = prompts.warning()
     assert audio.seconds > 10  # the spoken (shipped) warning, not silence
     assert "warning.recording cannot be used" in caplog.text and "/etc/callguard" in caplog.text
+
+
+@pytest.mark.parametrize("espeak", [None, "/bin/false"])
+def test_a_full_card_still_warns_with_the_shipped_audio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, espeak: str | None
+) -> None:
+    """Disk full: nothing can be cached, so the shipped warning is played, never silence."""
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wavconv, "write_wav", full)
+    monkeypatch.setattr(Path, "mkdir", full)
+    monkeypatch.setattr("tempfile.NamedTemporaryFile", full)
+    prompts = Prompts(tmp_path / "cache", Voice(), espeak=espeak or "")
+    caller = from_caller_id("01707354000", "GB")
+    path = prompts.room_wav(caller)
+    assert path == shipped("warning.wav") and wavconv.read_wav(path).seconds > 5
+    assert prompts.room_wav(caller, strong=True) == shipped("claim-warning.wav")

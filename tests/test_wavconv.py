@@ -429,12 +429,27 @@ def test_missing_unreadable_and_folder(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(AudioFormatError, match="is a folder"):
         read_wav(tmp_path)
 
-    def refuse(*args: object) -> None:
-        raise PermissionError(13, "Permission denied")
+    locked = tmp_path / "locked.wav"
+    locked.write_bytes(b"RIFF")
+    real_open = os.open
 
-    monkeypatch.setattr(wavconv, "open", refuse, raising=False)
-    with pytest.raises(AudioFormatError, match=r"cannot be read \(Permission denied\)"):
-        read_wav(tmp_path / "locked.wav")
+    def refuse(path: str, *args: int) -> int:
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, *args)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(AudioFormatError, match=r"cannot be opened \(Permission denied\)"):
+        read_wav(locked)
+
+
+def test_a_device_or_a_pipe_is_refused_without_reading_it(tmp_path: Path) -> None:
+    with pytest.raises(AudioFormatError, match="character device, not an ordinary file"):
+        read_wav("/dev/zero")  # would otherwise be read until memory ran out
+    fifo = tmp_path / "warning.wav"
+    os.mkfifo(fifo)
+    with pytest.raises(AudioFormatError, match="pipe"):
+        read_wav(fifo)  # would otherwise wait for a writer for ever
 
 
 def test_a_huge_file_is_refused_before_it_is_read(
