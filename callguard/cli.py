@@ -2,6 +2,12 @@
 
 Exit codes: 0 success, 1 runtime failure, 2 bad input or usage (a message on stderr naming the
 value and the fix; nothing written).
+
+Text that came from outside (a caller-ID name or number, a list entry's name or note, an import
+file's line, the modem's own words in the status) can hold terminal escapes and bidi controls:
+every human-readable line passes it through :func:`~callguard.texts.shown`, and ``--json``
+output goes through :func:`~callguard.texts.shown_json`, which escapes the same characters as
+JSON ``\\uXXXX`` so a program still reads back the exact text.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ from callguard.importers import parse_file
 from callguard.numbers import NumberError, parse_typed
 from callguard.storage import Recovery
 from callguard.store import LIST_NAMES, LIST_TITLES, Store, target_for
+from callguard.texts import shown, shown_json
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        print(f"callguard: error: {message}", file=sys.stderr)
+        print(f"callguard: error: {shown(message)}", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -162,7 +169,7 @@ def _store(args: argparse.Namespace) -> tuple[Config, Store]:
 
 
 def _report_recovery(recovery: Recovery) -> None:
-    print(f"callguard: WARNING: {recovery.message()}", file=sys.stderr)
+    print(f"callguard: WARNING: {shown(recovery.message(), lines=True)}", file=sys.stderr)
 
 
 def _display(number: str, kind: str, region: str) -> str:
@@ -183,10 +190,10 @@ def _cmd_list_add(args: argparse.Namespace) -> int:
         args.list_name, target, name=args.name, note=args.note, by=args.by, force=args.force
     )
     title = LIST_TITLES[args.list_name]
-    label = f" as {result.entry.name!r}" if result.entry.name else ""
+    label = f" as '{shown(result.entry.name)}'" if result.entry.name else ""
     verb = "Updated" if result.updated else "Added"
     where = "on" if result.updated else "to"
-    print(f"{verb} {target.describe()} {where} the {title}{label}.")
+    print(f"{verb} {shown(target.describe())} {where} the {title}{label}.")
     for other in result.moved_from:
         print(f"It was on the {LIST_TITLES[other]}; it has been taken off.")
     return 0
@@ -196,8 +203,8 @@ def _cmd_list_remove(args: argparse.Namespace) -> int:
     config, store = _store(args)
     target = target_for(args.number, config.screening.region, args.prefix)
     entry = store.remove(args.list_name, target)
-    label = f" ({entry.name})" if entry.name else ""
-    print(f"Removed {target.describe()}{label} from the {LIST_TITLES[args.list_name]}.")
+    label = f" ({shown(entry.name)})" if entry.name else ""
+    print(f"Removed {shown(target.describe())}{label} from the {LIST_TITLES[args.list_name]}.")
     return 0
 
 
@@ -205,18 +212,24 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
     config, store = _store(args)
     entries = sorted(store.entries(args.list_name), key=lambda e: (e.name.lower(), e.number))
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        print(shown_json([e.to_json() for e in entries]))
         return 0
     title = LIST_TITLES[args.list_name]
     if not entries:
         print(f"The {title} is empty.")
         return 0
     region = config.screening.region
-    rows = [(_display(e.number, e.kind, region), e.name, e.note, e.added[:10]) for e in entries]
+    rows = [
+        (shown(_display(e.number, e.kind, region)), shown(e.name), shown(e.note), e.added[:10])
+        for e in entries
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     print(f"The {title} ({len(entries)}):")
     for number, name, note, added in rows:
-        print(f"  {number:<{widths[0]}}  {name:<{widths[1]}}  {note:<{widths[2]}}  added {added}")
+        print(
+            f"  {number:<{widths[0]}}  {name:<{widths[1]}}  {note:<{widths[2]}}  "
+            f"added {shown(added)}"
+        )
     return 0
 
 
@@ -224,7 +237,7 @@ def _cmd_list_import(args: argparse.Namespace) -> int:
     config, store = _store(args)
     items, problems = parse_file(args.file, config.screening.region, args.prefix)
     for line, message in problems:
-        print(f"{args.file}:{line}: {message}", file=sys.stderr)
+        print(f"{shown(args.file)}:{line}: {shown(message)}", file=sys.stderr)
     if problems and not args.skip_invalid:
         raise UsageError(
             f"{len(problems)} bad line(s) in {args.file}; nothing was imported. Fix them, or "
@@ -235,7 +248,7 @@ def _cmd_list_import(args: argparse.Namespace) -> int:
     added, updated = store.add_many(args.list_name, items, by=args.by, force=args.force)
     skipped = f", skipped {len(problems)} bad line(s)" if problems else ""
     print(
-        f"Imported {args.file} into the {LIST_TITLES[args.list_name]}: "
+        f"Imported {shown(args.file)} into the {LIST_TITLES[args.list_name]}: "
         f"{added} added, {updated} updated{skipped}."
     )
     return 0
@@ -266,19 +279,19 @@ def _cmd_log(args: argparse.Namespace) -> int:
     _, store = _store(args)
     calls = store.calls(limit=args.limit)
     if args.json:
-        print(json.dumps(calls, indent=2, ensure_ascii=False))
+        print(shown_json(calls))
         return 0
     if not calls:
         print("No calls logged yet.")
         return 0
     for call in calls:
-        when = str(call.get("started", ""))[:16].replace("T", " ")
-        who = call.get("display") or call.get("number") or call.get("category") or "?"
-        name = f" ({call['name']})" if call.get("name") else ""
+        when = shown(str(call.get("started", ""))[:16].replace("T", " "))
+        who = shown(call.get("display") or call.get("number") or call.get("category") or "?")
+        name = f" ({shown(call['name'])})" if call.get("name") else ""
         answered = {True: "answered", False: "not answered", None: ""}.get(call.get("answered"))
         duration = f", {call['duration_s'] / 60:.0f} min" if call.get("duration_s") else ""
         print(
-            f"{when}  {who}{name}: {call.get('verdict')}. {call.get('reason')} "
+            f"{when}  {who}{name}: {shown(call.get('verdict'))}. {shown(call.get('reason'))} "
             f"{answered}{duration}".rstrip()
         )
     return 0
@@ -320,17 +333,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         }
     status["grooming_alert"] = store.alert_active()  # the file is the truth, daemon or not
     if args.json:
-        print(json.dumps(status, indent=2, ensure_ascii=False))
+        print(shown_json(status))
         return 0
     detail = dict(status.get("modem_detail") or {})
-    print(f"daemon:         {status['daemon']}")
-    print(f"modem:          {status['modem']} ({detail.get('detail', '')})")
-    print(f"line:           {status['line']}")
+    print(f"daemon:         {shown(status['daemon'])}")
+    print(f"modem:          {shown(status['modem'])} ({shown(detail.get('detail', ''))})")
+    print(f"line:           {shown(status['line'])}")
     print(f"grooming alert: {'ON - ask who called' if status.get('grooming_alert') else 'off'}")
     last = status.get("last_call")
     if isinstance(last, dict):
         who = last.get("display") or ""
-        print(f"last call:      {last.get('started')} {who} {last.get('verdict')}")
+        print(
+            f"last call:      {shown(last.get('started'))} {shown(who)} "
+            f"{shown(last.get('verdict'))}"
+        )
     return 0
 
 
@@ -348,7 +364,7 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": not failed, "checks": [c.to_json() for c in checks]}, indent=2))
     else:
-        print(table(checks))
+        print(shown(table(checks), lines=True))  # the modem's own words are in it
     return 1 if failed else 0
 
 
@@ -367,10 +383,11 @@ def _cmd_ack(args: argparse.Namespace) -> int:
         print("There is no grooming alert to acknowledge.")
         return 0
     call = alert.get("call") or {}
-    who = call.get("display") or call.get("category") or "an unknown caller"
+    who = shown(call.get("display") or call.get("category") or "an unknown caller")
+    raised = shown(str(alert.get("raised", ""))[:16].replace("T", " "))
     print(
-        f"Grooming alert cleared (raised {str(alert.get('raised', ''))[:16].replace('T', ' ')} "
-        f"for a long call from {who}). Please ask the resident who it was."
+        f"Grooming alert cleared (raised {raised} for a long call from {who}). "
+        "Please ask the resident who it was."
     )
     return 0
 
@@ -381,7 +398,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         print(json.dumps(as_dict(config), indent=2))
     else:
         print(render(config), end="")
-        print(f"# {config.source}: OK", file=sys.stderr)
+        print(f"# {shown(config.source)}: OK", file=sys.stderr)
     return 0
 
 
@@ -414,17 +431,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as exc:
-        print(f"callguard: error: {exc}", file=sys.stderr)
+        print(f"callguard: error: {shown(exc, lines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except CallGuardError as exc:
         if args.debug:
             raise
-        print(f"callguard: error: {exc}", file=sys.stderr)
+        print(f"callguard: error: {shown(exc, lines=True)}", file=sys.stderr)
         return 1
     except Exception as exc:
         if args.debug:
             raise
-        print(f"callguard: error: {exc} (run with --debug for details)", file=sys.stderr)
+        print(
+            f"callguard: error: {shown(exc, lines=True)} (run with --debug for details)",
+            file=sys.stderr,
+        )
         return 1

@@ -9,29 +9,71 @@ key, and collects *all* problems (unknown sections and keys with the closest kno
 wrong types, bad values) before raising one :class:`ConfigError` that lists them with
 ``section.key``, the value, and the fix. Every key has a default, so an empty or missing file
 is a valid configuration; :func:`render` prints the effective one as TOML.
+
+A value the checks pass must never break the daemon: a SIGHUP reload that raised anything but
+:class:`ConfigError` would stop a running daemon, and a value that only fails later (a NaN
+hold time, a date overflow, an unbalanced quote in a command) leaves the line unscreened. So
+every number is finite and between a lower and an upper bound (``low``/``high`` in its
+metadata; a test walks the schema to keep it so), every string is free of control characters,
+and commands are split as the daemon splits them. The file itself is read as a bounded regular
+file (never a FIFO or ``/dev/zero``) and anything the TOML parser cannot take (bad UTF-8, deep
+nesting, a number of thousands of digits) is a :class:`ConfigError` too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import difflib
+import math
 import os
+import re
+import reprlib
+import shlex
 import tomllib
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from callguard.errors import UsageError
-from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING
+from callguard.storage import UnreadableFile, read_regular_file
+from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING, shown, unsafe
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")
+
+MAX_CONFIG_BYTES = 1_000_000
+"""The shipped file is about 6 kB; anything near this is not a config file."""
 
 Check = Callable[[Any], str | None]
 
 
-def _key(default: Any, hint: str, check: Check | None = None) -> Any:
-    return field(default=default, metadata={"hint": hint, "check": check})
+def _key(
+    default: Any,
+    hint: str,
+    check: Check | None = None,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    expect: str | None = None,
+    prose: bool = False,
+) -> Any:
+    """One key: its default, a hint, an optional check.
+
+    Numbers must give ``low`` and ``high`` (checked after the type, before ``check``); strings
+    may set ``prose`` to allow newlines and tabs (spoken texts). ``expect`` replaces the plain
+    type word in a wrong-type message, e.g. "one of the standard serial speeds".
+    """
+    metadata = {
+        "hint": hint,
+        "check": check,
+        "low": low,
+        "high": high,
+        "expect": expect,
+        "prose": prose,
+    }
+    return field(default=default, metadata=metadata)
 
 
 def _one_of(*choices: str) -> Check:
@@ -45,17 +87,24 @@ def _one_of(*choices: str) -> Check:
     return check
 
 
-def _at_least(low: float, high: float | None = None) -> Check:
-    def check(value: Any) -> str | None:
-        if value < low or (high is not None and value > high):
-            return (
-                f"must be between {low:g} and {high:g}"
-                if high is not None
-                else f"must be {low:g} or more"
-            )
-        return None
+def _number(default: float, hint: str, low: float, high: float) -> Any:
+    """A number key, whole or not as its annotation says, from ``low`` to ``high``."""
+    return _key(default, hint, low=low, high=high)
 
-    return check
+
+BAUD_RATES = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+"""The standard serial speeds a modem's UART uses; pyserial on Linux would try any other."""
+
+
+def _baud(value: Any) -> str | None:
+    if value in BAUD_RATES:
+        return None
+    nearest = min(BAUD_RATES, key=lambda rate: abs(rate - value))
+    return (
+        "is not a standard serial speed; use one of "
+        + ", ".join(str(rate) for rate in BAUD_RATES)
+        + f" (the nearest is {nearest})"
+    )
 
 
 def _region(value: Any) -> str | None:
@@ -79,25 +128,54 @@ def _country(value: Any) -> str | None:
 
 
 def _room_command(value: Any) -> str | None:
-    if value and "{wav}" not in value:
+    # Split exactly as the daemon's RoomSpeaker splits it, so what passes here runs there.
+    if not str(value).strip():
+        return None
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        return (
+            f"cannot be split into words ({str(exc).lower()}): check its quotes, e.g. "
+            "'aplay -q {wav}', or \"aplay -D 'plughw:1,0' {wav}\""
+        )
+    if not any("{wav}" in word for word in words):
         return (
             "must contain {wav} where the sound file's path goes, e.g. 'aplay -q {wav}', or be ''"
         )
+    if "{wav}" in words[0]:
+        return "must start with the program that plays the sound, e.g. 'aplay -q {wav}'"
     return None
 
 
+def _full_path_or_url(value: Any) -> str | None:
+    text = str(value)
+    if text.startswith("/") or "://" in text:
+        return None
+    return "must be a device path such as '/dev/ttyACM0', or a pyserial URL such as 'loop://'"
+
+
+def _full_path(value: Any) -> str | None:
+    if os.path.isabs(str(value)):
+        return None
+    return "must be a full path such as '/var/lib/callguard' ('~' is not expanded)"
+
+
+def _voice(value: Any) -> str | None:
+    text = str(value)
+    if text and text[0].isascii() and text[0].isalnum() and text.isascii() and " " not in text:
+        return None
+    return "must be an espeak-ng voice name such as 'en-gb' (see: espeak-ng --voices)"
+
+
+_CLOCK = re.compile(r"\s*([0-9]{1,2}):([0-9]{1,2})\s*")
+
+
 def _clock_range(value: Any) -> str | None:
-    if value == "":
+    if not str(value).strip():
         return None
     parts = str(value).split("-")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        for part in parts:
-            hours, minutes = part.strip().split(":")
-            if not (0 <= int(hours) < 24 and 0 <= int(minutes) < 60):
-                raise ValueError
-    except ValueError:
+    matches = [_CLOCK.fullmatch(part) for part in parts] if len(parts) == 2 else []
+    if not matches or not all(m and int(m[1]) < 24 and int(m[2]) < 60 for m in matches):
         return "must be two times like '21:00-08:00', or '' for none"
     return None
 
@@ -108,7 +186,9 @@ _ACTIONS = ("allow", "warn", "block")
 @dataclass(frozen=True)
 class ModemConfig:
     port: str = _key(
-        "/dev/callguard-modem", "a device path such as /dev/ttyACM0, or any pyserial URL"
+        "/dev/callguard-modem",
+        "a device path such as /dev/ttyACM0, or any pyserial URL",
+        _full_path_or_url,
     )
     profile: str = _key(
         "auto",
@@ -116,16 +196,25 @@ class ModemConfig:
         _one_of("auto", "usr5637", "conexant", "generic"),
     )
     country: str = _key("GB", "the line's country, GB for the UK", _country)
-    baudrate: int = _key(115200, "the serial speed; USB modems ignore it", _at_least(300))
-    health_check_s: float = _key(
-        30.0, "seconds between checks that the modem still answers", _at_least(1)
+    baudrate: int = _key(
+        115200,
+        "the serial speed; USB modems ignore it",
+        _baud,
+        low=BAUD_RATES[0],
+        high=BAUD_RATES[-1],
+        expect="a standard serial speed such as 115200",
+    )
+    health_check_s: float = _number(
+        30.0, "seconds between checks that the modem still answers", 5, 600
     )
 
 
 @dataclass(frozen=True)
 class StorageConfig:
-    dir: str = _key("/var/lib/callguard", "where the lists, the call log and the status live")
-    log_retention_days: int = _key(365, "days of call log kept", _at_least(1))
+    dir: str = _key(
+        "/var/lib/callguard", "where the lists, the call log and the status live", _full_path
+    )
+    log_retention_days: int = _number(365, "days of call log kept", 1, 3650)
 
 
 @dataclass(frozen=True)
@@ -157,6 +246,7 @@ class ScreeningConfig:
     claim_words: str = _key(
         "police, constabulary, bank, hmrc, tax, court, bailiff, fraud",
         "caller-ID names claiming these (comma-separated) get the stronger warning",
+        prose=True,
     )
     quiet_hours: str = _key(
         "", "unknown callers blocked in these hours, e.g. '21:00-08:00'", _clock_range
@@ -167,8 +257,11 @@ def _wav_file(value: Any) -> str | None:
     # Only the form is checked here: the daemon must never refuse to start (and leave the line
     # unscreened) over a recording; a missing or unreadable one falls back to the spoken text,
     # with an error in the log, and `callguard selftest` reports it.
-    if value and not os.path.isabs(os.path.expanduser(str(value))):
-        return "must be a full path, e.g. '/etc/callguard/warning.wav', or '' for the spoken text"
+    if value and not os.path.isabs(str(value)):
+        return (
+            "must be a full path, e.g. '/etc/callguard/warning.wav' ('~' is not expanded), "
+            "or '' for the spoken text"
+        )
     return None
 
 
@@ -189,18 +282,19 @@ class WarningConfig:
     line: bool = _key(
         False, "also speak the warning down the line when an unknown call is answered"
     )
-    text: str = _key(DEFAULT_WARNING, "the warning, spoken by espeak-ng", _speakable)
+    text: str = _key(DEFAULT_WARNING, "the warning, spoken by espeak-ng", _speakable, prose=True)
     recording: str = _key(
         "", "a WAV of a family member saying the warning, instead of the text", _wav_file
     )
-    voice: str = _key("en-gb", "the espeak-ng voice")
-    speed_wpm: int = _key(
-        150, "speaking speed in words a minute (espeak-ng's default is 175)", _at_least(80, 300)
+    voice: str = _key("en-gb", "the espeak-ng voice", _voice)
+    speed_wpm: int = _number(
+        150, "speaking speed in words a minute (espeak-ng's default is 175)", 80, 300
     )
     claim_text: str = _key(
         DEFAULT_CLAIM_WARNING,
         "the stronger warning, for callers whose name claims authority",
         _speakable,
+        prose=True,
     )
     say_who: bool = _key(True, "begin with who is calling: 'A call from a withheld number.'")
     say_place: bool = _key(
@@ -213,18 +307,16 @@ class LineSenseConfig:
     source: str = _key(
         "none", "'gpio', 'modem' (AT-TRV) or 'none'", _one_of("gpio", "modem", "none")
     )
-    off_hook_below_v: float = _key(
-        20.0, "modem source: line voltage below this means a phone is off-hook", _at_least(1, 60)
+    off_hook_below_v: float = _number(
+        20.0, "modem source: line voltage below this means a phone is off-hook", 5, 45
     )
-    gpio_pin: int = _key(
-        17, "gpio source: the BCM pin of the opto-isolated line sensor", _at_least(0, 27)
-    )
+    gpio_pin: int = _number(17, "gpio source: the BCM pin of the opto-isolated line sensor", 0, 27)
     gpio_active_high: bool = _key(True, "gpio source: the pin reads high while the line is on-hook")
 
 
 @dataclass(frozen=True)
 class GroomingConfig:
-    minutes: float = _key(15.0, "an unknown call longer than this raises the alert", _at_least(0.1))
+    minutes: float = _number(15.0, "an unknown call longer than this raises the alert", 0.1, 600)
 
 
 def _pin(value: Any) -> str | None:
@@ -233,18 +325,20 @@ def _pin(value: Any) -> str | None:
     return "must be a BCM GPIO number from 0 to 27, or -1 for none"
 
 
+def _pin_key(default: int, hint: str) -> Any:
+    return _key(default, hint, _pin, low=-1, high=27, expect="a BCM GPIO number, or -1 for none")
+
+
 @dataclass(frozen=True)
 class IndicatorsConfig:
-    alert_led_pin: int = _key(23, "BCM pin of the grooming alert LED (-1: none)", _pin)
-    status_led_pin: int = _key(24, "BCM pin of the status LED (-1: none)", _pin)
-    button_pin: int = _key(25, "BCM pin of the acknowledge button, to ground (-1: none)", _pin)
+    alert_led_pin: int = _pin_key(23, "BCM pin of the grooming alert LED (-1: none)")
+    status_led_pin: int = _pin_key(24, "BCM pin of the status LED (-1: none)")
+    button_pin: int = _pin_key(25, "BCM pin of the acknowledge button, to ground (-1: none)")
 
 
 @dataclass(frozen=True)
 class BlockConfig:
-    hold_s: float = _key(
-        1.5, "seconds a blocked call is held off-hook before release", _at_least(0.2, 30)
-    )
+    hold_s: float = _number(1.5, "seconds a blocked call is held off-hook before release", 0.2, 30)
     announce: bool = _key(
         False, "say a short message to a blocked caller before releasing the line"
     )
@@ -270,13 +364,64 @@ class ConfigError(UsageError):
     """One or more problems in a config file; the message lists every one."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source} has {len(problems)} problem(s):\n{lines}")
+        self.problems = [shown(p) for p in problems]  # keys and values may hold anything
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{shown(source)} has {len(problems)} problem(s):\n{lines}")
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = 80
+_REPR.maxother = 80
+_REPR.maxlevel = 2
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 4
 
 
 def _describe(value: Any) -> str:
-    return repr(value) if not isinstance(value, bool) else str(value).lower()
+    """A value as a message shows it: short, one line, whatever it is."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and value.bit_length() > 200:  # repr of 10**5000 would raise
+        return f"a whole number of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # nan, inf, -inf: as TOML spells them
+    if isinstance(value, list):
+        return "a list " + _REPR.repr(value)
+    if isinstance(value, dict):
+        return "a table " + _REPR.repr(value)
+    if isinstance(value, dt.date | dt.time):
+        return "a date or time " + value.isoformat()
+    return _REPR.repr(value)
+
+
+def _expected(spec: dataclasses.Field[Any], kind: type) -> str:
+    meta = spec.metadata
+    if meta.get("expect"):
+        return str(meta["expect"])
+    if meta.get("low") is not None:
+        return f"{_TYPE_WORDS[kind]} from {meta['low']:g} to {meta['high']:g}"
+    return _TYPE_WORDS[kind]
+
+
+def _type_problem(name: str, spec: dataclasses.Field[Any], kind: type, value: Any) -> str:
+    key = name.rsplit(".", 1)[-1]
+    default = _toml_value(spec.default)
+    suggestion = f"e.g. {key} = {default} (the default)"
+    if isinstance(value, str) and kind in (int, float) and len(value) <= 40:
+        try:
+            number = float(value.strip().replace("_", ""))
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(number):
+                suggestion = f"write it without quotes, e.g. {key} = {value.strip()}"
+    elif isinstance(value, str) and kind is bool and value.strip().lower() in ("true", "false"):
+        suggestion = f"write it without quotes: {key} = {value.strip().lower()}"
+    elif kind is str and isinstance(value, int | float) and not isinstance(value, bool):
+        suggestion = f'put it in quotes, e.g. {key} = "{_describe(value)}"'
+    return (
+        f"{name} = {_describe(value)}: expected {_expected(spec, kind)} "
+        f"({spec.metadata['hint']}); {suggestion}"
+    )
 
 
 def _coerce(value: Any, kind: type) -> tuple[Any, bool]:
@@ -286,8 +431,32 @@ def _coerce(value: Any, kind: type) -> tuple[Any, bool]:
         return value, isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return (float(value) if ok else value), ok
+        return value, ok  # an int becomes a float once its range is checked (10**400 cannot)
     return value, isinstance(value, str)
+
+
+def _value_problem(spec: dataclasses.Field[Any], kind: type, value: Any) -> str | None:
+    """What is wrong with a value of the right type, or None."""
+    meta = spec.metadata
+    if kind is float and not math.isfinite(value):
+        return f"is not a finite number; give one from {meta['low']:g} to {meta['high']:g}"
+    if kind in (int, float) and not meta["low"] <= value <= meta["high"]:
+        check: Check | None = meta.get("check")
+        if check is not None and (error := check(value)):
+            return error  # the key's own words, e.g. the list of serial speeds
+        return f"must be between {meta['low']:g} and {meta['high']:g}"
+    if kind is str:
+        allowed = "\n\t\r" if meta.get("prose") else ""
+        bad = next(
+            (c for c in value if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed),
+            None,
+        )
+        if bad is not None:
+            return f"holds the control character {shown(bad)}; remove it" + (
+                " (newlines and tabs are fine here)" if allowed else ""
+            )
+    check = meta.get("check")
+    return check(value) if check is not None else None
 
 
 _TYPE_WORDS = {
@@ -303,9 +472,32 @@ def _suggest(name: str, known: list[str]) -> str:
     return f"; did you mean {close[0]}?" if close else ""
 
 
+def _pin_problems(built: dict[str, Any], bad: set[str]) -> list[str]:
+    """GPIO pins used twice: gpiozero refuses the second, and those lights just go dark."""
+    used: list[tuple[str, int]] = []
+    sense = built.get("line_sense", LineSenseConfig())
+    if sense.source == "gpio" and "line_sense.gpio_pin" not in bad:
+        used.append(("line_sense.gpio_pin", sense.gpio_pin))
+    pins = built.get("indicators", IndicatorsConfig())
+    for spec in fields(IndicatorsConfig):
+        name = f"indicators.{spec.name}"
+        if name not in bad and getattr(pins, spec.name) >= 0:
+            used.append((name, getattr(pins, spec.name)))
+    problems = []
+    for i, (name, pin) in enumerate(used):
+        first = next((other for other, p in used[:i] if p == pin), None)
+        if first is not None:
+            problems.append(
+                f"{name} = {pin} is also {first}: each needs its own GPIO pin; "
+                "wire it to another, or set -1 for none"
+            )
+    return problems
+
+
 def from_dict(data: dict[str, Any], source: str = "(config)") -> Config:
     """Validate parsed TOML; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
+    bad: set[str] = set()
     built: dict[str, Any] = {}
     all_keys = [f"{s}.{f.name}" for s, t in SECTIONS.items() for f in fields(t)]
     for section, body in data.items():
@@ -322,27 +514,32 @@ def from_dict(data: dict[str, Any], source: str = "(config)") -> Config:
         values: dict[str, Any] = {}
         for key, value in body.items():
             spec = next((f for f in fields(section_type) if f.name == key), None)
+            name = f"{section}.{key}"
             if spec is None:
                 problems.append(
-                    f"{section}.{key} is not a setting CallGuard knows"
-                    + _suggest(f"{section}.{key}", all_keys)
+                    f"{name} is not a setting CallGuard knows" + _suggest(name, all_keys)
                 )
                 continue
             kind = hints[key]
             coerced, ok = _coerce(value, kind)
             if not ok:
-                problems.append(
-                    f"{section}.{key} = {_describe(value)}: expected {_TYPE_WORDS[kind]} "
-                    f"({spec.metadata['hint']}); default {_describe(spec.default)}"
-                )
+                problems.append(_type_problem(name, spec, kind, value))
+                bad.add(name)
                 continue
-            check: Check | None = spec.metadata.get("check")
-            error = check(coerced) if check else None
+            try:
+                error = _value_problem(spec, kind, coerced)
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                error = f"could not be checked ({type(exc).__name__}: {exc})"
             if error:
-                problems.append(f"{section}.{key} = {_describe(value)} {error}")
+                problems.append(
+                    f"{name} = {_describe(value)} {error}; "
+                    f"the default is {_toml_value(spec.default)}"
+                )
+                bad.add(name)
                 continue
-            values[key] = coerced
+            values[key] = float(coerced) if kind is float else coerced
         built[section] = section_type(**values)
+    problems += _pin_problems(built, bad)
     if problems:
         raise ConfigError(source, problems)
     return Config(**built, source=source)
@@ -359,35 +556,76 @@ def resolve_path(explicit: str | None) -> Path | None:
 
 
 def load(explicit: str | None = None) -> Config:
-    """Load and validate the config; raise :class:`ConfigError` (exit 2) on any problem."""
+    """Load and validate the config; raise :class:`ConfigError` (exit 2) on any problem.
+
+    Nothing else: the daemon's SIGHUP reload keeps the old config on a ConfigError, and any
+    other exception would stop it.
+    """
     path = resolve_path(explicit)
     if path is None:
         return Config()
+    source = str(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = read_regular_file(path, max_bytes=MAX_CONFIG_BYTES, what="the config file")
     except FileNotFoundError:
         raise ConfigError(
-            str(path), ["the file does not exist; give the right --config path"]
+            source, ["the file does not exist; give the right --config path"]
         ) from None
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot be read ({exc.strerror})"]) from None
+    except UnreadableFile as exc:
+        raise ConfigError(source, [str(exc).removeprefix(f"{source}: ")]) from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(source, ["is not a usable path; give the config file's path"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            source,
+            [
+                f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                "save it as UTF-8, or start again from the shipped callguard.toml"
+            ],
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"is not valid TOML: {exc}"]) from None
-    return from_dict(data, str(path))
+        raise ConfigError(source, [f"is not valid TOML: {exc}"]) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(
+            source,
+            [
+                "is nested too deeply to read (lists or tables inside each other hundreds "
+                "of levels down); no CallGuard setting needs more than one level"
+            ],
+        ) from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise ConfigError(source, [f"cannot be read as TOML ({exc})"]) from None
+    return from_dict(data, source)
+
+
+_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _toml_char(char: str) -> str:
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    if unsafe(char):  # control, bidi and other invisible characters, as TOML escapes
+        code = ord(char)
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return char
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_toml_char(c) for c in value) + '"'
     return repr(value)
 
 
 def render(config: Config) -> str:
     """The effective configuration as TOML, each key with its hint as a comment."""
-    out = [f"# effective configuration from {config.source}"]
+    out = [f"# effective configuration from {shown(config.source)}"]
     for section in SECTIONS:
         out.append(f"\n[{section}]")
         body = getattr(config, section)

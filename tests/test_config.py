@@ -61,7 +61,7 @@ def test_every_problem_at_once_with_suggestions() -> None:
 @pytest.mark.parametrize(
     ("data", "fragment"),
     [
-        ({"grooming": {"minutes": 0}}, "must be 0.1 or more"),
+        ({"grooming": {"minutes": 0}}, "must be between 0.1 and 600"),
         ({"block": {"hold_s": 60}}, "must be between 0.2 and 30"),
         ({"modem": {"country": "UK"}}, "modem.country = 'UK' is not a country"),
         ({"modem": "x"}, "must be a [modem] table"),
