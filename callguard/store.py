@@ -6,7 +6,11 @@ One directory (``storage.dir``) holds ``lists.json`` (tables ``allow``, ``block`
 and ``calls.json`` (table ``calls``), each written through
 :class:`~callguard.storage.AtomicJSONStorage` (temp file, fsync, rename, one backup) and guarded
 by the advisory lock of :func:`~callguard.storage.locked`, which every read-check-write here
-holds from start to end, so the CLI and the daemon never lose each other's writes.
+holds from start to end, so the CLI and the daemon never lose each other's writes. A plain
+read (the lists, the daemon's index, the call log, the status, the alert) takes no lock and
+needs no write access, so a card the kernel has remounted read-only still gives the daemon
+every list; a write there fails with words that say so (the card is read-only, or full, or
+the user may not write: three different fixes).
 
 An entry's ``number`` is its key: E.164 (``+441707354000``), a short code's digits (``999``),
 or a prefix rule written with a trailing star (``+44870*``). Adding a number that is there
@@ -24,15 +28,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
-import errno
 import functools
 import gc
 import getpass
-import json
 import logging
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,7 +45,13 @@ from tinydb.table import Document
 
 from callguard.errors import CallGuardError, UsageError
 from callguard.numbers import Caller, Category, NumberError, parse_prefix, parse_typed
-from callguard.storage import AtomicJSONStorage, Recovery, file_signature, locked
+from callguard.storage import (
+    AtomicJSONStorage,
+    Recovery,
+    file_signature,
+    locked,
+    os_error_advice,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,18 +208,26 @@ class Store:
         self.calls_path = self.dir / "calls.json"
 
     # -- opening -------------------------------------------------------------------------
+    # Reading needs no write access (a card the kernel has remounted read-only must still
+    # give the daemon its lists): no folder, lock or temp file is created and nothing moves,
+    # unless a damaged file is repaired (see callguard.storage). Only changes lock.
 
-    def _prepare(self) -> None:
+    def _tables(self, path: Path) -> dict[str, dict[str, Any]]:
+        """Every table of a store file, read once, without the lock (the file is always whole)."""
+        if not _exists(path):
+            return {}
+        return AtomicJSONStorage(path, on_recovery=self.on_recovery).read() or {}
+
+    def _prepare_write(self) -> None:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _storage_error(self.dir, exc) from None
-        if not os.access(self.dir, os.W_OK | os.X_OK):
-            raise _storage_error(self.dir, PermissionError(errno.EACCES, "permission denied"))
 
     @contextlib.contextmanager
     def _db(self, path: Path) -> Iterator[TinyDB]:
-        self._prepare()
+        """TinyDB on ``path`` for a change, under the store's lock from start to end."""
+        self._prepare_write()
         try:
             with locked(path):
                 db = TinyDB(path, storage=AtomicJSONStorage, on_recovery=self.on_recovery)
@@ -219,7 +235,7 @@ class Store:
                     yield db
                 finally:
                     db.close()
-        except PermissionError as exc:
+        except OSError as exc:
             raise _storage_error(path, exc) from None
 
     # -- lists ---------------------------------------------------------------------------
@@ -230,14 +246,11 @@ class Store:
 
     def all_entries(self) -> dict[str, list[Entry]]:
         """Every list, read in one go (the protect list with CallGuard's shipped numbers)."""
-        if not _exists(self.lists_path):
-            return {
-                n: list(shipped_protected().values()) if n == "protect" else [] for n in LIST_NAMES
-            }
-        with self._db(self.lists_path) as db:
-            lists = {n: [Entry.from_doc(dict(d)) for d in db.table(n).all()] for n in LIST_NAMES}
-            lists["protect"] += _shipped_active(db).values()
-            return lists
+        tables = self._tables(self.lists_path)
+        lists = {n: [Entry.from_doc(dict(d)) for d in _rows(tables, n)] for n in LIST_NAMES}
+        shipped = _shipped_active(_rows(tables, SUPPRESSED), _rows(tables, "protect"))
+        lists["protect"] += shipped.values()
+        return lists
 
     def read_packed(
         self, pack: Callable[[dict[str, Any]], tuple[str, str]]
@@ -245,23 +258,15 @@ class Store:
         """Each list as [(number, pack(row)), ...], parsed lean for the daemon's index.
 
         Every row is packed as soon as the JSON parser has built it, so 100,000 rows never
-        exist as dicts at once. A damaged file takes the storage's normal read, which moves
-        it aside and restores the backup (and reports it), and is packed from that.
+        exist as dicts at once. The storage's own read does it, so the daemon and the CLI take
+        one decision on whether the file is sound (:func:`~callguard.storage.parse_tables`),
+        and a damaged file is recovered from the backup (and reported) on both. Needs no
+        write access, like every read here.
         """
         if not _exists(self.lists_path):
             return {}
-        self._prepare()
-
-        def hook(obj: dict[str, Any]) -> Any:
-            return pack(obj) if "number" in obj else obj
-
-        with locked(self.lists_path):
-            tables: Any = None
-            with contextlib.suppress(OSError, ValueError):
-                tables = json.loads(self.lists_path.read_bytes(), object_hook=hook)
-            if not _packed_shape(tables):
-                raw = AtomicJSONStorage(self.lists_path, on_recovery=self.on_recovery).read() or {}
-                tables = {n: {i: pack(doc) for i, doc in t.items()} for n, t in raw.items()}
+        storage = AtomicJSONStorage(self.lists_path, on_recovery=self.on_recovery)
+        tables = storage.read(pack=pack) or {}
         return {
             name: list(table.values())
             for name, table in tables.items()
@@ -270,20 +275,12 @@ class Store:
 
     def find(self, number: str) -> dict[str, Entry]:
         """Which lists hold exactly this key (E.164, short code, or ``prefix*``)."""
-        with self._db(self.lists_path) as db:
-            return self._find(db, number)
+        tables = self._tables(self.lists_path)
+        return _found(number, lambda name: _rows(tables, name))
 
     @staticmethod
     def _find(db: TinyDB, number: str) -> dict[str, Entry]:
-        found = {}
-        for list_name in LIST_NAMES:
-            for doc in db.table(list_name).all():
-                if doc.get("number") == number:
-                    found[list_name] = Entry.from_doc(dict(doc))
-                    break
-        if "protect" not in found and number in (active := _shipped_active(db)):
-            found["protect"] = active[number]
-        return found
+        return _found(number, lambda name: db.table(name).all())
 
     @staticmethod
     def _unprotect(db: TinyDB, number: str) -> None:
@@ -382,7 +379,7 @@ class Store:
             where: dict[str, dict[str, int]] = {}
             for other in LIST_NAMES:
                 where[other] = {str(d.get("number")): d.doc_id for d in db.table(other).all()}
-            for number in _shipped_active(db):
+            for number in _shipped_active(db.table(SUPPRESSED).all(), db.table("protect").all()):
                 where["protect"].setdefault(number, -1)  # shipped: no document of ours
             problems = []
             moves: dict[str, list[int]] = {}
@@ -452,10 +449,7 @@ class Store:
             table.upsert(Document(status, doc_id=1))
 
     def read_status(self) -> dict[str, Any] | None:
-        if not _exists(self.status_path):
-            return None
-        with self._db(self.status_path) as db:
-            doc = db.table("status").get(doc_id=1)
+        doc = self._tables(self.status_path).get("status", {}).get("1")
         return dict(doc) if doc else None
 
     # -- the grooming alert -----------------------------------------------------------------
@@ -474,10 +468,7 @@ class Store:
 
     def read_alert(self) -> dict[str, Any] | None:
         """The last alert (active or acknowledged), or None if there never was one."""
-        if not _exists(self.alert_path):
-            return None
-        with self._db(self.alert_path) as db:
-            doc = db.table("alert").get(doc_id=1)
+        doc = self._tables(self.alert_path).get("alert", {}).get("1")
         return dict(doc) if isinstance(doc, dict) else None
 
     def alert_active(self) -> bool:
@@ -516,10 +507,7 @@ class Store:
 
     def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The call log, oldest first; with ``limit``, the newest ``limit`` calls."""
-        if not _exists(self.calls_path):
-            return []
-        with self._db(self.calls_path) as db:
-            docs = [dict(d) for d in db.table("calls").all()]
+        docs = [dict(d) for d in _rows(self._tables(self.calls_path), "calls")]
         docs.sort(key=lambda d: str(d.get("started", "")))
         return docs[-limit:] if limit else docs
 
@@ -565,23 +553,41 @@ def shipped_protected() -> dict[str, Entry]:
     return shipped
 
 
-def _shipped_active(db: TinyDB) -> dict[str, Entry]:
+Rows = Iterable[Mapping[str, Any]]
+
+
+def _rows(tables: Mapping[str, Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    """The documents of one table of a file read whole, in the file's order."""
+    return [doc for doc in tables.get(name, {}).values() if isinstance(doc, Mapping)]
+
+
+def _found(number: str, rows: Callable[[str], Rows]) -> dict[str, Entry]:
+    found = {}
+    for list_name in LIST_NAMES:
+        for doc in rows(list_name):
+            if doc.get("number") == number:
+                found[list_name] = Entry.from_doc(dict(doc))
+                break
+    if "protect" not in found and number in (
+        active := _shipped_active(rows(SUPPRESSED), rows("protect"))
+    ):
+        found["protect"] = active[number]
+    return found
+
+
+def _shipped_active(removed_rows: Rows, protect_rows: Rows) -> dict[str, Entry]:
     """Shipped protected numbers not removed by the family and not overridden by their entry."""
-    removed = {str(d.get("number")) for d in db.table(SUPPRESSED).all()}
-    own = {str(d.get("number")) for d in db.table("protect").all()}
+    removed = {str(d.get("number")) for d in removed_rows}
+    own = {str(d.get("number")) for d in protect_rows}
     return {n: e for n, e in shipped_protected().items() if n not in removed and n not in own}
 
 
-def _packed_shape(tables: Any) -> bool:
-    return isinstance(tables, dict) and all(
-        isinstance(t, dict) and all(isinstance(v, tuple) for v in t.values())
-        for t in tables.values()
-    )
-
-
 def _exists(path: Path) -> bool:
-    """A store file or its backup is there (reading an absent store must not create it)."""
-    return path.exists() or path.with_name(path.name + ".bak").exists()
+    """A store file or its backup is there (reading an absent store must not create it).
+
+    A symbolic link counts, so that reading it is refused with a message naming it.
+    """
+    return os.path.lexists(path) or os.path.lexists(path.with_name(path.name + ".bak"))
 
 
 def _conflict_message(
@@ -599,16 +605,9 @@ def _conflict_message(
 
 
 def _storage_error(path: Path, exc: OSError) -> CallGuardError:
-    if isinstance(exc, PermissionError):
-        return CallGuardError(
-            f"cannot write to {path}: permission denied. Run the command as the callguard user "
-            "(sudo -u callguard callguard ...) or as root, or point storage.dir in the config "
-            "at a folder you can write"
-        )
-    return CallGuardError(
-        f"cannot use {path}: {exc.strerror or exc}. Check that storage.dir in the config names "
-        "a folder (it is created if missing)"
-    )
+    """A failed change in the store's folder, in words that say what to do (by ``errno``:
+    a read-only card, a full card and a permission problem have different fixes)."""
+    return CallGuardError(f"cannot write to {path}: {os_error_advice(exc)}")
 
 
 # -- the daemon's index ----------------------------------------------------------------------

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from callguard.cli import main
+from callguard.errors import UsageError
+from callguard.importers import parse_file
+from callguard.store import ImportItem
 
 
 @pytest.fixture
@@ -227,3 +233,136 @@ def test_two_processes_adding_100_numbers_each_lose_none(
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     numbers = {e["number"] for e in listed(cfg, capsys, "block")}
     assert len(numbers) == 200
+
+
+# -- import files that are malformed (issue 11, #12) --------------------------------------------
+
+MALFORMED = {
+    "a cell longer than the CSV reader's limit": (
+        b'01707 354000,Sue\n"' + b"x" * 200_000 + b"\n",
+        2,
+        "a cell longer than 131,072 characters",
+    ),
+    "lines ended by a lone CR": (
+        b"01707 354000,Sue\r0170,Short\r",
+        2,
+        "not a complete UK phone number",
+    ),
+    "a vCard 2.1 CHARSET Python does not know": (
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nFN;ENCODING=QUOTED-PRINTABLE;CHARSET=X-MAC-WELSH:=41\r\n"
+        b"TEL:01707354000\r\nEND:VCARD\r\n",
+        3,
+        "CHARSET='X-MAC-WELSH' is not a character set",
+    ),
+    "a CHARSET that is not a text encoding": (
+        b"BEGIN:VCARD\nFN;ENCODING=QUOTED-PRINTABLE;CHARSET=base64:=41\nTEL:01707354000\n"
+        b"END:VCARD\n",
+        2,
+        "CHARSET='BASE64' is not a character set",
+    ),
+    "NUL characters": (b"01707 354000,Sue\n0113\x00496 0000,x\n", 2, "has NUL characters"),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_a_malformed_import_exits_2_naming_the_file_and_line(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    content, line, message = MALFORMED[kind]
+    bad = tmp_path / "contacts.txt"
+    bad.write_bytes(content)
+    assert run(cfg, "allow", "import", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:{line}: " in err and message in err
+    assert "Traceback" not in err and "--debug" not in err
+    assert not any(name.startswith("lists.json") for name in state_files(cfg))
+
+
+def test_a_utf16_tab_separated_export_is_imported(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "unicode.txt"  # Excel's "Unicode Text": UTF-16 with a BOM, tabs
+    text.write_bytes("number\tname\r\n01707 354000\tSi\u00e2n\r\n".encode("utf-16"))
+    assert run(cfg, "allow", "import", str(text)) == 0
+    assert [(e["number"], e["name"]) for e in listed(cfg, capsys, "allow")] == [
+        ("+441707354000", "Si\u00e2n")
+    ]
+
+
+CSVISH = st.lists(
+    st.sampled_from(
+        [
+            b"01707 354000",
+            b",",
+            b";",
+            b"\t",
+            b'"',
+            b"\n",
+            b"\r",
+            b"\r\n",
+            b"0170*",
+            b"+44",
+            b"#",
+            b"number",
+            b"\x00",
+            b"\xff\xfe",
+            b"\xef\xbb\xbf",
+            b"\xe9",
+            b"\xed\xa0\x80",
+            b" ",
+        ]
+    ),
+    max_size=40,
+).map(b"".join)
+VCARDISH = st.lists(
+    st.sampled_from(
+        [
+            b"BEGIN:VCARD",
+            b"END:VCARD",
+            b"\r\n",
+            b"\n",
+            b" ",
+            b"FN:",
+            b"N:",
+            b"TEL:",
+            b"tel:",
+            b";ENCODING=QUOTED-PRINTABLE",
+            b";CHARSET=",
+            b"utf-8",
+            b"undefined",
+            b"idna",
+            b"rot13",
+            b"=E9",
+            b"=\r\n",
+            b"item1.",
+            b"01707354000",
+            b";",
+            b":",
+            b"=",
+            b"\x00",
+            b"\xff",
+        ]
+    ),
+    max_size=40,
+).map(lambda parts: b"BEGIN:VCARD\n" + b"".join(parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=300), CSVISH, VCARDISH))
+@example(b"1\r2,x\n")
+@example(b'"' + b"x" * 140_000)
+@example(b"BEGIN:VCARD\nFN;ENCODING=QUOTED-PRINTABLE;CHARSET=undefined:=41\nEND:VCARD\n")
+@example(b"BEGIN:VCARD\nFN;ENCODING=QUOTED-PRINTABLE;CHARSET=a\x00b:=41\nEND:VCARD\n")
+@example("\ufeff0170\t\ud800\n".encode("utf-16", "surrogatepass"))
+def test_any_import_file_is_read_or_refused_with_a_usage_error(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "contacts.csv"
+        path.write_bytes(data)
+        try:
+            items, problems = parse_file(path, "GB")
+        except UsageError as exc:
+            assert str(path) in str(exc)
+            return
+    assert all(isinstance(item, ImportItem) for item in items)
+    for line, message in problems:
+        assert line >= 1 and message.strip()

@@ -112,3 +112,25 @@ def test_call_log_order_limit_and_retention(store: Store, clock: Clock) -> None:
     assert calls[0]["started"] < calls[-1]["started"]
     last = store.calls(limit=3)
     assert [c["number"] for c in last] == [f"+44113496{d:04d}" for d in (37, 38, 39)]
+
+
+def test_reading_creates_takes_and_removes_nothing(store: Store) -> None:
+    store.add("allow", t("01707 354000"), name="Sue")
+    store.append_call({"started": "2026-05-03T09:30:00", "number": "+441707354000"})
+    store.write_status({"state": "idle"})
+    store.raise_alert({"number": "+441134960000"})
+    for lock in store.dir.glob("*.lock"):
+        lock.unlink()  # reading must not need the lock files: a read-only card has none
+    leftover = store.dir / "lists.json.tmp-999-deadbeef"
+    leftover.write_text("{")
+    before = sorted(p.name for p in store.dir.iterdir())
+
+    index = ListIndex(store)
+    index.refresh()
+    assert index.match("allow", "+441707354000") is not None
+    assert [e.name for e in store.entries("allow")] == ["Sue"]
+    assert store.find("+441707354000").keys() == {"allow"}
+    assert len(store.calls()) == 1 and store.read_status() == {"state": "idle"}
+    assert store.alert_active()
+
+    assert sorted(p.name for p in store.dir.iterdir()) == before
