@@ -4,28 +4,62 @@ Theory of operation
 -------------------
 :class:`ModemTransport` owns one serial port (any pyserial URL: ``/dev/ttyACM0``, a pty,
 ``loop://``, ``spy:///dev/ttyACM0`` to capture traffic) opened with ``exclusive=True`` so two
-daemons can never share a modem. Two threads:
+daemons can never share a modem. Two kinds of thread:
 
-* the **reader** reads whatever arrives, feeds it to the sans-IO
+* the **supervisor** is the one owner of the port. It alone opens it, runs the profile's init
+  (on-hook first, then country and caller ID), watches it, and closes it. Each open is a
+  *link* (the serial object, its protocol parser, its pending command, its reader and whether it
+  has failed); a link is never reused, so a reader or a caller still holding an old link can
+  only ever fail that link, never the next one. While connected the supervisor checks health:
+  if nothing has shown the modem alive for ``health_interval_s`` it sends ``AT``; two missed
+  replies mean a locked-up modem. A failed link is closed and the port reopened with a backoff
+  capped at ``max_backoff_s`` (2 s by default), so a modem that comes back is in use again
+  within a few seconds, with init run again.
+* one **reader** per link reads whatever arrives, feeds it to the sans-IO
   :class:`~callguard.modem.protocol.ModemProtocol`, completes the pending command's reply, and
   passes every event to the listeners. Listeners run on the reader thread and must not block
   (the daemon puts events on its own queue); calling :meth:`ModemTransport.command` from a
   listener would wait for a reply that only this thread can read, so it raises instead.
-* the **supervisor** opens the port, runs the profile's init (on-hook first, then country and
-  caller ID), and then checks health: if nothing has shown the modem alive for
-  ``health_interval_s`` it sends ``AT``; two missed replies mean a locked-up modem. A read
-  error (USB unplugged) or a dead modem closes the port; it is reopened with a backoff capped at
-  ``max_backoff_s`` (2 s by default), so a modem that comes back is in use again within a few
-  seconds, with init run again.
+
+A read or write that fails does not close anything: it *reports* the failure (the link is
+marked lost and whoever waits on it is woken) and the supervisor, woken too, does the closing.
+
+Locks, outermost first; a thread holding one may take only those below it:
+
+1. the **session** (re-entrant) serialises commands, raw writes and voice sessions
+   (:meth:`ModemTransport.session`), so no health check or other command lands in the middle of
+   audio. Callers wait for it as long as it takes; the transport's own threads never do: the
+   supervisor waits in short slices (and gives up when stopping), the health check only takes
+   it when free and is skipped while a call is in progress (a RING or caller ID in the last
+   ``quiet_after_line_activity_s``), and :meth:`ModemTransport.on_hook` waits at most 0.3 s
+   before falling back to dropping DTR.
+2. ``_io_lock`` guards which link is current and each link's parser, pending command and lost
+   flag. It is a leaf: nothing is ever done while holding it but reading and setting those
+   fields. No serial I/O, sleep, join, callback or other lock is ever taken or done under
+   it, so the reader, the supervisor and callers can never wait on each other through it.
+3. ``_status_lock`` guards the published status; ``on_status`` is called after releasing it.
+
+Liveness: the supervisor records a heartbeat (from the injectable ``monotonic`` clock) on every
+turn of its loops: while opening, backing off, initialising, watching and closing. Every wait in
+those loops is bounded (a command timeout, a 1 s watch slice, a 0.5 s session slice), so a
+heartbeat older than :attr:`ModemTransport.liveness_bound_s` (``max(15 s, 4 x command timeout +
+5 s)``) means the supervisor is stuck in something unbounded: a serial driver whose ``close`` or
+``open`` never returns, or a status listener that blocks. :meth:`ModemTransport.healthy` says
+so, and also when a serial write has been blocked for longer than that bound or the supervisor
+thread has ended; the daemon stops petting the systemd watchdog then. An unexpected exception
+in the supervisor is logged, the link closed, and the loop carries on after a backoff. The
+clock is only read, never waited on: every wait is a bounded ``Event.wait``.
+
+Stopping: :meth:`ModemTransport.stop` wakes the supervisor and cancels any command the
+supervisor itself is waiting on (init, health check); the supervisor then says ``ATH0`` (two
+attempts of 1 s, after waiting at most 0.3 s for a command in progress), drops DTR (0.2 s) if
+no OK came, closes the port and joins the reader for at most 1 s: about 3.5 s in all.
+``stop()`` returns within :data:`STOP_TIMEOUT_S` (4.5 s) whatever the modem or the serial
+driver does; a supervisor still stuck then (a driver that never returns) is logged and left to
+the process exit.
 
 State changes (connected, disconnected with the reason) go to ``on_status``; the current one is
 :attr:`ModemTransport.status`.
-
-Commands are serialised by a re-entrant session lock. A voice session takes the same lock for
-its whole length (:meth:`ModemTransport.session`) so no health check or other command can land
-in the middle of audio. The health check never waits for that lock and is skipped while a call
-is in progress (a RING or caller ID in the last ``quiet_after_line_activity_s``), so it cannot
-disturb caller-ID reception.
 """
 
 from __future__ import annotations
@@ -61,6 +95,20 @@ from callguard.modem.protocol import (
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[Event], None]
+
+STOP_TIMEOUT_S = 4.5
+"""How long :meth:`ModemTransport.stop` may take, whatever the modem does (systemd allows 10 s)."""
+STOP_ATH0_ATTEMPTS = 2
+STOP_ATH0_TIMEOUT_S = 1.0
+ON_HOOK_SESSION_WAIT_S = 0.3
+"""How long :meth:`ModemTransport.on_hook` waits for another command to finish before it drops
+DTR instead."""
+DTR_DROP_S = 0.2
+READER_JOIN_S = 0.5
+SESSION_SLICE_S = 0.5
+WATCH_SLICE_S = 1.0
+BACKOFF_SLICE_S = 1.0
+LIVENESS_FLOOR_S = 15.0
 
 
 class ModemError(Exception):
@@ -133,9 +181,28 @@ class Reply:
 
 
 class _Pending:
-    def __init__(self, command: str) -> None:
+    """A command waiting for its final result. ``done`` is set by whoever ends the wait: the
+    reader (a final result), a failure of the link, the close, or :meth:`ModemTransport.stop`
+    (``cancelled``, only for the supervisor's own commands)."""
+
+    def __init__(self, command: str, cancel_on_stop: bool) -> None:
         self.reply = Reply(command)
         self.done = threading.Event()
+        self.cancel_on_stop = cancel_on_stop
+        self.cancelled = False
+
+
+class _Link:
+    """One open of the port. Created and closed only by the supervisor; the fields after
+    ``ser`` are read and written under ``_io_lock``."""
+
+    def __init__(self, ser: Any) -> None:
+        self.ser = ser
+        self.proto = ModemProtocol()
+        self.pending: _Pending | None = None
+        self.lost = threading.Event()
+        self.reason = ""
+        self.reader: threading.Thread | None = None
 
 
 SerialFactory = Callable[..., Any]
@@ -154,8 +221,19 @@ def _open_failure(port: str, exc: Exception) -> str:
     return f"cannot open {port}: {text}"
 
 
+_RECONNECTING = "reconnecting; if this keeps happening, check the modem's USB cable and power"
+
+# What a pyserial port raises when it fails under us. TypeError/AttributeError: pyserial's posix
+# read or write on a port another thread has just closed (its fd is None).
+_PORT_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError, ValueError)
+
+
 class ModemTransport:
-    """A modem on a serial port, kept connected and initialised. See the module docstring."""
+    """A modem on a serial port, kept connected and initialised. See the module docstring.
+
+    ``monotonic`` is the clock for every timestamp the transport keeps (heartbeat, last sign of
+    life, line activity); tests inject one to jump time. It is only read: waits are real.
+    """
 
     def __init__(
         self,
@@ -170,6 +248,7 @@ class ModemTransport:
         max_backoff_s: float = 2.0,
         on_status: Callable[[TransportStatus], None] | None = None,
         serial_factory: SerialFactory = serial.serial_for_url,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         profiles.country_code(country)  # fail at construction on a bad country
         if profile != "auto":
@@ -182,23 +261,26 @@ class ModemTransport:
         self.health_interval_s = health_interval_s
         self.quiet_after_line_activity_s = quiet_after_line_activity_s
         self.max_backoff_s = max_backoff_s
+        self.liveness_bound_s = max(LIVENESS_FLOOR_S, 4 * command_timeout_s + 5)
+        """:meth:`healthy` is False once the supervisor has made no progress for this long."""
         self._on_status = on_status
         self._serial_factory = serial_factory
+        self._monotonic = monotonic
 
         self.profile: profiles.ModemProfile | None = None
         self._listeners: list[EventListener] = []
-        self._proto = ModemProtocol()
-        self._ser: Any = None
-        self._io_lock = threading.Lock()  # guards _ser, _proto, _pending
-        self._session = threading.RLock()  # serialises commands and voice sessions
-        self._pending: _Pending | None = None
+        self._io_lock = threading.Lock()  # a leaf: guards _link and each link's mutable fields
+        self._link: _Link | None = None
+        self._session = threading.RLock()  # serialises commands, raw writes, voice sessions
         self._stop = threading.Event()
-        self._lost = threading.Event()  # set by the reader when the port fails
-        self._lost_reason = ""
+        self._wake = threading.Event()  # set after _stop or a link's lost flag: look again
+        self._on_reader = threading.local()  # .active on reader threads
+        self._closing = False  # supervisor-only: in its stop-time on-hook, commands not cancelled
+        self._heartbeat = monotonic()
+        self._write_started: float | None = None
         self._last_alive = 0.0
         self._last_line_activity = 0.0
         self._caller_id_command: str | None = None
-        self._reader: threading.Thread | None = None
         self._supervisor: threading.Thread | None = None
         self._status = TransportStatus(LinkState.DISCONNECTED, "not started", port)
         self._status_lock = threading.Lock()
@@ -221,21 +303,68 @@ class ModemTransport:
     def start(self) -> None:
         """Start the supervisor; it connects in the background. Returns at once."""
         if self._supervisor is not None:
-            raise RuntimeError("transport already started")
+            if self._supervisor.is_alive():
+                state = "still stopping" if self._stop.is_set() else "already started"
+                raise RuntimeError(f"the transport on {self.port} is {state}")
+            self._supervisor = None  # a previous one that did not stop in time has ended since
         self._stop.clear()
+        self._heartbeat = self._monotonic()
         self._supervisor = threading.Thread(
-            target=self._supervise, name="modem-supervisor", daemon=True
+            target=self._supervise, name=f"modem-supervisor {self.port}", daemon=True
         )
         self._supervisor.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 
+    def healthy(self, now_mono: float | None = None) -> bool:
+        """Is the transport's machinery moving? For the systemd watchdog.
+
+        True while the supervisor thread is running and has recorded a heartbeat within
+        :attr:`liveness_bound_s` of ``now_mono`` (default: the transport's clock now), and no
+        serial write has been blocked for that long. False before :meth:`start`, after the
+        supervisor ended (stopped, or died), or when it is stuck. A disconnected modem is
+        *not* unhealthy: the supervisor is then busy reconnecting; see :attr:`status`.
+        """
+        supervisor = self._supervisor
+        if supervisor is None or not supervisor.is_alive():
+            return False
+        now = self._monotonic() if now_mono is None else now_mono
+        if now - self._heartbeat > self.liveness_bound_s:
+            return False
+        started = self._write_started
+        return started is None or now - started <= self.liveness_bound_s
+
     def stop(self) -> None:
-        """Put the line on-hook (best effort), close the port and stop the threads."""
+        """Put the line on-hook (best effort), close the port and stop the threads.
+
+        Returns within :data:`STOP_TIMEOUT_S` even when the modem never answers: the
+        supervisor's pending command is cancelled, ``ATH0`` is tried twice for 1 s each, then
+        DTR is dropped, the port closed and the reader joined for at most 0.5 s.
+        """
         self._stop.set()
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=self.command_timeout_s * 4 + 5)
+        self._wake.set()
+        with self._io_lock:
+            link = self._link
+            pending = link.pending if link is not None else None
+            if pending is not None and pending.cancel_on_stop:
+                pending.cancelled = True
+            else:
+                pending = None
+        if pending is not None:
+            pending.done.set()
+        supervisor = self._supervisor
+        if supervisor is None or supervisor is threading.current_thread():
+            return
+        supervisor.join(timeout=STOP_TIMEOUT_S)
+        if supervisor.is_alive():
+            log.error(
+                "the modem supervisor for %s did not stop within %g s (a serial driver that "
+                "does not return?); the port is left to be closed when the process exits",
+                self.port,
+                STOP_TIMEOUT_S,
+            )
+        else:
             self._supervisor = None
 
     def __enter__(self) -> ModemTransport:
@@ -265,36 +394,65 @@ class ModemTransport:
 
     def write_raw(self, data: bytes) -> None:
         """Write bytes with no reply expected (voice data, already DLE-shielded)."""
+        self._refuse_on_reader()
+        with self._session:
+            with self._io_lock:
+                link = self._link
+                if link is None or link.lost.is_set():
+                    raise ModemUnavailable(self._not_connected())
+            self._write(link, data)
+
+    def reinitialise(self, reason: str) -> None:
+        """Ask the supervisor to close the port, open it again and re-run init (``ATH0``
+        first). Returns at once; the status goes disconnected with ``reason``, then connected.
+        Does nothing while disconnected (the supervisor is reconnecting already)."""
         with self._io_lock:
-            ser = self._ser
-            if ser is None:
-                raise ModemUnavailable(f"modem on {self.port} is not connected")
-            try:
-                ser.write(data)
-            except (serial.SerialException, OSError) as exc:
-                raise ModemUnavailable(f"writing to {self.port} failed: {exc}") from exc
+            link = self._link
+        if link is not None:
+            self._port_lost(link, f"re-initialising the modem on {self.port}: {reason}")
 
     def hangup_by_dtr(self) -> None:
-        """Last resort on-hook: drop DTR, which hangs up a modem in the default ``&D2``."""
-        with self._io_lock:
-            ser = self._ser
-            if ser is None:
-                return
-            with contextlib.suppress(Exception):
-                ser.dtr = False
-                time.sleep(0.2)
-                ser.dtr = True
+        """Last resort on-hook: drop DTR, which hangs up a modem in the default ``&D2``.
 
-    def on_hook(self, attempts: int = 3) -> bool:
-        """``ATH0`` until the modem says OK (DOMAIN: repeat ATH0 if no OK comes back)."""
-        for _ in range(attempts):
-            try:
-                if self.command("ATH0", timeout_s=2.0).ok:
-                    return True
-            except ModemUnavailable:
-                return False
-            except CommandTimeout:
-                continue
+        Takes no session (it is what to do when a command cannot get through) and holds no
+        lock while it waits the 0.2 s the modem needs to see the drop.
+        """
+        with self._io_lock:
+            link = self._link
+        if link is None:
+            return
+        with contextlib.suppress(Exception):
+            link.ser.dtr = False
+            time.sleep(DTR_DROP_S)
+            link.ser.dtr = True
+
+    def on_hook(self, attempts: int = 3, attempt_timeout_s: float = 2.0) -> bool:
+        """``ATH0`` until the modem says OK (DOMAIN: repeat ATH0 if no OK comes back).
+
+        True when the modem confirmed OK. Otherwise DTR is dropped (a modem that cannot be
+        reached is not dropped: there is no port) and False returned. Blocks for at most about
+        ``attempts * attempt_timeout_s + 0.5 s``: it waits :data:`ON_HOOK_SESSION_WAIT_S` for a
+        command in progress on another thread, then drops DTR instead.
+        """
+        if not self._session.acquire(timeout=ON_HOOK_SESSION_WAIT_S):
+            log.warning(
+                "the modem on %s is busy with another command; dropping DTR to put the line "
+                "on-hook instead of ATH0",
+                self.port,
+            )
+            self.hangup_by_dtr()
+            return False
+        try:
+            for _ in range(attempts):
+                try:
+                    if self.command("ATH0", timeout_s=attempt_timeout_s).ok:
+                        return True
+                except ModemUnavailable:
+                    return False
+                except CommandTimeout:
+                    continue
+        finally:
+            self._session.release()
         self.hangup_by_dtr()
         return False
 
@@ -319,63 +477,98 @@ class ModemTransport:
             if not reply.ok:
                 log.warning("could not re-enable caller ID after the call: %s", reply.describe())
 
-    # -- internals: commands -----------------------------------------------------------------
+    # -- internals: commands and writes ------------------------------------------------------
+
+    def _not_connected(self) -> str:
+        return f"modem on {self.port} is not connected"
+
+    def _refuse_on_reader(self) -> None:
+        if getattr(self._on_reader, "active", False):
+            raise RuntimeError("modem commands cannot be sent from an event listener")
+
+    def _beat(self) -> None:
+        self._heartbeat = self._monotonic()
 
     def _exchange(self, label: str, raw: bytes | None, timeout_s: float | None) -> Reply:
-        if threading.current_thread() is self._reader:
-            raise RuntimeError("modem commands cannot be sent from an event listener")
+        self._refuse_on_reader()
         timeout = self.command_timeout_s if timeout_s is None else timeout_s
+        own = threading.current_thread() is self._supervisor and not self._closing
+        if own:
+            self._beat()
         with self._session:
-            pending = _Pending(label)
+            pending = _Pending(label, cancel_on_stop=own)
             with self._io_lock:
-                ser = self._ser
-                if ser is None or self._lost.is_set():
-                    raise ModemUnavailable(f"modem on {self.port} is not connected")
-                data = raw if raw is not None else self._proto.send_command(label)
-                self._pending = pending
-                try:
-                    ser.write(data)
-                except (serial.SerialException, OSError) as exc:
-                    self._pending = None
-                    self._port_lost(f"writing to {self.port} failed: {exc}")
-                    raise ModemUnavailable(str(exc)) from exc
-            finished = pending.done.wait(timeout)
-            with self._io_lock:
-                if self._pending is pending:
-                    self._pending = None
-                    self._proto.cancel_command()
-            if not finished:
-                if self._lost.is_set():
-                    raise ModemUnavailable(self._lost_reason)
-                raise CommandTimeout(f"no reply to {label} within {timeout:g} s")
-            log.debug("%s -> %s", label, pending.reply.describe())
-            return pending.reply
+                link = self._link
+                if own and self._stop.is_set():
+                    raise ModemUnavailable(f"the transport on {self.port} is stopping")
+                if link is None or link.lost.is_set():
+                    raise ModemUnavailable(self._not_connected())
+                data = raw if raw is not None else link.proto.send_command(label)
+                link.pending = pending
+            try:
+                self._write(link, data)
+                pending.done.wait(timeout)
+            finally:
+                with self._io_lock:
+                    if link.pending is pending:
+                        link.pending = None
+                        link.proto.cancel_command()
+            if own:
+                self._beat()
+            if pending.reply.final is not None:
+                log.debug("%s -> %s", label, pending.reply.describe())
+                return pending.reply
+            if pending.cancelled:
+                raise ModemUnavailable(f"the transport on {self.port} is stopping")
+            if link.lost.is_set():
+                raise ModemUnavailable(link.reason or self._not_connected())
+            raise CommandTimeout(f"no reply to {label} from {self.port} within {timeout:g} s")
+
+    def _write(self, link: _Link, data: bytes) -> None:
+        """Write to ``link`` (session held, no other lock); a failure fails the link."""
+        self._write_started = self._monotonic()
+        try:
+            link.ser.write(data)
+        except _PORT_ERRORS as exc:
+            reason = f"writing to {self.port} failed: {exc} ({_RECONNECTING})"
+            self._port_lost(link, reason)
+            raise ModemUnavailable(reason) from exc
+        finally:
+            self._write_started = None
 
     # -- internals: reader -----------------------------------------------------------------
 
-    def _read_loop(self, ser: Any) -> None:
-        while not self._lost.is_set():  # runs until _close(), so stop() can still say ATH0
-            try:
-                data = ser.read(max(1, ser.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial's posix read after close() from another thread
-                self._port_lost(f"lost the modem on {self.port}: {exc}")
-                return
-            if data:
-                self._feed(data)
+    def _read_loop(self, link: _Link) -> None:
+        self._on_reader.active = True
+        ser = link.ser
+        try:
+            while not link.lost.is_set():  # runs until _close(), so stop() can still say ATH0
+                try:
+                    data = ser.read(max(1, ser.in_waiting))
+                except _PORT_ERRORS as exc:
+                    reason = f"lost the modem on {self.port}: {exc} ({_RECONNECTING})"
+                    self._port_lost(link, reason)
+                    return
+                if data:
+                    self._feed(link, data)
+        except Exception as exc:  # a bug must not leave a link that nobody reads
+            log.exception("the modem reader for %s failed", self.port)
+            self._port_lost(link, f"the reader for {self.port} failed: {exc} (reconnecting)")
 
-    def _feed(self, data: bytes) -> None:
-        now = time.monotonic()
+    def _feed(self, link: _Link, data: bytes) -> None:
+        now = self._monotonic()
         with self._io_lock:
-            self._proto.receive_data(data)
-            events = self._proto.events()
-            pending = self._pending
+            if self._link is not link:
+                return  # a reader that outlived its link: nobody is listening to it
+            link.proto.receive_data(data)
+            events = link.proto.events()
+            pending = link.pending
             for event in events:
                 if pending is None:
                     continue
                 if isinstance(event, FINAL_EVENTS):
                     pending.reply.final = event
-                    self._pending = None
+                    link.pending = None
                     pending.done.set()
                     pending = None
                 elif isinstance(event, Info | LineVoltage | Echo):
@@ -390,16 +583,20 @@ class ModemTransport:
                 except Exception:
                     log.exception("modem event listener failed on %r", event)
 
-    def _port_lost(self, reason: str) -> None:
-        if self._lost.is_set():
-            return
-        self._lost_reason = reason
-        self._lost.set()
+    def _port_lost(self, link: _Link, reason: str) -> None:
+        """Mark ``link`` failed and wake its waiter and the supervisor, which closes it.
+
+        Takes ``_io_lock``: never call it with that lock held.
+        """
         with self._io_lock:
-            pending = self._pending
-            self._pending = None
+            if link.lost.is_set():
+                return
+            link.reason = reason
+            link.lost.set()
+            pending = link.pending
         if pending is not None:
             pending.done.set()
+        self._wake.set()
 
     # -- internals: supervisor ---------------------------------------------------------------
 
@@ -420,103 +617,161 @@ class ModemTransport:
                 except Exception:
                     log.exception("modem status listener failed")
 
+    def _disconnected(self, detail: str) -> None:
+        self._set_status(TransportStatus(LinkState.DISCONNECTED, detail, self.port))
+
     def _supervise(self) -> None:
         backoff = 0.0
-        while not self._stop.is_set():
-            if backoff:
-                self._stop.wait(backoff)
-                if self._stop.is_set():
-                    break
-            ser = self._open()
-            if ser is None:
-                backoff = min(self.max_backoff_s, max(0.2, backoff * 2))
-                continue
-            try:
-                if self._initialise():
-                    backoff = 0.0
-                    self._watch()
-                else:
-                    backoff = min(self.max_backoff_s, max(0.5, backoff * 2))
-            finally:
-                self._close(on_hook=self._stop.is_set())
-        self._set_status(TransportStatus(LinkState.DISCONNECTED, "stopped", self.port))
+        try:
+            while not self._stop.is_set():
+                self._beat()
+                if backoff:
+                    self._pause(backoff)
+                    if self._stop.is_set():
+                        break
+                try:
+                    backoff = self._run_once(backoff)
+                except Exception as exc:
+                    backoff = self.max_backoff_s
+                    log.exception(
+                        "the modem supervisor for %s failed; trying again in %g s",
+                        self.port,
+                        backoff,
+                    )
+                    with contextlib.suppress(Exception):
+                        self._disconnected(
+                            f"internal error on {self.port}: {exc} (retrying; please report it)"
+                        )
+        finally:
+            self._beat()
+            with contextlib.suppress(Exception):
+                self._disconnected("stopped")
 
-    def _open(self) -> Any:
+    def _run_once(self, backoff: float) -> float:
+        """Open, initialise, watch, close; the backoff before the next attempt."""
+        link = self._open()
+        if link is None:
+            return min(self.max_backoff_s, max(0.2, backoff * 2))
+        try:
+            if self._initialise(link):
+                backoff = 0.0
+                self._watch(link)
+            else:
+                backoff = min(self.max_backoff_s, max(0.5, backoff * 2))
+        finally:
+            self._close(link, hang_up=self._stop.is_set())
+        return backoff
+
+    def _pause(self, seconds: float) -> None:
+        """Back off for ``seconds``, beating, until stopped. Counted slices: no clock read."""
+        slices = max(1, int(-(-seconds // BACKOFF_SLICE_S)))
+        for _ in range(slices):
+            if self._stop.wait(seconds / slices):
+                return
+            self._beat()
+
+    def _open(self) -> _Link | None:
+        self._beat()
         try:
             ser = self._serial_factory(
                 self.port, baudrate=self.baudrate, timeout=0.2, write_timeout=2.0, exclusive=True
             )
         except (serial.SerialException, OSError, ValueError) as exc:
-            reason = _open_failure(self.port, exc)
-            self._set_status(TransportStatus(LinkState.DISCONNECTED, reason, self.port))
+            self._beat()
+            self._disconnected(_open_failure(self.port, exc))
             return None
-        with self._io_lock:
-            self._proto = ModemProtocol()
-            self._pending = None
-            self._ser = ser
-        self._lost.clear()
-        self._lost_reason = ""
-        self._reader = threading.Thread(
-            target=self._read_loop, args=(ser,), name="modem-reader", daemon=True
+        self._beat()
+        link = _Link(ser)
+        link.reader = threading.Thread(
+            target=self._read_loop, args=(link,), name=f"modem-reader {self.port}", daemon=True
         )
-        self._reader.start()
-        return ser
-
-    def _close(self, on_hook: bool) -> None:
-        if on_hook and not self._lost.is_set():
-            with contextlib.suppress(ModemError):
-                self.on_hook(attempts=2)
         with self._io_lock:
-            ser = self._ser
-            self._ser = None
-            pending = self._pending
-            self._pending = None
-        self._lost.set()
+            self._link = link
+        link.reader.start()
+        return link
+
+    def _close(self, link: _Link, hang_up: bool) -> None:
+        """Put the line on-hook if asked and the link works, then close it. Bounded but for
+        the driver's own ``close()``, which the heartbeat watches."""
+        self._beat()
+        if hang_up and not link.lost.is_set():
+            self._closing = True
+            try:
+                with contextlib.suppress(ModemError):
+                    self.on_hook(attempts=STOP_ATH0_ATTEMPTS, attempt_timeout_s=STOP_ATH0_TIMEOUT_S)
+            finally:
+                self._closing = False
+            self._beat()
+        with self._io_lock:
+            if self._link is link:
+                self._link = None
+            if not link.lost.is_set():
+                link.reason = link.reason or f"the port {self.port} was closed"
+                link.lost.set()
+            pending = link.pending
         if pending is not None:
             pending.done.set()
-        if self._reader is not None:
-            self._reader.join(timeout=2.0)
-            self._reader = None
-        if ser is not None:
-            with contextlib.suppress(Exception):
-                ser.close()
-
-    def _initialise(self) -> bool:
-        """Run init; True when the modem answered and is set up (warnings are allowed)."""
-        warnings: list[str] = []
-        try:
-            with self.session():
-                on_hook, *rest = profiles.init_commands(self.country)
-                self._first_reply(on_hook)
-                for cmd in rest:
-                    reply = self.command(cmd, timeout_s=max(self.command_timeout_s, 3.0))
-                    if not reply.ok:
-                        warnings.append(reply.describe())
-                ident = self.command("ATI0")
-                ati0 = ident.lines[0] if ident.lines else None
-                self.profile = profiles.select_profile(self.configured_profile, ati0)
-                ati3 = self.command("ATI3")
-                identity = " / ".join(x for x in (ati0, *(ati3.lines[:1])) if x) or None
-                self._caller_id_command = None
-                reply = self.assert_caller_id()
-                if not reply.ok:
-                    warnings.append("caller ID could not be turned on (" + reply.describe() + ")")
-        except ModemUnavailable as exc:
-            reason = self._lost_reason or str(exc)
-            self._set_status(TransportStatus(LinkState.DISCONNECTED, reason, self.port))
-            return False
-        except CommandTimeout as exc:
-            self._set_status(
-                TransportStatus(
-                    LinkState.DISCONNECTED,
-                    f"modem on {self.port} is not answering: {exc}",
+        reader = link.reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=READER_JOIN_S)
+        self._beat()
+        with contextlib.suppress(Exception):
+            link.ser.close()
+        self._beat()
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout=READER_JOIN_S)
+            if reader.is_alive():
+                log.warning(
+                    "the reader for %s did not finish after the port was closed; "
+                    "it is abandoned and its data ignored",
                     self.port,
                 )
-            )
+
+    def _acquire_session(self) -> bool:
+        """The session for the supervisor: waited for in slices, beating; False on stop."""
+        while not self._session.acquire(timeout=SESSION_SLICE_S):
+            self._beat()
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _initialise(self, link: _Link) -> bool:
+        """Run init; True when the modem answered and is set up (warnings are allowed)."""
+        warnings: list[str] = []
+        if not self._acquire_session():
             return False
+        try:
+            on_hook, *rest = profiles.init_commands(self.country)
+            self._first_reply(on_hook)
+            for cmd in rest:
+                reply = self.command(cmd, timeout_s=max(self.command_timeout_s, 3.0))
+                if not reply.ok:
+                    warnings.append(reply.describe())
+            ident = self.command("ATI0")
+            ati0 = ident.lines[0] if ident.lines else None
+            self.profile = profiles.select_profile(self.configured_profile, ati0)
+            ati3 = self.command("ATI3")
+            identity = " / ".join(x for x in (ati0, *(ati3.lines[:1])) if x) or None
+            self._caller_id_command = None
+            reply = self.assert_caller_id()
+            if not reply.ok:
+                warnings.append("caller ID could not be turned on (" + reply.describe() + ")")
+        except ModemUnavailable as exc:
+            if not self._stop.is_set():
+                self._disconnected(link.reason or str(exc))
+            return False
+        except CommandTimeout as exc:
+            if not self._stop.is_set():
+                self._disconnected(
+                    f"modem on {self.port} is not answering: {exc} "
+                    "(retrying; unplug it and plug it in again if this goes on)"
+                )
+            return False
+        finally:
+            self._session.release()
         for w in warnings:
             log.warning("modem init: %s", w)
-        self._last_alive = time.monotonic()
+        self._last_alive = self._monotonic()
         self._set_status(
             TransportStatus(
                 LinkState.CONNECTED,
@@ -536,19 +791,24 @@ class ModemTransport:
                 return self.command(command, timeout_s=1.5)
         raise CommandTimeout(f"no reply to {command}")
 
-    def _watch(self) -> None:
-        """Stay here while connected; return when the port is lost or the modem is dead."""
+    def _watch(self, link: _Link) -> None:
+        """Stay here while connected; return when stopping, the link is lost or the modem dead."""
         misses = 0
-        while not self._stop.is_set():
-            if self._lost.wait(min(1.0, self.health_interval_s / 4)):
-                self._set_status(
-                    TransportStatus(LinkState.DISCONNECTED, self._lost_reason, self.port)
-                )
+        while True:
+            self._beat()
+            if self._stop.is_set():
                 return
-            now = time.monotonic()
+            if link.lost.is_set():
+                self._disconnected(link.reason)
+                return
+            self._wake.wait(min(WATCH_SLICE_S, self.health_interval_s / 4))
+            self._wake.clear()  # the flags it stands for are looked at next, at the loop's top
+            now = self._monotonic()
             if now - self._last_alive < self.health_interval_s:
                 continue
             if now - self._last_line_activity < self.quiet_after_line_activity_s:
+                continue
+            if self._stop.is_set() or link.lost.is_set():
                 continue
             if not self._session.acquire(blocking=False):
                 continue
@@ -557,20 +817,16 @@ class ModemTransport:
             except CommandTimeout:
                 alive = None
             except ModemUnavailable:
-                continue  # the lost flag is set; reported at the top of the loop
+                continue  # lost or stopping: reported at the top of the loop
             finally:
                 self._session.release()
             if alive is not None:
                 misses = 0
                 continue
             misses += 1
-            log.warning("modem missed a health check (%d of 2)", misses)
+            log.warning("the modem on %s missed a health check (%d of 2)", self.port, misses)
             if misses >= 2:
-                self._set_status(
-                    TransportStatus(
-                        LinkState.DISCONNECTED,
-                        f"modem on {self.port} stopped answering (no reply to AT)",
-                        self.port,
-                    )
+                self._disconnected(
+                    f"modem on {self.port} stopped answering (no reply to AT; reconnecting)"
                 )
                 return
