@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench fuzz lint clean prompts speech
+.PHONY: demo test bench fuzz chaos lint clean prompts speech
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CallGuard needs Python 3.11 or newer; this is " + sys.version.split()[0])'
@@ -21,6 +21,10 @@ test: $(STAMP) speech
 
 fuzz: $(STAMP)
 	CALLGUARD_FUZZ_LINES=2000000 $(BIN)/python -m pytest -q tests/test_protocol_fuzz.py
+
+# The daemon on the simulated line under random faults (issue 11), CHAOS_MINUTES long (30).
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos.py --minutes $${CHAOS_MINUTES:-30}
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -2,8 +2,12 @@
 
 Theory of operation
 -------------------
-One :class:`CallMachine` follows the line. Every input carries ``now`` (an aware datetime);
-every output is an action for the daemon to carry out. Screening is a pure function passed
+One :class:`CallMachine` follows the line. Every input carries ``now``, a :class:`Moment`: a
+monotonic reading that every deadline and duration is measured on, and the wall clock at that
+moment, used only for what is written down (``started``, ``ended``) and for quiet hours. A Pi
+has no real-time clock and steps its wall clock when NTP syncs; a step must never stretch a
+hold (the line left off-hook for the hour the clock went back) or shorten a grooming watch.
+Every output is an action for the daemon to carry out. Screening is a pure function passed
 in, so the machine can decide the moment the number is known.
 
 The rules, in one place::
@@ -27,6 +31,8 @@ The rules, in one place::
               call
   seized      hold_s passes         -> Release, end: blocked
   any call    new caller ID burst   -> end the current call, start the new one
+  seized      any end               -> Release first: no path out of "seized" leaves the
+                                       line off-hook (the daemon retries until it is down)
   any call    modem lost            -> end the call ("the modem was lost"); a seized line is
                                        put on-hook by the transport's re-init (ATH0 first)
 
@@ -56,8 +62,28 @@ from callguard.screening import Verdict
 Screen = Callable[[Caller, dt.datetime, str | None], Verdict]
 """Screening as the machine uses it: the caller, the time, and the caller-ID NAME if any."""
 
-CALL_BACK_WINDOW = dt.timedelta(minutes=5)
+CALL_BACK_WINDOW_S = 5 * 60.0
 """After a warned or spoofed call, picking the phone up within this long triggers the reminder."""
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A point in time as the machine needs it: ``mono`` (seconds on a monotonic clock, for
+    every deadline and duration) and ``wall`` (the aware local time then, for records only)."""
+
+    mono: float
+    wall: dt.datetime
+
+    def later(self, seconds: float) -> Moment:
+        return Moment(self.mono + seconds, self.wall + dt.timedelta(seconds=seconds))
+
+
+Instant = Moment | dt.datetime
+"""What the inputs take. A bare datetime (tests, a replay) serves as both clocks."""
+
+
+def moment(now: Instant) -> Moment:
+    return now if isinstance(now, Moment) else Moment(now.timestamp(), now)
 
 
 class LineState(enum.StrEnum):
@@ -177,16 +203,16 @@ def _real_name(name: str | None) -> str | None:
 @dataclass
 class _Call:
     call_id: int
-    started: dt.datetime
+    started: Moment
     caller: Caller | None = None
     verdict: Verdict | None = None
     name: str | None = None
     burst: int | None = None
     had_caller_id: bool = False
     rings: int = 0
-    last_ring: dt.datetime | None = None
-    seized_at: dt.datetime | None = None
-    answered_at: dt.datetime | None = None
+    last_ring: Moment | None = None
+    seized_at: Moment | None = None
+    answered_at: Moment | None = None
     alerted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -225,7 +251,7 @@ class CallMachine:
         self._ids = itertools.count(1)
         self._call: _Call | None = None
         self.phase = Phase.IDLE
-        self._trap: tuple[int, dt.datetime] | None = None  # (call id, until)
+        self._trap: tuple[int, float] | None = None  # (call id, until: monotonic seconds)
 
     # -- what the daemon shows ---------------------------------------------------------------
 
@@ -244,22 +270,20 @@ class CallMachine:
             return None
         return self._record(call, call.started, ended=False)
 
-    def next_deadline(self) -> dt.datetime | None:
-        """When :meth:`tick` next has something to do (None: nothing pending)."""
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do, in monotonic seconds (None: nothing)."""
         call = self._call
         if call is None:
             return None
         if self.phase is Phase.AWAITING_CID:
-            return call.started + dt.timedelta(seconds=self.timing.cid_wait_s)
-        if self.phase is Phase.RINGING and call.last_ring is not None:
-            return call.last_ring + dt.timedelta(seconds=self.timing.ring_gap_s)
+            return call.started.mono + self.timing.cid_wait_s
         if self.phase is Phase.RINGING:
-            return call.started + dt.timedelta(seconds=self.timing.ring_gap_s)
+            return (call.last_ring or call.started).mono + self.timing.ring_gap_s
         if self.phase is Phase.SEIZED and call.seized_at is not None:
-            return call.seized_at + dt.timedelta(seconds=self.timing.hold_s)
+            return call.seized_at.mono + self.timing.hold_s
         if self.phase is Phase.IN_CALL and self._grooming_watch(call):
             assert call.answered_at is not None and self.grooming_minutes is not None
-            return call.answered_at + dt.timedelta(minutes=self.grooming_minutes)
+            return call.answered_at.mono + self.grooming_minutes * 60.0
         return None
 
     def _grooming_watch(self, call: _Call) -> bool:
@@ -274,7 +298,8 @@ class CallMachine:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def caller_id(self, event: CallerId, now: dt.datetime) -> list[CallAction]:
+    def caller_id(self, event: CallerId, at: Instant) -> list[CallAction]:
+        now = moment(at)
         call = self._call
         if call is not None and call.burst == event.burst:
             name = _real_name(event.name)
@@ -283,7 +308,7 @@ class CallMachine:
             call.name = name  # NAME after NMBR in the same burst: screen again with it
             if call.caller is None or call.verdict is None or self.phase is not Phase.RINGING:
                 return []
-            verdict = self._screen(call.caller, now, name)
+            verdict = self._screen(call.caller, now.wall, name)
             if verdict.rule != "name-claim" or call.verdict.rule == "name-claim":
                 return []
             call.verdict = verdict
@@ -314,7 +339,8 @@ class CallMachine:
             call.notes.append(f"caller ID said {event.raw_number!r}")
         return actions + self._decide(call, caller, now)
 
-    def ring(self, now: dt.datetime) -> list[CallAction]:
+    def ring(self, at: Instant) -> list[CallAction]:
+        now = moment(at)
         call = self._call
         if call is None:
             call = self._start(now)
@@ -325,17 +351,20 @@ class CallMachine:
         call.last_ring = now
         return []
 
-    def wants_line_state(self, now: dt.datetime) -> bool:
+    def wants_line_state(self, at: Instant) -> bool:
         """Whether line sensing is needed now: a call is on, or the call-back window is open."""
-        return self._call is not None or (self._trap is not None and now < self._trap[1])
+        return self._call is not None or (
+            self._trap is not None and moment(at).mono < self._trap[1]
+        )
 
-    def line_off_hook(self, now: dt.datetime) -> list[CallAction]:
+    def line_off_hook(self, at: Instant) -> list[CallAction]:
         """Line sensing: a phone in the house was picked up."""
+        now = moment(at)
         call = self._call
         if call is None and self._trap is not None:
             after, until = self._trap
             self._trap = None
-            if now < until:  # the resident is dialling out soon after a suspicious call
+            if now.mono < until:  # the resident is dialling out soon after a suspicious call
                 return [CallBackReminder(after)]
         if call is None or self.phase is Phase.SEIZED:
             return []
@@ -348,23 +377,24 @@ class CallMachine:
                 return [SpeakOnLine(call.call_id)]
         return []
 
-    def line_on_hook(self, now: dt.datetime) -> list[CallAction]:
+    def line_on_hook(self, at: Instant) -> list[CallAction]:
         """Line sensing: every phone is back on the hook."""
         if self._call is not None and self.phase is Phase.IN_CALL:
-            return self._end(now)
+            return self._end(moment(at))
         return []
 
-    def tick(self, now: dt.datetime) -> list[CallAction]:
+    def tick(self, at: Instant) -> list[CallAction]:
+        now = moment(at)
         call = self._call
         deadline = self.next_deadline()
-        if call is None or deadline is None or now < deadline:
+        if call is None or deadline is None or now.mono < deadline:
             return []
         if self.phase is Phase.AWAITING_CID:
             call.notes.append("no caller ID")
             caller = from_caller_id(None, self.region, absence="missing")
             return self._decide(call, caller, now)
         if self.phase is Phase.SEIZED:
-            return [Release(call.call_id), *self._end(now)]
+            return self._end(now)  # Release first
         if self.phase is Phase.IN_CALL:  # the grooming threshold has passed
             call.alerted = True
             minutes = f"{self.grooming_minutes:g}"
@@ -372,26 +402,26 @@ class CallMachine:
             return [GroomingAlert(call.call_id, self._record(call, now, ended=False))]
         return self._end(now)
 
-    def modem_lost(self, now: dt.datetime) -> list[CallAction]:
+    def modem_lost(self, at: Instant) -> list[CallAction]:
         if self._call is None:
             return []
-        return self._end(now, note="the modem was lost during the call", after=False)
+        return self._end(moment(at), note="the modem was lost during the call", after=False)
 
-    def reset(self, now: dt.datetime, note: str) -> list[CallAction]:
+    def reset(self, at: Instant, note: str) -> list[CallAction]:
         """Abandon the current call after a fault (logged with ``note``)."""
         if self._call is None:
             return []
-        return self._end(now, note=note)
+        return self._end(moment(at), note=note)
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _start(self, now: dt.datetime) -> _Call:
+    def _start(self, now: Moment) -> _Call:
         self._call = _Call(next(self._ids), now)
         self.phase = Phase.RINGING
         return self._call
 
-    def _decide(self, call: _Call, caller: Caller, now: dt.datetime) -> list[CallAction]:
-        verdict = self._screen(caller, now, call.name)
+    def _decide(self, call: _Call, caller: Caller, now: Moment) -> list[CallAction]:
+        verdict = self._screen(caller, now.wall, call.name)
         call.caller, call.verdict = caller, verdict
         actions: list[CallAction] = [Screened(call.call_id, caller, verdict)]
         if verdict.action is VerdictAction.BLOCK:
@@ -405,28 +435,29 @@ class CallMachine:
             actions.append(Warn(call.call_id, caller, verdict))
         return actions
 
-    def _end(
-        self, now: dt.datetime, note: str | None = None, after: bool = True
-    ) -> list[CallAction]:
+    def _end(self, now: Moment, note: str | None = None, after: bool = True) -> list[CallAction]:
         call = self._call
         assert call is not None
+        # whatever ends a seized call (its hold is up, a new caller ID, a fault, a stop), the
+        # line is put down first
+        actions: list[CallAction] = [Release(call.call_id)] if self.phase is Phase.SEIZED else []
         if note:
             call.notes.append(note)
         if call.verdict is None:  # ended before a verdict: screen what we know, for the log
             call.caller = call.caller or from_caller_id(None, self.region, absence="missing")
-            call.verdict = self._screen(call.caller, now, call.name)
+            call.verdict = self._screen(call.caller, now.wall, call.name)
         record = self._record(call, now, ended=True)
         self._call = None
         self.phase = Phase.IDLE
         suspicious = call.verdict.action is VerdictAction.WARN or call.verdict.impersonation
         if suspicious and self.line_sensing:
-            self._trap = (call.call_id, now + CALL_BACK_WINDOW)
-        actions: list[CallAction] = [LogCall(record)]
+            self._trap = (call.call_id, now.mono + CALL_BACK_WINDOW_S)
+        actions.append(LogCall(record))
         if after:
             actions.append(AfterCall(call.call_id))
         return actions
 
-    def _record(self, call: _Call, now: dt.datetime, ended: bool) -> dict[str, Any]:
+    def _record(self, call: _Call, now: Moment, ended: bool) -> dict[str, Any]:
         caller, verdict = call.caller, call.verdict
         answered: bool | None
         duration: float | None = None
@@ -435,7 +466,7 @@ class CallMachine:
         elif call.answered_at is not None:
             answered = True
             if ended:
-                duration = round((now - call.answered_at).total_seconds(), 1)
+                duration = round(max(0.0, now.mono - call.answered_at.mono), 1)
         elif self.line_sensing and ended:
             answered = False
         else:
@@ -445,8 +476,8 @@ class CallMachine:
             reason = "No caller ID was received. " + reason
         return {
             "call_id": call.call_id,
-            "started": call.started.isoformat(timespec="seconds"),
-            "ended": now.isoformat(timespec="seconds") if ended else None,
+            "started": call.started.wall.isoformat(timespec="seconds"),
+            "ended": now.wall.isoformat(timespec="seconds") if ended else None,
             "number": caller.key if caller else None,
             "display": caller.display if caller else None,
             "category": str(caller.category) if caller else "unavailable",

@@ -18,12 +18,26 @@ first, a seized call is released when its hold time is up, a fault while handlin
 that call (it rings through) and puts the line on-hook, and stopping says ``ATH0`` before the
 port is closed. A fault never stops the daemon.
 
-systemd: ``READY=1`` once the modem has been tried, ``WATCHDOG=1`` from the main loop (so a
-wedged loop is restarted), ``RELOADING=1`` on SIGHUP, ``STOPPING=1`` on the way out.
+Off-hook is a state the daemon owns. Every ``Seize`` sets it; only a modem that confirms
+``ATH0`` (or a re-initialisation, which says ``ATH0`` first) clears it. A release that is not
+confirmed is retried on a timer (:data:`ON_HOOK_RETRY_S`, doubling to :data:`ON_HOOK_RETRY_MAX_S`)
+for as long as it takes, and after every :data:`REINIT_AFTER_FAILURES` failures the transport is
+asked to reconnect and re-initialise. ``status`` shows the line as in a call while it is held.
+
+Time: deadlines run on a monotonic clock (``monotonic``, injectable); the wall clock (``clock``)
+is only written down. A Pi with no real-time clock steps its wall clock at NTP sync.
+
+A call record that cannot be written (a full or read-only SD card) is kept in memory (up to
+:data:`UNLOGGED_MAX` records) and written when the card takes it again.
+
+systemd: ``READY=1`` once the modem has been tried, ``WATCHDOG=1`` from the main loop while the
+modem link is not wedged (so a wedged loop or transport is restarted), ``RELOADING=1`` on
+SIGHUP, ``STOPPING=1`` on the way out.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -48,7 +62,10 @@ from callguard.call import (
     CallBackReminder,
     CallMachine,
     GroomingAlert,
+    LineState,
     LogCall,
+    Moment,
+    Phase,
     Release,
     Screened,
     Seize,
@@ -65,11 +82,17 @@ from callguard.numbers import Caller, warm_up
 from callguard.storage import file_signature
 from callguard.store import ListIndex, Store, now_local
 from callguard.systemd import Notifier
+from callguard.texts import shown
 
 log = logging.getLogger("callguard.daemon")
 
 LOOP_TICK_S = 0.2
 INDEX_CHECK_S = 2.0
+ON_HOOK_RETRY_S = 1.0
+ON_HOOK_RETRY_MAX_S = 5.0
+REINIT_AFTER_FAILURES = 2
+UNLOGGED_MAX = 1000
+VOICE_JOIN_ON_STOP_S = 2.0
 
 
 def _voice(config: Config) -> Voice:
@@ -102,6 +125,7 @@ class Daemon:
         *,
         config_path: str | None = None,
         clock: Callable[[], dt.datetime] = now_local,
+        monotonic: Callable[[], float] = time.monotonic,
         notifier: Notifier | None = None,
         observer: Callable[[Observed], None] | None = None,
         transport_factory: Callable[..., ModemTransport] = ModemTransport,
@@ -111,6 +135,7 @@ class Daemon:
         self.config = config
         self.config_path = config_path
         self.clock = clock
+        self.monotonic = monotonic
         self.notifier = notifier or Notifier()
         self.observer = observer
         self.transport_factory = transport_factory
@@ -141,6 +166,9 @@ class Daemon:
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
         self._off_hook = False
+        self._on_hook_failures = 0
+        self._on_hook_retry_at = 0.0
+        self._unlogged: collections.deque[dict[str, Any]] = collections.deque(maxlen=UNLOGGED_MAX)
         self._modem: TransportStatus | None = None
         self._status_dirty = True
         self._last_call: dict[str, Any] | None = None
@@ -285,11 +313,13 @@ class Daemon:
         deadline = self.machine.next_deadline()
         if deadline is None:
             return LOOP_TICK_S
-        remaining = (deadline - self.clock()).total_seconds()
-        return min(LOOP_TICK_S, max(0.0, remaining))
+        return min(LOOP_TICK_S, max(0.0, deadline - self.monotonic()))
+
+    def _now(self) -> Moment:
+        return Moment(self.monotonic(), self.clock())
 
     def _handle(self, kind: str, payload: Any) -> None:
-        now = self.clock()
+        now = self._now()
         try:
             actions: list[CallAction] = []
             if kind == "modem":
@@ -307,7 +337,7 @@ class Daemon:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
             self._recover(now)
 
-    def _modem_event(self, event: Event, now: dt.datetime) -> list[CallAction]:
+    def _modem_event(self, event: Event, now: Moment) -> list[CallAction]:
         if isinstance(event, CallerId):
             return self.machine.caller_id(event, now)
         if isinstance(event, Ring):
@@ -315,8 +345,9 @@ class Daemon:
             return self.machine.ring(now)
         return []
 
-    def _hook(self, change: linesense.HookChange, now: dt.datetime) -> list[CallAction]:
-        began = now - dt.timedelta(seconds=max(0.0, time.monotonic() - change.at))
+    def _hook(self, change: linesense.HookChange, now: Moment) -> list[CallAction]:
+        ago = max(0.0, now.mono - change.at)  # line sensing dates changes on the same clock
+        began = Moment(now.mono - ago, now.wall - dt.timedelta(seconds=ago))
         self._status_dirty = True
         self._observe("hook", change)
         if change.hook is linesense.Hook.OFF:
@@ -329,25 +360,27 @@ class Daemon:
         self._check_alert(force=True)
         self._observe("acknowledged", by)
 
-    def _modem_status(self, status: TransportStatus, now: dt.datetime) -> list[CallAction]:
+    def _modem_status(self, status: TransportStatus, now: Moment) -> list[CallAction]:
         self._modem = status
         self._status_dirty = True
         if self.indicators is not None:
             self.indicators.modem(status.connected)
         self._observe("modem", status)
-        if not status.connected:
-            self._off_hook = False  # the port is gone; re-init says ATH0 first
-            return self.machine.modem_lost(now)
-        return []
+        if status.connected:
+            if self._off_hook:  # init says ATH0 first, and only a confirmed one gets here
+                log.warning("the modem was re-initialised: the line is on-hook again")
+            self._line_down()
+            return []
+        return self.machine.modem_lost(now)
 
-    def _recover(self, now: dt.datetime) -> None:
+    def _recover(self, now: Moment) -> None:
         """After a fault: abandon the call (it rings through) and make sure of on-hook."""
         try:
             actions = self.machine.reset(now, "CallGuard hit an error handling this call")
             self._execute([a for a in actions if not isinstance(a, Seize)])
         except Exception:
             log.exception("could not log the call after an error")
-        if self._off_hook:
+        if self._off_hook and not self._on_hook_failures:  # not already being retried
             self._release()
 
     # -- actions -----------------------------------------------------------------------------
@@ -394,21 +427,41 @@ class Daemon:
         self._observe("seized")
 
     def _release(self) -> None:
+        """Put the line down; if the modem does not confirm, keep trying (see the docstring)."""
         assert self.transport is not None
+        confirmed = False
         try:
-            if self.transport.on_hook():
-                self._off_hook = False
-            else:
-                log.critical("the modem did not confirm on-hook; DTR was dropped to force it")
+            confirmed = self.transport.on_hook(attempts=2, attempt_timeout_s=1.0)
         except ModemError as exc:
             log.error("could not put the line on-hook: %s", exc)
-        finally:
-            self._seize_pause.close()
-        self._observe("released")
+        if confirmed:
+            self._line_down()
+            self._observe("released")
+            return
+        self._on_hook_failures += 1
+        delay = min(ON_HOOK_RETRY_MAX_S, ON_HOOK_RETRY_S * 2 ** (self._on_hook_failures - 1))
+        self._on_hook_retry_at = self.monotonic() + delay
+        self._status_dirty = True
+        log.critical(
+            "the modem did not confirm that the line is on-hook (try %d); trying again in "
+            "%.0f s, and re-initialising the modem if it still does not answer",
+            self._on_hook_failures,
+            delay,
+        )
+        if self._on_hook_failures % REINIT_AFTER_FAILURES == 0:
+            self.transport.reinitialise("it did not confirm on-hook after a blocked call")
+
+    def _line_down(self) -> None:
+        """The modem has confirmed on-hook: CallGuard no longer holds the line."""
+        if self._off_hook or self._on_hook_failures:
+            self._status_dirty = True
+        self._off_hook = False
+        self._on_hook_failures = 0
+        self._seize_pause.close()
 
     def _screened(self, caller: Caller, verdict: screening.Verdict) -> None:
         self._status_dirty = True
-        log.info("call from %s: %s", caller.display, verdict.reason)
+        log.info("call from %s: %s", shown(caller.display), shown(verdict.reason))
         self._observe("screened", (caller, verdict))
 
     def _warn(self, action: Warn) -> None:
@@ -460,11 +513,23 @@ class Daemon:
         if record.get("impersonation"):
             self._counts["impersonations"] += 1
         self._status_dirty = True
-        try:
-            self.store.append_call(record)
-        except Exception:
-            log.exception("could not write the call log; the call was: %r", record)
+        self._unlogged.append(record)
+        self._write_unlogged()
         self._observe("logged", record)
+
+    def _write_unlogged(self) -> None:
+        """Write the records not yet in the log, oldest first; keep them if the card refuses."""
+        while self._unlogged:
+            try:
+                self.store.append_call(self._unlogged[0])
+            except Exception as exc:
+                log.error(
+                    "could not write the call log (%s); %d call(s) kept in memory until it can",
+                    exc,
+                    len(self._unlogged),
+                )
+                return
+            self._unlogged.popleft()
 
     def _after_call(self) -> None:
         assert self.transport is not None
@@ -483,13 +548,21 @@ class Daemon:
     # -- housekeeping -----------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        mono = time.monotonic()
+        mono = self.monotonic()
+        retry_due = self._on_hook_failures and mono >= self._on_hook_retry_at
+        if self._off_hook and retry_due and self.machine.phase is not Phase.SEIZED:
+            self._release()
         if self.notifier.watchdog_interval_s and mono - self._last_watchdog >= min(
             self.notifier.watchdog_interval_s, 5.0
         ):
-            self._last_watchdog = mono
-            self.notifier.watchdog()
-        if self.machine.line.value == "idle" and mono - self._last_index_check >= INDEX_CHECK_S:
+            transport = self.transport
+            if transport is None or transport.healthy():
+                self._last_watchdog = mono
+                self.notifier.watchdog()
+            # else: no ping; systemd restarts a daemon whose modem link is wedged
+        if self._unlogged and self.machine.line is LineState.IDLE:
+            self._write_unlogged()
+        if self.machine.line is LineState.IDLE and mono - self._last_index_check >= INDEX_CHECK_S:
             self._last_index_check = mono
             with contextlib.suppress(Exception):
                 if self.index.refresh():
@@ -550,9 +623,15 @@ class Daemon:
         self._observe("reloaded")
         self.notifier.ready(self._status_line())
 
+    def _line_state(self) -> LineState:
+        if self._off_hook and self.machine.line is LineState.IDLE:
+            return LineState.IN_CALL  # CallGuard still holds the line; it keeps trying
+        return self.machine.line
+
     def _status_line(self) -> str:
         modem = self._modem.detail if self._modem else "modem not found yet"
-        return f"{self.machine.line.value}; {modem}"
+        held = "; LINE HELD OFF-HOOK, retrying" if self._on_hook_failures else ""
+        return f"{self._line_state().value}{held}; {modem}"
 
     def status(self, state: str = "running") -> dict[str, Any]:
         modem = self._modem
@@ -570,7 +649,8 @@ class Daemon:
                 "identity": modem.identity if modem else None,
                 "warnings": list(modem.warnings) if modem else [],
             },
-            "line": self.machine.line.value,
+            "line": self._line_state().value,
+            "off_hook": self._off_hook,
             "current_call": self.machine.current,
             "last_call": self._last_call,
             "grooming_alert": self._alert_active,
@@ -581,6 +661,7 @@ class Daemon:
             "line_sense": {"source": self.line_sense.name, "detail": self.line_sense.detail},
             "lists": self.index.sizes(),
             "counts_since_start": dict(self._counts),
+            "unlogged_calls": len(self._unlogged),
         }
 
     def _write_status(self, state: str = "running") -> None:
@@ -610,19 +691,17 @@ class Daemon:
         with contextlib.suppress(Exception):
             self.speaker.stop()
         if self._voice_thread is not None:
-            self._voice_thread.join(20)  # it ends on-hook by itself
+            self._voice_thread.join(VOICE_JOIN_ON_STOP_S)  # the transport's stop ends it
         with contextlib.suppress(Exception):
             self.line_sense.stop()
         if self.indicators is not None:
             self.indicators.close()  # the status LED goes dark: the daemon is not running
         transport = self.transport
         if transport is not None:
-            if self._off_hook:
-                with contextlib.suppress(Exception):
-                    self._release()
             with contextlib.suppress(Exception):
-                for action in self.machine.reset(self.clock(), "CallGuard was stopped"):
+                for action in self.machine.reset(self._now(), "CallGuard was stopped"):
                     if isinstance(action, LogCall):
                         self._log_call(action.record)
-            transport.stop()  # says ATH0 before closing the port
+            # stop() says ATH0 (bounded), drops DTR if the modem does not answer, and closes
+            transport.stop()
         self._write_status("stopped")

@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from callguard.config import Config, from_dict
+from callguard.daemon import Daemon, Observed
 from callguard.sim import Call, CallRecord, SimModem
+from callguard.store import Store
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "") -> Any:
@@ -129,3 +133,58 @@ def played(folder: Path) -> list[tuple[Path, float]]:
         for p in sorted(folder.glob("played-*.wav"), key=lambda p: int(p.stem.split("-")[1]))
         if p.with_suffix(".time").exists()
     ]
+
+
+class Running:
+    """The daemon in-process (a thread) on a simulated modem, with an observer; ``daemon_kw``
+    reaches the Daemon's constructor (clocks, a notifier, a transport factory)."""
+
+    def __init__(self, tmp: Path, extra: dict[str, Any] | None = None, **daemon_kw: Any) -> None:
+        self.daemon_kw = daemon_kw
+        self.link = str(tmp / "modem")
+        self.config_path = tmp / "callguard.toml"
+        data: dict[str, Any] = {
+            "modem": {"port": self.link},
+            "storage": {"dir": str(tmp / "state")},
+            "warning": {"room_command": ""},
+        }
+        for section, values in (extra or {}).items():
+            data.setdefault(section, {}).update(values)
+        self.config: Config = from_dict(data)
+        self.write_config(data)
+        self.store = Store(self.config.storage.dir)
+        self.seen: list[Observed] = []
+        self.sim = SimModem(identity="conexant", link_path=self.link, time_scale=0.25)
+
+    def write_config(self, data: dict[str, Any]) -> None:
+        lines = []
+        for section, values in data.items():
+            lines.append(f"[{section}]")
+            lines += [f"{k} = {v!r}".replace("'", '"') for k, v in values.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def __enter__(self) -> Running:
+        self.sim.start()
+        self.daemon = Daemon(
+            self.config,
+            config_path=str(self.config_path),
+            observer=self.seen.append,
+            ring_gap_s=2.0,
+            **self.daemon_kw,
+        )
+        self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False})
+        self.thread.start()
+        wait_for(lambda: self.daemon.status()["modem"] == "connected", 10, "the modem")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.daemon.stop()
+        self.thread.join(20)
+        self.sim.stop()
+        assert not self.thread.is_alive()
+
+    def call(self, call: Call) -> tuple[Any, dict[str, Any]]:
+        before = len(self.store.calls())
+        record = self.sim.place_call(call).wait(30)
+        calls = wait_for(lambda: self.store.calls()[before:], 15, "the call log")
+        return record, calls[-1]

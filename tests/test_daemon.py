@@ -2,71 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import wait_for
+from helpers import Running, wait_for
 
 from callguard import screening
-from callguard.config import Config, from_dict
-from callguard.daemon import Daemon, Observed
-from callguard.sim import Call, SimModem
+from callguard.sim import Call
 from callguard.store import Store, target_for
 
 pytestmark = pytest.mark.e2e
-
-
-class Running:
-    def __init__(self, tmp: Path, extra: dict[str, Any] | None = None) -> None:
-        self.link = str(tmp / "modem")
-        self.config_path = tmp / "callguard.toml"
-        data: dict[str, Any] = {
-            "modem": {"port": self.link},
-            "storage": {"dir": str(tmp / "state")},
-            "warning": {"room_command": ""},
-        }
-        for section, values in (extra or {}).items():
-            data.setdefault(section, {}).update(values)
-        self.config: Config = from_dict(data)
-        self.write_config(data)
-        self.store = Store(self.config.storage.dir)
-        self.seen: list[Observed] = []
-        self.sim = SimModem(identity="conexant", link_path=self.link, time_scale=0.25)
-
-    def write_config(self, data: dict[str, Any]) -> None:
-        lines = []
-        for section, values in data.items():
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {v!r}".replace("'", '"') for k, v in values.items()]
-        self.config_path.write_text("\n".join(lines) + "\n")
-
-    def __enter__(self) -> Running:
-        self.sim.start()
-        self.daemon = Daemon(
-            self.config,
-            config_path=str(self.config_path),
-            observer=self.seen.append,
-            ring_gap_s=2.0,
-        )
-        self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False})
-        self.thread.start()
-        wait_for(lambda: self.daemon.status()["modem"] == "connected", 10, "the modem")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.daemon.stop()
-        self.thread.join(20)
-        self.sim.stop()
-        assert not self.thread.is_alive()
-
-    def call(self, call: Call) -> tuple[Any, dict[str, Any]]:
-        before = len(self.store.calls())
-        record = self.sim.place_call(call).wait(30)
-        calls = wait_for(lambda: self.store.calls()[before:], 15, "the call log")
-        return record, calls[-1]
 
 
 @pytest.fixture
