@@ -20,7 +20,7 @@ test: $(STAMP) speech
 	$(BIN)/python -m pytest -q
 
 fuzz: $(STAMP)
-	CALLGUARD_FUZZ_LINES=2000000 $(BIN)/python -m pytest -q tests/test_protocol_fuzz.py
+	CALLGUARD_FUZZ_LINES=2000000 $(BIN)/python -m pytest -q tests/modem/test_protocol_fuzz.py
 
 # The daemon on the simulated line under random faults (issue 11), CHAOS_MINUTES long (30).
 chaos: $(STAMP)
@@ -39,7 +39,7 @@ clean:
 
 # Re-render the prompts that ship pre-rendered (callguard/data), after changing their text.
 prompts: $(STAMP)
-	$(BIN)/python -c 'import subprocess; from callguard.audio import SHIPPED, DEFAULT_VOICE, DEFAULT_SPEED_WPM, shipped; [subprocess.run(["espeak-ng", "-v", DEFAULT_VOICE, "-s", str(DEFAULT_SPEED_WPM), "-w", str(shipped(n)), t], check=True) for n, t in SHIPPED.items()]'
+	$(BIN)/python -c 'import subprocess; from callguard.audio.prompts import SHIPPED, DEFAULT_VOICE, DEFAULT_SPEED_WPM, shipped; [subprocess.run(["espeak-ng", "-v", DEFAULT_VOICE, "-s", str(DEFAULT_SPEED_WPM), "-w", str(shipped(n)), t], check=True) for n, t in SHIPPED.items()]'
 
 # espeak-ng renders the spoken warnings. Installed here when this machine allows it (root with
 # apt); otherwise CallGuard uses its pre-rendered default warning and the tests that need

@@ -76,8 +76,8 @@ def list_import() -> list[str]:
     import tempfile
     from pathlib import Path
 
-    from callguard.importers import parse_file
-    from callguard.store import Store
+    from callguard.store.contacts import parse_file
+    from callguard.store.lists import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "big.csv"
@@ -99,7 +99,8 @@ def list_import() -> list[str]:
 _INDEX_BUILD = """
 import sys
 from pathlib import Path
-from callguard.store import Store, ImportItem, target_for
+from callguard.store.lists import Store
+from callguard.core.lists import ImportItem, target_for
 numbers = [f"020 7{i // 10000:03d} {i % 10000:04d}" for i in range(100_000)]
 store = Store(Path(sys.argv[1]))
 items = [ImportItem(i, target_for(n, "GB"), f"scam {i}") for i, n in enumerate(numbers)]
@@ -116,8 +117,10 @@ def rss_mb(field="VmRSS:"):
         if line.startswith(field):
             return int(line.split()[1]) / 1024
 
-from callguard.store import Store, ListIndex
-from callguard.numbers import from_caller_id
+from callguard.store.lists import Store
+
+from callguard.store.index import ListIndex
+from callguard.core.numbers import from_caller_id
 from_caller_id("02079460000", "GB")  # phonenumbers metadata for GB loaded
 base = rss_mb()
 index = ListIndex(Store(Path(sys.argv[1])))
@@ -171,7 +174,7 @@ def seize_latency() -> list[str]:
     from pathlib import Path
 
     from callguard.sim import Call, SimModem
-    from callguard.store import Store
+    from callguard.store.lists import Store
 
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state"

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from callguard.errors import UsageError
-from callguard.storage import UnreadableFile, read_regular_file
+from callguard.store.files import UnreadableFile, read_regular_file
 from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING, shown, unsafe
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")

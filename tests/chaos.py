@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import Running, wait_for
 
+from callguard.core.lists import target_for
 from callguard.modem.protocol import CallerId
 from callguard.sim import Call
-from callguard.store import Store, now_local, target_for
+from callguard.store.lists import Store, now_local
 
 SCAM = "01134960000"
 FRIEND = "01707354000"

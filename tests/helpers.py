@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from callguard.config import Config, from_dict
-from callguard.daemon import Daemon, Observed
+from callguard.daemon.app import Daemon, Observed
 from callguard.sim import Call, CallRecord, SimModem
-from callguard.store import Store
+from callguard.store.lists import Store
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "") -> Any:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from callguard import wavconv
-from callguard.audio import SHIPPED, Prompts, RoomSpeaker, Voice, intro_text, shipped
-from callguard.numbers import from_caller_id
+from callguard.audio import wavconv
+from callguard.audio.prompts import SHIPPED, Prompts, Voice, intro_text, shipped
+from callguard.audio.speaker import RoomSpeaker
+from callguard.core.numbers import from_caller_id
 from callguard.texts import DEFAULT_WARNING
 
 ESPEAK = shutil.which("espeak-ng")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from callguard.call import (
+from callguard.core.call import (
     AfterCall,
     CallAction,
     CallBackReminder,
@@ -22,10 +22,10 @@ from callguard.call import (
     Timing,
     Warn,
 )
-from callguard.linesense import Debouncer, Hook
+from callguard.core.hook import Debouncer, Hook
+from callguard.core.numbers import Caller, Category
+from callguard.core.screening import Action, Verdict
 from callguard.modem.protocol import Absence, CallerId
-from callguard.numbers import Caller, Category
-from callguard.screening import Action, Verdict
 
 T0 = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 BLOCKED = "+441134960000"

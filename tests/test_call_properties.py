@@ -8,7 +8,7 @@ import datetime as dt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callguard.call import (
+from callguard.core.call import (
     CallAction,
     CallMachine,
     LogCall,
@@ -18,9 +18,9 @@ from callguard.call import (
     Seize,
     Timing,
 )
+from callguard.core.numbers import Caller
+from callguard.core.screening import Action, Verdict
 from callguard.modem.protocol import Absence, CallerId
-from callguard.numbers import Caller
-from callguard.screening import Action, Verdict
 
 T0 = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 HOLD_S = 1.5

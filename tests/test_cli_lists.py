@@ -13,9 +13,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from callguard.cli import main
+from callguard.core.lists import ImportItem
 from callguard.errors import UsageError
-from callguard.importers import parse_file
-from callguard.store import ImportItem
+from callguard.store.contacts import parse_file
 
 
 @pytest.fixture
@@ -220,7 +220,7 @@ def test_two_processes_adding_100_numbers_each_lose_none(
 ) -> None:
     script = (
         "import sys\n"
-        "from callguard.store import Store, target_for\n"
+        "from callguard.store.lists import Store, target_for\n"
         "store = Store(sys.argv[1])\n"
         "base = int(sys.argv[2])\n"
         "for i in range(100):\n"

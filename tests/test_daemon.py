@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from helpers import Running, wait_for
 
-from callguard import screening
+from callguard.core import screening
+from callguard.core.lists import target_for
 from callguard.sim import Call
-from callguard.store import Store, target_for
+from callguard.store.lists import Store
 
 pytestmark = pytest.mark.e2e
 

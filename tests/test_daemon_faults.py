@@ -13,10 +13,11 @@ import pytest
 from helpers import DaemonUnit, Running, wait_for
 
 from callguard.config import from_dict
-from callguard.daemon import Daemon
+from callguard.core.lists import target_for
+from callguard.daemon.app import Daemon
 from callguard.modem.protocol import CallerId
 from callguard.sim import Call
-from callguard.store import Store, now_local, target_for
+from callguard.store.lists import Store, now_local
 
 pytestmark = pytest.mark.e2e
 

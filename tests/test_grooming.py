@@ -11,10 +11,10 @@ from gpiozero.pins.mock import MockFactory
 from helpers import DaemonUnit, wait_for
 
 from callguard.config import from_dict
-from callguard.daemon import Daemon
-from callguard.indicators import Indicators
+from callguard.daemon.app import Daemon
+from callguard.hardware.indicators import Indicators
 from callguard.sim import Call, SimModem
-from callguard.store import Store
+from callguard.store.lists import Store
 
 
 def test_leds_and_button_on_mock_pins(factory: MockFactory) -> None:

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from helpers import DaemonUnit, played, room_recorder, wait_for
 
-from callguard import wavconv
+from callguard.audio import wavconv
 from callguard.config import ScreeningConfig
-from callguard.numbers import from_caller_id, parse_typed
-from callguard.screening import Action, claimed_authority, screen
+from callguard.core.lists import target_for
+from callguard.core.numbers import from_caller_id, parse_typed
+from callguard.core.screening import Action, claimed_authority, screen
 from callguard.sim import Call
-from callguard.store import ListIndex, Store, shipped_protected, target_for
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store, shipped_protected
 
 NOON = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 SHIPPED = sorted(shipped_protected().items())

@@ -16,17 +16,10 @@ import pytest
 from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
 from helpers import wait_for
 
-from callguard import linesense
+from callguard.core.hook import Debouncer, Hook, HookChange
 from callguard.errors import UsageError
-from callguard.linesense import (
-    Debouncer,
-    GpioLineSense,
-    Hook,
-    HookChange,
-    LineSense,
-    ModemLineSense,
-    NoLineSense,
-)
+from callguard.hardware import linesense
+from callguard.hardware.linesense import GpioLineSense, LineSense, ModemLineSense, NoLineSense
 from callguard.modem import profiles
 from callguard.modem.protocol import Error, Info, LineVoltage, Ok
 from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable, Reply
@@ -295,7 +288,7 @@ def test_gpio_pin_that_cannot_be_used_is_reported_not_raised(
     clock = FakeClock()
     first = gpio(factory, clock, [])
     try:
-        with caplog.at_level(logging.ERROR, logger="callguard.linesense"):
+        with caplog.at_level(logging.ERROR, logger="callguard.hardware.linesense"):
             second = gpio(factory, clock, [])
         assert not second.available
         assert second.detail.startswith("stopped: cannot use GPIO17")
@@ -407,7 +400,7 @@ def test_modem_answer_that_is_not_a_voltage_is_ignored_with_one_warning(
 ) -> None:
     transport = ScriptedTransport("LINE OK", "LINE OK")
     sense = modem(transport, [], FakeClock())
-    with caplog.at_level(logging.WARNING, logger="callguard.linesense"):
+    with caplog.at_level(logging.WARNING, logger="callguard.hardware.linesense"):
         sense.poll()
         sense.poll()
     assert caplog.text.count("not a voltage") == 1
@@ -417,7 +410,7 @@ def test_modem_answer_that_is_not_a_voltage_is_ignored_with_one_warning(
 def test_modem_error_gives_up_for_good(caplog: pytest.LogCaptureFixture) -> None:
     transport = ScriptedTransport("ERROR", 8.0, profile="usr5637")
     sense = modem(transport, [], FakeClock())
-    with caplog.at_level(logging.WARNING, logger="callguard.linesense"):
+    with caplog.at_level(logging.WARNING, logger="callguard.hardware.linesense"):
         sense.poll()
         sense.poll()
     assert transport.sent == ["AT-TRV"]
@@ -576,7 +569,7 @@ def test_sim_inactive_and_paused_send_no_at_trv(
 @pytest.mark.e2e
 def test_sim_usr_modem_gives_up_after_error(link: str, caplog: pytest.LogCaptureFixture) -> None:
     with (
-        caplog.at_level(logging.WARNING, logger="callguard.linesense"),
+        caplog.at_level(logging.WARNING, logger="callguard.hardware.linesense"),
         SimModem(identity="usr", link_path=link) as sim,
         ModemTransport(link, command_timeout_s=1.0) as transport,
     ):

@@ -15,10 +15,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from phonenumbers import shortnumberinfo
 
-from callguard import numbers
-from callguard.errors import CallGuardError, UsageError
-from callguard.modem.protocol import Absence
-from callguard.numbers import (
+from callguard.core import numbers
+from callguard.core.numbers import (
     UK_SHORT_CODES,
     Caller,
     Category,
@@ -29,6 +27,8 @@ from callguard.numbers import (
     place_of,
     region_ok,
 )
+from callguard.errors import CallGuardError, UsageError
+from callguard.modem.protocol import Absence
 
 # (what the modem sends, category, key, display)
 CATEGORY_CASES = [
@@ -261,7 +261,7 @@ def test_place_at_home_in_another_region() -> None:
 
 def test_screening_a_call_does_not_load_the_geocoder() -> None:
     code = (
-        "import sys, callguard.numbers as n\n"
+        "import sys, callguard.core.numbers as n\n"
         "c = n.from_caller_id('01707354000'); n.parse_typed('+33 1 23 45 67 89')\n"
         "assert c.category == 'landline'\n"
         "assert 'phonenumbers.geocoder' not in sys.modules\n"

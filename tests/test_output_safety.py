@@ -20,7 +20,8 @@ import pytest
 
 from callguard import texts
 from callguard.cli import main
-from callguard.store import Store, target_for
+from callguard.core.lists import target_for
+from callguard.store.lists import Store
 
 HOSTILE_CHARS = {
     "ESC": "\x1b",

@@ -18,12 +18,14 @@ from typing import Any
 import phonenumbers
 import pytest
 
-from callguard import numbers, screening
 from callguard.config import ScreeningConfig
+from callguard.core import numbers, screening
+from callguard.core.lists import Entry, Match, target_for
+from callguard.core.numbers import Caller, Category, from_caller_id, parse_typed
+from callguard.core.screening import Action, Verdict, in_quiet_hours, prefix_for_people, screen
 from callguard.errors import UsageError
-from callguard.numbers import Caller, Category, from_caller_id, parse_typed
-from callguard.screening import Action, Verdict, in_quiet_hours, prefix_for_people, screen
-from callguard.store import Entry, ListIndex, Match, Store, target_for
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store
 
 BST = dt.timezone(dt.timedelta(hours=1))
 NOON = dt.datetime(2025, 6, 10, 12, 0, tzinfo=BST)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from callguard.cli.selftest import SelfTest
 from callguard.config import from_dict
-from callguard.selftest import SelfTest
 from callguard.sim import SimModem
 
 pytestmark = pytest.mark.e2e

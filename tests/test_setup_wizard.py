@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from callguard import config, setup_wizard, wavconv
-from callguard.setup_wizard import run_setup, service_cannot_read, set_toml_key, toml_string
-from callguard.store import Store, target_for
+from callguard import config
+from callguard.audio import wavconv
+from callguard.cli import setup as setup_wizard
+from callguard.cli.setup import run_setup, service_cannot_read, set_toml_key, toml_string
+from callguard.core.lists import target_for
+from callguard.store.lists import Store
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "callguard.toml"
 

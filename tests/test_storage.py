@@ -23,19 +23,12 @@ from hypothesis import strategies as st
 from tinydb import Query, TinyDB
 from tinydb.storages import MemoryStorage
 
-from callguard import storage as storage_module
 from callguard.errors import CallGuardError
-from callguard.storage import (
-    AtomicJSONStorage,
-    Recovery,
-    StoreConflict,
-    StoreError,
-    StoreLocked,
-    file_signature,
-    holds_lock,
-    locked,
-    parse_tables,
-)
+from callguard.store import files as files_module
+from callguard.store import jsonfile as storage_module
+from callguard.store.files import StoreConflict, StoreError, file_signature
+from callguard.store.jsonfile import AtomicJSONStorage, Recovery, parse_tables
+from callguard.store.lock import StoreLocked, holds_lock, locked
 
 FORK = multiprocessing.get_context("fork")
 CORRUPT_NAME = re.compile(r"^lists\.json\.corrupt-\d{8}T\d{6}(-\d+)?$")
@@ -386,7 +379,7 @@ def test_damaged_file_is_kept_and_backup_restored(
     backup, _ = seed(path)
     path.write_bytes(damage)
 
-    with caplog.at_level(logging.ERROR, logger="callguard.storage"):
+    with caplog.at_level(logging.ERROR, logger="callguard.store.jsonfile"):
         db = open_db(path, recoveries)
         assert db.all() == [ALICE]  # the backup: the last change (Bob) is what may be missing
         assert db.all() == [ALICE]  # and it is reported once, not on every read
@@ -459,7 +452,7 @@ def test_missing_file_with_backup_is_restored_and_reported(
 def test_damage_twice_in_one_second_keeps_both_files(
     path: Path, recoveries: list[Recovery], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(storage_module, "_utc_stamp", lambda: "20261124T093000")
+    monkeypatch.setattr(files_module, "_utc_stamp", lambda: "20261124T093000")
     seed(path)
     path.write_bytes(b"first")
     open_db(path, recoveries).all()
@@ -482,7 +475,7 @@ def test_failing_on_recovery_callback_is_logged_not_raised(
         raise RuntimeError("the display is unplugged")
 
     db = TinyDB(path, storage=AtomicJSONStorage, on_recovery=broken)
-    with caplog.at_level(logging.ERROR, logger="callguard.storage"):
+    with caplog.at_level(logging.ERROR, logger="callguard.store.jsonfile"):
         assert db.all() == [ALICE]
     assert any("on_recovery callback failed" in r.getMessage() for r in caplog.records)
 

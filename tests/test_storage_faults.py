@@ -35,11 +35,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import callguard
-from callguard import storage as storage_module
 from callguard.cli import main
+from callguard.core.lists import target_for
 from callguard.errors import CallGuardError
-from callguard.storage import Recovery, StoreError, file_signature, parse_tables
-from callguard.store import ListIndex, Store, target_for
+from callguard.store import jsonfile as storage_module
+from callguard.store.files import StoreError, file_signature
+from callguard.store.index import ListIndex
+from callguard.store.jsonfile import Recovery, parse_tables
+from callguard.store.lists import Store
 
 DAUGHTER = "+441707354000"
 SON = "+447700900123"
@@ -298,7 +301,8 @@ def _in_namespace(setup: str, script: str, *args: str) -> dict[str, Any]:
 READ_ONLY_SCRIPT = """
 import contextlib, io, json, sys
 from callguard.cli import main
-from callguard.store import ListIndex, Store
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store
 state, cfg = sys.argv[1], sys.argv[2]
 recoveries = []
 index = ListIndex(Store(state, on_recovery=recoveries.append))
@@ -454,7 +458,8 @@ def test_a_full_card_loses_nothing_already_saved(
 
 FULL_SCRIPT = """
 import errno, json, os, sys
-from callguard.store import Store, target_for
+from callguard.store.lists import Store
+from callguard.core.lists import target_for
 from callguard.errors import CallGuardError
 state = sys.argv[1]
 store = Store(state)
@@ -791,7 +796,9 @@ def test_a_lock_file_made_by_root_goes_to_the_folder_owner_but_an_existing_one_k
 FIFO_SCRIPT = """
 import json, sys
 from callguard.errors import CallGuardError
-from callguard.store import ListIndex, Store, target_for
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store
+from callguard.core.lists import target_for
 state, what = sys.argv[1], sys.argv[2]
 try:
     if what == "read":

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from tinydb import TinyDB
 
-from callguard.storage import AtomicJSONStorage, Recovery, StoreConflict, locked
+from callguard.store.files import StoreConflict
+from callguard.store.jsonfile import AtomicJSONStorage, Recovery
+from callguard.store.lock import locked
 
 FORK = multiprocessing.get_context("fork")
 ROUNDS = int(os.environ.get("CALLGUARD_KILL_ROUNDS", "200"))

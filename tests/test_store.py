@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from callguard.core.lists import ImportItem, target_for
 from callguard.errors import UsageError
-from callguard.store import ImportItem, ListIndex, Store, shipped_protected, target_for
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store, shipped_protected
 
 UTC = dt.UTC
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callguard.systemd import (
+from callguard.daemon.systemd import (
     JournalFormatter,
     Notifier,
     journal_priority,
@@ -170,7 +170,7 @@ def test_socket_gone_never_raises_and_logs_once(
     sock.close()
     os.unlink(path)
 
-    caplog.set_level(logging.DEBUG, logger="callguard.systemd")
+    caplog.set_level(logging.DEBUG, logger="callguard.daemon.systemd")
     for _ in range(3):
         notifier.watchdog()
         notifier.status("still here")
@@ -207,7 +207,7 @@ def test_a_systemd_that_does_not_read_cannot_stall_the_sender(
     path_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sock, path = path_socket
-    monkeypatch.setattr("callguard.systemd.SEND_TIMEOUT_S", 0.01)
+    monkeypatch.setattr("callguard.daemon.systemd.SEND_TIMEOUT_S", 0.01)
     notifier = Notifier({"NOTIFY_SOCKET": path})
     sent = 0
     while notifier.send("WATCHDOG=1"):  # until the receive queue is full
@@ -340,11 +340,11 @@ def test_traceback_stays_one_indented_record_with_its_priority(root_logger: logg
     try:
         raise ValueError("bad line voltage")
     except ValueError:
-        logging.getLogger("callguard.daemon").exception("call handling failed")
+        logging.getLogger("callguard.daemon.app").exception("call handling failed")
     text = out.getvalue()
     lines = text.splitlines()
     assert text.endswith("\n") and not text.endswith("\n\n")
-    assert lines[0] == "<3>callguard.daemon: call handling failed"
+    assert lines[0] == "<3>callguard.daemon.app: call handling failed"
     assert lines[1] == "<3>    Traceback (most recent call last):"
     assert lines[-1] == "<3>    ValueError: bad line voltage"
     assert all(line.startswith("<3>    ") for line in lines[1:])

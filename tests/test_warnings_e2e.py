@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import DaemonUnit, played, room_recorder, wait_for
 
-from callguard import wavconv
+from callguard.audio import wavconv
 from callguard.sim import Call
 
 pytestmark = pytest.mark.e2e

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from callguard import wavconv
-from callguard.errors import UsageError
-from callguard.wavconv import (
+from callguard.audio import wavconv
+from callguard.audio.wavconv import (
     Audio,
     AudioFormatError,
     concat,
@@ -28,6 +27,7 @@ from callguard.wavconv import (
     tone,
     write_wav,
 )
+from callguard.errors import UsageError
 
 PCM, FLOAT, MULAW, ADPCM, MP3, EXTENSIBLE = 1, 3, 7, 2, 0x55, 0xFFFE
 GUID_TAIL = bytes.fromhex("000010008000" + "00aa00389b71")

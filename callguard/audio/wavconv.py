@@ -53,7 +53,7 @@ from operator import add, mul
 from pathlib import Path
 
 from callguard.errors import UsageError
-from callguard.storage import UnreadableFile, read_regular_file, write_atomically
+from callguard.store.files import UnreadableFile, read_regular_file, write_atomically
 
 MODEM_RATE_HZ = 8000
 MIN_RATE_HZ = 4000

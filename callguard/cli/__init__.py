@@ -26,11 +26,12 @@ from callguard import __version__
 from callguard.config import DEFAULT_PATH as DEFAULT_CONFIG_PATH
 from callguard.config import Config, as_dict, render
 from callguard.config import load as load_config
+from callguard.core.lists import LIST_NAMES, LIST_TITLES, target_for
+from callguard.core.numbers import NumberError, parse_typed
 from callguard.errors import CallGuardError, UsageError
-from callguard.importers import parse_file
-from callguard.numbers import NumberError, parse_typed
-from callguard.storage import Recovery
-from callguard.store import LIST_NAMES, LIST_TITLES, Store, target_for
+from callguard.store.contacts import parse_file
+from callguard.store.jsonfile import Recovery
+from callguard.store.lists import Store
 from callguard.texts import shown, shown_json
 
 
@@ -267,8 +268,8 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from callguard.daemon import Daemon
-    from callguard.systemd import setup_logging
+    from callguard.daemon.app import Daemon
+    from callguard.daemon.systemd import setup_logging
 
     config = load_config(args.config)
     setup_logging(logging.DEBUG if args.debug else logging.INFO)
@@ -351,7 +352,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
-    from callguard.selftest import SelfTest, table
+    from callguard.cli.selftest import SelfTest, table
 
     config = load_config(args.config)
     if not args.debug:
@@ -369,8 +370,8 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    from callguard.cli.setup import run_setup
     from callguard.config import resolve_path
-    from callguard.setup_wizard import run_setup
 
     path = resolve_path(args.config) or DEFAULT_CONFIG_PATH
     return run_setup(Path(path))
@@ -403,7 +404,7 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from callguard.demo import run_demo
+    from callguard.cli.demo import run_demo
 
     if not args.debug:
         logging.getLogger().setLevel(logging.ERROR)  # the narration says it all

@@ -21,14 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from callguard import wavconv
-from callguard.audio import Prompts, RoomSpeaker, Voice
+from callguard.audio import wavconv
+from callguard.audio.prompts import Prompts, Voice
+from callguard.audio.speaker import RoomSpeaker
 from callguard.config import Config
 from callguard.errors import UsageError
-from callguard.indicators import Indicators
+from callguard.hardware.indicators import Indicators
 from callguard.modem import profiles
 from callguard.modem.transport import ModemError, ModemTransport
-from callguard.store import Store
+from callguard.store.lists import Store
 
 TEST_SENTENCE = "This is CallGuard's self-test. If you can hear this, the speaker works."
 
@@ -311,7 +312,7 @@ class SelfTest:
             )
         if source == "modem":
             return _pass("line sensing", "the modem's line voltage (see the line check above)")
-        from callguard.linesense import GpioLineSense
+        from callguard.hardware.linesense import GpioLineSense
 
         sense = GpioLineSense(
             self.config.line_sense.gpio_pin,

@@ -54,10 +54,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from callguard.core.numbers import Caller, from_caller_id
+from callguard.core.screening import Action as VerdictAction
+from callguard.core.screening import Verdict
 from callguard.modem.protocol import Absence, CallerId
-from callguard.numbers import Caller, from_caller_id
-from callguard.screening import Action as VerdictAction
-from callguard.screening import Verdict
 
 Screen = Callable[[Caller, dt.datetime, str | None], Verdict]
 """Screening as the machine uses it: the caller, the time, and the caller-ID NAME if any."""

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from callguard.audio import intro_text
-from callguard.call import Warn
+from callguard.audio.prompts import intro_text
 from callguard.config import from_dict
-from callguard.daemon import Daemon, Observed
+from callguard.core.call import Warn
+from callguard.core.lists import target_for
+from callguard.daemon.app import Daemon, Observed
 from callguard.modem.transport import TransportStatus
 from callguard.sim import Call, SimModem
-from callguard.store import Store, target_for
+from callguard.store.lists import Store
 from callguard.texts import DEFAULT_WARNING
 
 DAUGHTER = "01707 354000"

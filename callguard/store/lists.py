@@ -26,16 +26,13 @@ lookup is a handful of dict probes whatever the size of the lists.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import functools
-import gc
 import getpass
 import logging
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -43,26 +40,26 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.table import Document
 
-from callguard.errors import CallGuardError, UsageError
-from callguard.numbers import Caller, Category, NumberError, parse_prefix, parse_typed
-from callguard.storage import (
-    AtomicJSONStorage,
-    Recovery,
-    file_signature,
-    locked,
-    os_error_advice,
+from callguard.core.lists import (
+    CONFLICTS,
+    LIST_NAMES,
+    LIST_TITLES,
+    WHY_CONFLICT,
+    AddResult,
+    Entry,
+    ImportItem,
+    Target,
+    check_list,
+    check_target,
+    target_for,
 )
+from callguard.core.numbers import NumberError
+from callguard.errors import CallGuardError, UsageError
+from callguard.store.files import os_error_advice
+from callguard.store.jsonfile import AtomicJSONStorage, Recovery
+from callguard.store.lock import locked
 
 log = logging.getLogger(__name__)
-
-LIST_NAMES = ("allow", "block", "protect")
-LIST_TITLES = {"allow": "allow list", "block": "block list", "protect": "protect list"}
-CONFLICTS = {"allow": ("block", "protect"), "block": ("allow",), "protect": ("allow",)}
-WHY_CONFLICT = {
-    "block": "calls from it are blocked",
-    "protect": "it is a number that never calls out, so a call showing it is a fake",
-    "allow": "the family wants calls from it to ring through",
-}
 
 Clock = Callable[[], dt.datetime]
 
@@ -78,113 +75,6 @@ def _who() -> str:
     with contextlib.suppress(Exception):
         return getpass.getuser()
     return "unknown"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One row of a list, as stored and as ``list --json`` prints it."""
-
-    number: str
-    name: str = ""
-    note: str = ""
-    added_by: str = ""
-    added: str = ""
-    updated: str = ""
-    kind: str = "number"  # number, short-code or prefix
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def is_prefix(self) -> bool:
-        return self.kind == "prefix"
-
-    @property
-    def prefix(self) -> str:
-        return self.number.rstrip("*")
-
-    def to_json(self) -> dict[str, Any]:
-        doc = {
-            "number": self.number,
-            "name": self.name,
-            "note": self.note,
-            "kind": self.kind,
-            "added_by": self.added_by,
-            "added": self.added,
-        }
-        if self.updated:
-            doc["updated"] = self.updated
-        doc.update(self.extra)
-        return doc
-
-    @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Entry:
-        known = {"number", "name", "note", "added_by", "added", "updated", "kind"}
-        return cls(
-            number=str(doc.get("number", "")),
-            name=str(doc.get("name") or ""),
-            note=str(doc.get("note") or ""),
-            added_by=str(doc.get("added_by") or ""),
-            added=str(doc.get("added") or ""),
-            updated=str(doc.get("updated") or ""),
-            kind=str(doc.get("kind") or "number"),
-            extra={k: v for k, v in doc.items() if k not in known},
-        )
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a person asked to add or remove: a number, a short code or a prefix rule."""
-
-    number: str
-    kind: str
-    caller: Caller | None
-
-    def describe(self) -> str:
-        if self.kind == "prefix":
-            return f"numbers starting {self.number.rstrip('*')}"
-        assert self.caller is not None
-        place = f" ({self.caller.place})" if self.caller.place else ""
-        return f"{self.caller.display}{place}"
-
-
-def target_for(text: str, region: str, prefix: bool = False) -> Target:
-    """Parse what a person typed; :class:`NumberError` (exit 2) names the value and the fix."""
-    if prefix or text.strip().endswith("*"):
-        return Target(parse_prefix(text, region) + "*", "prefix", None)
-    caller = parse_typed(text, region)
-    assert caller.key is not None
-    kind = "short-code" if caller.category is Category.SHORT_CODE else "number"
-    return Target(caller.key, kind, caller)
-
-
-@dataclass(frozen=True)
-class AddResult:
-    entry: Entry
-    updated: bool
-    moved_from: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ImportItem:
-    """One good line of an import file."""
-
-    line: int
-    target: Target
-    name: str = ""
-    note: str = ""
-
-
-def _check_list(name: str) -> None:
-    if name not in LIST_NAMES:
-        raise UsageError(f"{name!r} is not a list; use one of {', '.join(LIST_NAMES)}")
-
-
-def _check_target(list_name: str, target: Target) -> None:
-    if list_name == "protect" and target.kind == "prefix":
-        raise UsageError(
-            f"the protect list takes whole numbers, not prefix rules ({target.describe()}): "
-            "a protected number is matched exactly. Add each number, e.g. "
-            "'callguard protect add \"0345 600 0000\"', or put the prefix on the block list"
-        )
 
 
 class Store:
@@ -210,7 +100,7 @@ class Store:
     # -- opening -------------------------------------------------------------------------
     # Reading needs no write access (a card the kernel has remounted read-only must still
     # give the daemon its lists): no folder, lock or temp file is created and nothing moves,
-    # unless a damaged file is repaired (see callguard.storage). Only changes lock.
+    # unless a damaged file is repaired (see callguard.store.jsonfile). Only changes lock.
 
     def _tables(self, path: Path) -> dict[str, dict[str, Any]]:
         """Every table of a store file, read once, without the lock (the file is always whole)."""
@@ -241,7 +131,7 @@ class Store:
     # -- lists ---------------------------------------------------------------------------
 
     def entries(self, list_name: str) -> list[Entry]:
-        _check_list(list_name)
+        check_list(list_name)
         return self.all_entries()[list_name]
 
     def all_entries(self) -> dict[str, list[Entry]]:
@@ -259,7 +149,7 @@ class Store:
 
         Every row is packed as soon as the JSON parser has built it, so 100,000 rows never
         exist as dicts at once. The storage's own read does it, so the daemon and the CLI take
-        one decision on whether the file is sound (:func:`~callguard.storage.parse_tables`),
+        one decision on whether the file is sound (:func:`~callguard.store.jsonfile.parse_tables`),
         and a damaged file is recovered from the backup (and reported) on both. Needs no
         write access, like every read here.
         """
@@ -304,8 +194,8 @@ class Store:
         extra: dict[str, Any] | None = None,
     ) -> AddResult:
         """Add or update one entry. Conflicts with another list need ``force`` (then it moves)."""
-        _check_list(list_name)
-        _check_target(list_name, target)
+        check_list(list_name)
+        check_target(list_name, target)
         stamp = self.clock().isoformat(timespec="seconds")
         with self._db(self.lists_path) as db:
             found = self._find(db, target.number)
@@ -343,7 +233,7 @@ class Store:
             )
 
     def remove(self, list_name: str, target: Target) -> Entry:
-        _check_list(list_name)
+        check_list(list_name)
         with self._db(self.lists_path) as db:
             entry = self._find(db, target.number).get(list_name)
             if entry is None:
@@ -369,10 +259,10 @@ class Store:
 
         Conflicts with another list are refused as a whole unless ``force``.
         """
-        _check_list(list_name)
+        check_list(list_name)
         items = list(items)
         for item in items:
-            _check_target(list_name, item.target)
+            check_target(list_name, item.target)
         stamp = self.clock().isoformat(timespec="seconds")
         who = by or _who()
         with self._db(self.lists_path) as db:
@@ -608,100 +498,3 @@ def _storage_error(path: Path, exc: OSError) -> CallGuardError:
     """A failed change in the store's folder, in words that say what to do (by ``errno``:
     a read-only card, a full card and a permission problem have different fixes)."""
     return CallGuardError(f"cannot write to {path}: {os_error_advice(exc)}")
-
-
-# -- the daemon's index ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Match:
-    list_name: str
-    entry: Entry
-    how: str  # "exact" or "prefix"
-
-
-_SEP = "\x1f"
-
-
-def _release_freed_memory() -> None:
-    """Give the parse's garbage back to the OS (glibc keeps freed heap pages otherwise)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-class ListIndex:
-    """In-memory index of the lists for the daemon; :meth:`refresh` reloads a changed file.
-
-    Kept compact, since a volunteer's block list can hold 100,000 numbers on a Pi with little
-    memory: per list, a dict from number (or prefix) to one packed string of the fields a
-    screening reason needs. The full :class:`Entry` is rebuilt only for a match.
-    """
-
-    FIELDS = ("name", "note", "added", "added_by", "kind", "organisation")
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._signature: tuple[int, int, int] | None = None
-        self._exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        self._prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        self._max_prefix = 0
-        self.loaded = False
-
-    def refresh(self) -> bool:
-        """Reload if the lists file changed since the last load. True when it reloaded."""
-        signature = file_signature(self.store.lists_path)
-        if self.loaded and signature == self._signature:
-            return False
-        exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        seen: dict[str, str] = {}  # shares identical packed values (imported lists repeat names)
-
-        def pack(doc: dict[str, Any]) -> tuple[str, str]:
-            fields = _SEP.join(str(doc.get(f) or "") for f in self.FIELDS)
-            return str(doc.get("number", "")), seen.setdefault(fields, fields)
-
-        removed: set[str] = set()
-        for list_name, rows in self.store.read_packed(pack).items():
-            if list_name == SUPPRESSED:
-                removed.update(number for number, _ in rows)
-                continue
-            for number, packed in rows:
-                if number.endswith("*"):
-                    prefixes[list_name][number[:-1]] = packed
-                else:
-                    exact[list_name][number] = packed
-        for number, entry in shipped_protected().items():
-            if number not in removed and number not in exact["protect"]:
-                exact["protect"][number] = pack(entry.to_json())[1]
-        seen.clear()
-        _release_freed_memory()
-        self._exact, self._prefixes = exact, prefixes
-        self._max_prefix = max((len(p) for d in prefixes.values() for p in d), default=0)
-        # the signature from *before* the read: a write racing with it shows up next time
-        self._signature = signature
-        self.loaded = True
-        return True
-
-    def sizes(self) -> dict[str, int]:
-        return {n: len(self._exact[n]) + len(self._prefixes[n]) for n in LIST_NAMES}
-
-    def match(self, list_name: str, key: str | None) -> Match | None:
-        """The exact entry for ``key``, else the longest prefix rule that covers it."""
-        if not key:
-            return None
-        packed = self._exact[list_name].get(key)
-        if packed is not None:
-            return Match(list_name, self._entry(key, packed), "exact")
-        prefixes = self._prefixes[list_name]
-        if prefixes and key.startswith("+"):
-            for length in range(min(len(key), self._max_prefix), 1, -1):
-                packed = prefixes.get(key[:length])
-                if packed is not None:
-                    return Match(list_name, self._entry(key[:length] + "*", packed), "prefix")
-        return None
-
-    def _entry(self, number: str, packed: str) -> Entry:
-        name, note, added, added_by, kind, organisation = packed.split(_SEP)
-        extra = {"organisation": organisation} if organisation else {}
-        return Entry(number, name, note, added_by, added, kind=kind or "number", extra=extra)

@@ -9,19 +9,20 @@ the back of the bank cards), the warning voice (CallGuard's, or a family recordi
 quiet hours; then a summary of what changed and what to do next.
 
 Every answer is checked as soon as it is given, with the same code that checks it elsewhere
-(:func:`~callguard.store.target_for` for numbers, :func:`~callguard.wavconv.read_wav` for a
-recording, :func:`~callguard.config.from_dict` for settings). A bad answer is explained and the
-question asked again; an empty answer moves on; EOF (Ctrl-D) or Ctrl-C stops the wizard.
+(:func:`~callguard.core.lists.target_for` for numbers,
+:func:`~callguard.audio.wavconv.read_wav` for a recording,
+:func:`~callguard.config.from_dict` for settings). A bad answer is explained and the question
+asked again; an empty answer moves on; EOF (Ctrl-D) or Ctrl-C stops the wizard.
 
 Every change is saved the moment it is confirmed, whole or not at all, so stopping at any
 point keeps what came before and nothing is half-written. List entries go through
-:meth:`Store.add <callguard.store.Store.add>` (``by="setup"``; a number on a conflicting list
+:meth:`Store.add <callguard.store.lists.Store.add>` (``by="setup"``; a number on a conflicting list
 is moved only after a "y"). A setting is written by :func:`set_toml_key`, which edits the
 commented TOML file line by line: it replaces the key's line in its ``[section]``, or adds it
 after the section's last setting, or adds the section at the end, and leaves every other line,
 comment and blank line as it was. The new text must parse, hold the new value, and pass
 :func:`~callguard.config.from_dict` (the checks :func:`~callguard.config.load` makes) before
-:func:`~callguard.storage.write_atomically` replaces the file, keeping its mode and owner.
+:func:`~callguard.store.files.write_atomically` replaces the file, keeping its mode and owner.
 
 The service is sandboxed (``ProtectHome=yes``, ``PrivateTmp=yes``) and runs as its own user,
 so a recording under /home, in /tmp, on a USB stick, or not readable by everyone, would make
@@ -41,11 +42,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from callguard import config as configuration
-from callguard import wavconv
+from callguard.audio import wavconv
+from callguard.core.lists import CONFLICTS, LIST_TITLES, WHY_CONFLICT, Entry, Target, target_for
+from callguard.core.numbers import NumberError
 from callguard.errors import CallGuardError, UsageError
-from callguard.numbers import NumberError
-from callguard.storage import Recovery, write_atomically
-from callguard.store import CONFLICTS, LIST_TITLES, WHY_CONFLICT, Entry, Store, Target, target_for
+from callguard.store.files import write_atomically
+from callguard.store.jsonfile import Recovery
+from callguard.store.lists import Store
 
 __all__ = [
     "RECORDING_NAME",

@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Both readers return the good lines as :class:`~callguard.store.ImportItem` and every bad line
+Both readers return the good lines as :class:`~callguard.core.lists.ImportItem` and every bad line
 as ``(line number, message)``, so the CLI can report all problems at once and write nothing
 unless ``--skip-invalid`` is given.
 
@@ -34,10 +34,10 @@ import re
 from pathlib import Path
 from typing import Final
 
+from callguard.core.lists import ImportItem, target_for
+from callguard.core.numbers import NumberError
 from callguard.errors import UsageError
-from callguard.numbers import NumberError
-from callguard.storage import UnreadableFile, read_regular_file
-from callguard.store import ImportItem, target_for
+from callguard.store.files import UnreadableFile, read_regular_file
 
 Problem = tuple[int, str]
 

@@ -2,9 +2,9 @@
 
 Theory of operation
 -------------------
-:func:`screen` is pure policy. It takes a :class:`~callguard.numbers.Caller`, something that
+:func:`screen` is pure policy. It takes a :class:`~callguard.core.numbers.Caller`, something that
 looks numbers up in the lists (:class:`Lookup`; the daemon's
-:class:`~callguard.store.ListIndex` is one), the ``[screening]`` settings and the time, and
+:class:`~callguard.store.index.ListIndex` is one), the ``[screening]`` settings and the time, and
 returns what to do with the call (:class:`Action`), why in one sentence a family member
 understands, and which rule and list entry decided it. It does no I/O and never reads the
 clock, so the call state machine and the tests can feed it anything.
@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import phonenumbers
 
+from callguard.core.numbers import Caller, Category
 from callguard.errors import UsageError
-from callguard.numbers import Caller, Category
 
 if TYPE_CHECKING:
     from callguard.config import ScreeningConfig
-    from callguard.store import Match
+    from callguard.core.lists import Match
 
 __all__ = [
     "CATEGORY_SETTINGS",
@@ -97,7 +97,7 @@ class Verdict:
 class Lookup(Protocol):
     """Finds a caller's key in a list: the exact entry, else the longest prefix rule covering it.
 
-    :class:`callguard.store.ListIndex` is one; tests can use a dict-backed fake.
+    :class:`callguard.store.index.ListIndex` is one; tests can use a dict-backed fake.
     """
 
     def match(self, list_name: str, key: str | None) -> Match | None: ...

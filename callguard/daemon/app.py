@@ -54,9 +54,11 @@ from types import FrameType
 from typing import Any
 
 from callguard import config as config_mod
-from callguard import linesense, screening
-from callguard.audio import Prompts, RoomSpeaker, Voice
-from callguard.call import (
+from callguard.audio.prompts import Prompts, Voice
+from callguard.audio.speaker import RoomSpeaker
+from callguard.config import Config
+from callguard.core import screening
+from callguard.core.call import (
     AfterCall,
     CallAction,
     CallBackReminder,
@@ -73,18 +75,20 @@ from callguard.call import (
     Timing,
     Warn,
 )
-from callguard.config import Config
-from callguard.indicators import Indicators
+from callguard.core.hook import Hook, HookChange
+from callguard.core.numbers import Caller, warm_up
+from callguard.daemon.systemd import Notifier
+from callguard.hardware import linesense
+from callguard.hardware.indicators import Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemError, ModemTransport, TransportStatus
 from callguard.modem.voice import VoicePlayer
-from callguard.numbers import Caller, warm_up
-from callguard.storage import file_signature
-from callguard.store import ListIndex, Store, now_local
-from callguard.systemd import Notifier
+from callguard.store.files import file_signature
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store, now_local
 from callguard.texts import shown
 
-log = logging.getLogger("callguard.daemon")
+log = logging.getLogger("callguard.daemon.app")
 
 LOOP_TICK_S = 0.2
 INDEX_CHECK_S = 2.0
@@ -345,12 +349,12 @@ class Daemon:
             return self.machine.ring(now)
         return []
 
-    def _hook(self, change: linesense.HookChange, now: Moment) -> list[CallAction]:
+    def _hook(self, change: HookChange, now: Moment) -> list[CallAction]:
         ago = max(0.0, now.mono - change.at)  # line sensing dates changes on the same clock
         began = Moment(now.mono - ago, now.wall - dt.timedelta(seconds=ago))
         self._status_dirty = True
         self._observe("hook", change)
-        if change.hook is linesense.Hook.OFF:
+        if change.hook is Hook.OFF:
             return self.machine.line_off_hook(began)
         return self.machine.line_on_hook(began)
 

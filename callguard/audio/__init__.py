@@ -1,0 +1,1 @@
+"""Spoken prompts (espeak-ng, cached) and the room speaker."""

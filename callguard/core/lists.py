@@ -1,0 +1,138 @@
+"""The family's lists as values: entries, what a person typed (a target), a match.
+
+Pure: no files, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from callguard.core.numbers import Caller, Category, parse_prefix, parse_typed
+from callguard.errors import UsageError
+
+LIST_NAMES = ("allow", "block", "protect")
+LIST_TITLES = {"allow": "allow list", "block": "block list", "protect": "protect list"}
+CONFLICTS = {"allow": ("block", "protect"), "block": ("allow",), "protect": ("allow",)}
+WHY_CONFLICT = {
+    "block": "calls from it are blocked",
+    "protect": "it is a number that never calls out, so a call showing it is a fake",
+    "allow": "the family wants calls from it to ring through",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of a list, as stored and as ``list --json`` prints it."""
+
+    number: str
+    name: str = ""
+    note: str = ""
+    added_by: str = ""
+    added: str = ""
+    updated: str = ""
+    kind: str = "number"  # number, short-code or prefix
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.kind == "prefix"
+
+    @property
+    def prefix(self) -> str:
+        return self.number.rstrip("*")
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {
+            "number": self.number,
+            "name": self.name,
+            "note": self.note,
+            "kind": self.kind,
+            "added_by": self.added_by,
+            "added": self.added,
+        }
+        if self.updated:
+            doc["updated"] = self.updated
+        doc.update(self.extra)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Entry:
+        known = {"number", "name", "note", "added_by", "added", "updated", "kind"}
+        return cls(
+            number=str(doc.get("number", "")),
+            name=str(doc.get("name") or ""),
+            note=str(doc.get("note") or ""),
+            added_by=str(doc.get("added_by") or ""),
+            added=str(doc.get("added") or ""),
+            updated=str(doc.get("updated") or ""),
+            kind=str(doc.get("kind") or "number"),
+            extra={k: v for k, v in doc.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a person asked to add or remove: a number, a short code or a prefix rule."""
+
+    number: str
+    kind: str
+    caller: Caller | None
+
+    def describe(self) -> str:
+        if self.kind == "prefix":
+            return f"numbers starting {self.number.rstrip('*')}"
+        assert self.caller is not None
+        place = f" ({self.caller.place})" if self.caller.place else ""
+        return f"{self.caller.display}{place}"
+
+
+def target_for(text: str, region: str, prefix: bool = False) -> Target:
+    """Parse what a person typed; :class:`NumberError` (exit 2) names the value and the fix."""
+    if prefix or text.strip().endswith("*"):
+        return Target(parse_prefix(text, region) + "*", "prefix", None)
+    caller = parse_typed(text, region)
+    assert caller.key is not None
+    kind = "short-code" if caller.category is Category.SHORT_CODE else "number"
+    return Target(caller.key, kind, caller)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    entry: Entry
+    updated: bool
+    moved_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """One good line of an import file."""
+
+    line: int
+    target: Target
+    name: str = ""
+    note: str = ""
+
+
+def check_list(name: str) -> None:
+    if name not in LIST_NAMES:
+        raise UsageError(f"{name!r} is not a list; use one of {', '.join(LIST_NAMES)}")
+
+
+def check_target(list_name: str, target: Target) -> None:
+    if list_name == "protect" and target.kind == "prefix":
+        raise UsageError(
+            f"the protect list takes whole numbers, not prefix rules ({target.describe()}): "
+            "a protected number is matched exactly. Add each number, e.g. "
+            "'callguard protect add \"0345 600 0000\"', or put the prefix on the block list"
+        )
+
+
+# -- the daemon's index ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    list_name: str
+    entry: Entry
+    how: str  # "exact" or "prefix"

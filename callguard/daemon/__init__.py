@@ -1,0 +1,1 @@
+"""The screening daemon: start in order, loop, carry out actions, stop in reverse."""

@@ -1,0 +1,1 @@
+"""GPIO devices (lights, button, line sensing), built from an injectable pin factory."""
