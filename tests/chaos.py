@@ -82,10 +82,19 @@ class Chaos:
             self.fail("stuck", "the sim saw a seizure the daemon did not report")
         self.on_hook_within(HOLD_S + 3.0, "after a blocked call")
 
-    def recovered(self, since: float) -> None:
+    def connected_since(self, mark: int) -> bool:
+        """The modem's newest state, reported after ``mark`` (or none since), is connected."""
+        states = [o.detail for o in self.r.seen if o.kind == "modem"]
+        before = [o.detail for o in self.r.seen[:mark] if o.kind == "modem"]
+        fresh = states[len(before) :]
+        return bool(fresh[-1].connected) if fresh else bool(states and states[-1].connected)
+
+    def recovered(self, since: float, mark: int) -> None:
         """The fault is over: connected and screening within RECOVER_S."""
         try:
-            wait_for(lambda: self.r.daemon.status()["modem"] == "connected", 30, "reconnect")
+            # a status read before the fault may still say connected: wait for the modem's
+            # own report after the fault began
+            wait_for(lambda: self.connected_since(mark), 30, "reconnect")
         except AssertionError:
             self.fail("stuck", "the modem did not reconnect within 30 s")
             return
@@ -104,14 +113,17 @@ class Chaos:
         self.blocked_call()
 
     def storm(self) -> None:
+        mark = len(self.r.seen)
         for _ in range(self.rng.randint(5, 40)):
             self.r.sim.unplug()
             time.sleep(self.rng.uniform(0.02, 0.05))
             self.r.sim.replug()
             time.sleep(self.rng.uniform(0.0, 0.05))
-        self.recovered(time.monotonic())
+        time.sleep(0.3)  # let the last unplug be noticed before judging the recovery
+        self.recovered(time.monotonic(), mark)
 
     def deaf_after_seize(self) -> None:
+        mark = len(self.r.seen)
         self.r.sim.place_call(Call(number=SCAM, rings=3))
         wait_for(lambda: self.r.sim.off_hook, 10, "the seizure")
         self.r.sim.hang()
@@ -119,7 +131,7 @@ class Chaos:
         time.sleep(deaf_s)
         self.r.sim.unhang()
         self.on_hook_within(15.0, f"after a {deaf_s:.1f} s deaf spell")
-        self.recovered(time.monotonic())
+        self.recovered(time.monotonic(), mark)
 
     def second_cid(self) -> None:
         handle = self.r.sim.place_call(Call(number=SCAM, rings=3))
@@ -145,11 +157,12 @@ class Chaos:
         self.clock_step(+1)
 
     def deaf_at_init(self) -> None:
+        mark = len(self.r.seen)
         self.r.sim.replug()
         self.r.sim.hang()
         time.sleep(self.rng.uniform(0.5, 4.0))
         self.r.sim.unhang()
-        self.recovered(time.monotonic())
+        self.recovered(time.monotonic(), mark)
 
     def answered_unknown(self) -> None:
         call = Call(number="02079460123", rings=3, answer_after_rings=1, talk_s=1.0)
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 rounds[fault] += 1
                 print(f"round {sum(rounds.values())}: {fault}", flush=True)
                 getattr(chaos, fault.replace("-", "_"))()
-            logged = [o.detail["call_id"] for o in r.seen if o.kind == "logged"]
+            logged = [o.detail.call_id for o in r.seen if o.kind == "logged"]
             wait_for(lambda: r.daemon.status()["unlogged_calls"] == 0, 30, "the log written")
             kept = {c.get("call_id") for c in store.calls()}
             missing = [i for i in logged if i not in kept]

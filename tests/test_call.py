@@ -67,7 +67,7 @@ def kinds(actions: list[CallAction]) -> list[type]:
 
 
 def logged(actions: list[CallAction]) -> dict[str, object]:
-    records = [a.record for a in actions if isinstance(a, LogCall)]
+    records = [a.record.to_json() for a in actions if isinstance(a, LogCall)]
     assert len(records) == 1, actions
     return records[0]
 
@@ -153,14 +153,14 @@ def test_ring_never_clears_caller_id_and_name_refines() -> None:
     m.caller_id(cid("02079460000", name=None), at(0))
     m.ring(at(0.5))
     assert m.caller_id(cid("02079460000", name="J SMITH"), at(0.6)) == []  # same burst
-    assert m.current is not None and m.current["name"] == "J SMITH"
-    assert m.current["number"] == "+442079460000"
+    assert m.current is not None and m.current.name == "J SMITH"
+    assert m.current.number == "+442079460000"
 
 
 def test_name_markers_are_not_names() -> None:
     m = machine()
     m.caller_id(cid("02079460000", name="O"), at(0))
-    assert m.current is not None and m.current["name"] is None
+    assert m.current is not None and m.current.name is None
 
 
 def test_a_new_call_ends_the_previous_one() -> None:
@@ -255,7 +255,7 @@ def test_a_20_minute_unknown_call_raises_the_alert_at_the_threshold() -> None:
     actions = m.tick(at(4 + 15 * 60))
     assert kinds(actions) == [GroomingAlert]
     alert = actions[0]
-    assert isinstance(alert, GroomingAlert) and alert.record["number"] == "+442079460000"
+    assert isinstance(alert, GroomingAlert) and alert.record.number == "+442079460000"
     assert m.tick(at(4 + 18 * 60)) == [] and m.next_deadline() is None  # once per call
     record = logged(m.line_on_hook(at(4 + 20 * 60)))
     assert record["grooming_alert"] is True and record["duration_s"] == pytest.approx(1200)
@@ -302,7 +302,7 @@ def test_a_half_second_drop_is_not_the_end_of_the_call() -> None:
         actions += m.tick(at(t))
         t = round(t + 0.1, 1)
     logs = [a.record for a in actions if isinstance(a, LogCall)]
-    assert len(logs) == 1 and logs[0]["duration_s"] == pytest.approx(1200, abs=0.2)
+    assert len(logs) == 1 and logs[0].duration_s == pytest.approx(1200, abs=0.2)
     assert kinds(actions).count(GroomingAlert) == 1
 
 
@@ -390,3 +390,10 @@ def test_a_clock_stepped_forward_does_not_raise_grooming_early_or_bend_durations
     assert m.tick(Moment(60.0, later)) == []
     record = logged(m.line_on_hook(Moment(64.0, later)))
     assert record["duration_s"] == 60.0 and record["grooming_alert"] is False
+
+
+@pytest.mark.parametrize("marker", ["WITHHELD", "ANONYMOUS", "P", "O", "out-of-area"])
+def test_an_absence_word_in_the_name_field_is_nobodys_name(marker: str) -> None:
+    m = machine()
+    m.caller_id(cid("02079460000", name=marker), at(0))
+    assert logged(m.tick(at(9)))["name"] is None

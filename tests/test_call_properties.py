@@ -138,7 +138,7 @@ def test_any_sequence_releases_every_seizure_in_time_and_never_seizes_an_allowed
             assert now.mono - line.held_since < HOLD_S
         for action in actions:
             if isinstance(action, LogCall):
-                duration = action.record["duration_s"]
+                duration = action.record.duration_s
                 assert duration is None or duration >= 0  # a wall step never bends durations
     line.carry_out(m.reset(at(), "stopped"), at())
     assert line.held_since is None  # nothing leaves the line off-hook at the end

@@ -25,7 +25,6 @@ from tinydb.storages import MemoryStorage
 
 from callguard.errors import CallGuardError
 from callguard.store import files as files_module
-from callguard.store import jsonfile as storage_module
 from callguard.store.files import StoreConflict, StoreError, file_signature
 from callguard.store.jsonfile import AtomicJSONStorage, Recovery, parse_tables
 from callguard.store.lock import StoreLocked, holds_lock, locked

@@ -52,12 +52,12 @@ import enum
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from callguard.core.numbers import Caller, from_caller_id
+from callguard.core.numbers import Caller, Category, from_caller_id
+from callguard.core.record import CallRecord
 from callguard.core.screening import Action as VerdictAction
 from callguard.core.screening import Verdict
-from callguard.modem.protocol import Absence, CallerId
+from callguard.modem.protocol import Absence, CallerId, absence_of
 
 Screen = Callable[[Caller, dt.datetime, str | None], Verdict]
 """Screening as the machine uses it: the caller, the time, and the caller-ID NAME if any."""
@@ -151,7 +151,7 @@ class GroomingAlert:
     """An unknown caller has kept the resident on the line for ``grooming.minutes``."""
 
     call_id: int
-    record: dict[str, Any]
+    record: CallRecord
 
 
 @dataclass(frozen=True)
@@ -167,7 +167,7 @@ class Screened:
 class LogCall:
     """Append this record to the call log."""
 
-    record: dict[str, Any]
+    record: CallRecord
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ CallAction = (
 
 def _real_name(name: str | None) -> str | None:
     """A caller-ID NAME, or None for the absence markers some networks send there (O, P)."""
-    if not name or name.strip().upper() in ("O", "P", "PRIVATE", "UNAVAILABLE", "OUT-OF-AREA"):
+    if not name or absence_of(name) is not None:  # NAME = WITHHELD is nobody's name
         return None
     return name.strip()
 
@@ -264,7 +264,7 @@ class CallMachine:
         return LineState.IDLE
 
     @property
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> CallRecord | None:
         call = self._call
         if call is None:
             return None
@@ -457,7 +457,7 @@ class CallMachine:
             actions.append(AfterCall(call.call_id))
         return actions
 
-    def _record(self, call: _Call, now: Moment, ended: bool) -> dict[str, Any]:
+    def _record(self, call: _Call, now: Moment, ended: bool) -> CallRecord:
         caller, verdict = call.caller, call.verdict
         answered: bool | None
         duration: float | None = None
@@ -474,23 +474,23 @@ class CallMachine:
         reason = verdict.reason if verdict else "Screening..."
         if "no caller ID" in call.notes:
             reason = "No caller ID was received. " + reason
-        return {
-            "call_id": call.call_id,
-            "started": call.started.wall.isoformat(timespec="seconds"),
-            "ended": now.wall.isoformat(timespec="seconds") if ended else None,
-            "number": caller.key if caller else None,
-            "display": caller.display if caller else None,
-            "category": str(caller.category) if caller else "unavailable",
-            "name": call.name or (verdict.name if verdict else None),
-            "verdict": str(verdict.action) if verdict else None,
-            "rule": verdict.rule if verdict else None,
-            "reason": reason,
-            "answered": answered,
-            "duration_s": duration,
-            "rings": call.rings,
-            "caller_id": call.had_caller_id,
-            "impersonation": bool(verdict and verdict.impersonation),
-            "grooming_alert": call.alerted,
-            "name_claim": bool(verdict and verdict.rule == "name-claim"),
-            "notes": list(call.notes),
-        }
+        return CallRecord(
+            call_id=call.call_id,
+            started=call.started.wall,
+            ended=now.wall if ended else None,
+            number=caller.key if caller else None,
+            display=caller.display if caller else None,
+            category=caller.category if caller else Category.UNAVAILABLE,
+            name=call.name or (verdict.name if verdict else None),
+            verdict=verdict.action if verdict else None,
+            rule=verdict.rule if verdict else None,
+            reason=reason,
+            answered=answered,
+            duration_s=duration,
+            rings=call.rings,
+            caller_id=call.had_caller_id,
+            impersonation=bool(verdict and verdict.impersonation),
+            grooming_alert=call.alerted,
+            name_claim=bool(verdict and verdict.rule == "name-claim"),
+            notes=tuple(call.notes),
+        )

@@ -50,6 +50,7 @@ from phonenumbers import (
 )
 
 from callguard.errors import UsageError
+from callguard.modem.protocol import absence_of
 
 __all__ = [
     "DRAMA_RANGES",
@@ -162,10 +163,6 @@ DRAMA_RANGES: Final[tuple[tuple[int, str, Category], ...]] = (
 """(country code, national-number prefix, category) of ten-digit ranges phonenumbers calls
 invalid but Ofcom reserves for TV and radio drama, so they can never belong to a real subscriber."""
 
-_WITHHELD_WORDS: Final = frozenset(
-    {"P", "PRIVATE", "WITHHELD", "ANONYMOUS", "BLOCKED", "RESTRICTED"}
-)
-_UNAVAILABLE_WORDS: Final = frozenset({"O", "OUT-OF-AREA", "OUT OF AREA", "UNAVAILABLE", "UNKNOWN"})
 _SEPARATORS: Final = re.compile(r"[\s().\-/]+")
 _MODEM_NUMBER: Final = re.compile(r"\+?[0-9]+")
 _ANY_DIGIT: Final = re.compile(r"[0-9]")
@@ -199,10 +196,10 @@ def from_caller_id(
     if absence is not None:
         return _absent(_absence_category(absence), text)
     value = text.strip()
-    word = value.upper()
-    if word in _WITHHELD_WORDS:
-        return _absent(Category.WITHHELD, text)
-    if not value or word in _UNAVAILABLE_WORDS or not _ANY_DIGIT.search(value):
+    marker = absence_of(value)
+    if marker is not None:
+        return _absent(_absence_category(marker), text)
+    if not _ANY_DIGIT.search(value):
         return _absent(Category.UNAVAILABLE, text)
     try:
         found = _caller_id_lookup(_SEPARATORS.sub("", value), region.strip().upper())

@@ -77,6 +77,7 @@ from callguard.core.call import (
 )
 from callguard.core.hook import Hook, HookChange
 from callguard.core.numbers import Caller, warm_up
+from callguard.core.record import CallRecord
 from callguard.daemon.systemd import Notifier
 from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
@@ -118,6 +119,10 @@ class Observed:
 
     kind: str  # "modem", "screened", "seized", "released", "warned", "logged", "reloaded"
     detail: Any = None
+
+
+def _json(record: CallRecord | None) -> dict[str, Any] | None:
+    return record.to_json() if record is not None else None
 
 
 class Daemon:
@@ -172,10 +177,10 @@ class Daemon:
         self._off_hook = False
         self._on_hook_failures = 0
         self._on_hook_retry_at = 0.0
-        self._unlogged: collections.deque[dict[str, Any]] = collections.deque(maxlen=UNLOGGED_MAX)
+        self._unlogged: collections.deque[CallRecord] = collections.deque(maxlen=UNLOGGED_MAX)
         self._modem: TransportStatus | None = None
         self._status_dirty = True
-        self._last_call: dict[str, Any] | None = None
+        self._last_call: CallRecord | None = None
         self._counts = {"calls": 0, "blocked": 0, "warned": 0, "impersonations": 0}
         self._started = clock()
         self._last_index_check = 0.0
@@ -493,7 +498,7 @@ class Daemon:
 
     def _grooming_alert(self, action: GroomingAlert) -> None:
         record = action.record
-        who = record.get("display") or record.get("category")
+        who = record.display or record.category.value
         minutes = self.config.grooming.minutes
         log.warning(
             "GROOMING ALERT: an unknown caller (%s) has kept the line for over %g minutes; "
@@ -501,20 +506,20 @@ class Daemon:
             who,
             minutes,
         )
-        self.store.raise_alert(record)
+        self.store.raise_alert(record.to_json())
         self._check_alert(force=True)
         if self.indicators is not None:
             self.indicators.alert_blinking()
         self._observe("grooming-alert", record)
 
-    def _log_call(self, record: dict[str, Any]) -> None:
+    def _log_call(self, record: CallRecord) -> None:
         self._last_call = record
-        if record.get("grooming_alert") and self.indicators is not None and self._alert_active:
+        if record.grooming_alert and self.indicators is not None and self._alert_active:
             self.indicators.alert_steady()  # the call is over; the light stays until ack
         self._counts["calls"] += 1
-        if record.get("verdict") in ("blocked", "warned"):
-            self._counts[str(record["verdict"])] += 1
-        if record.get("impersonation"):
+        if record.suspicious and record.verdict is not None:
+            self._counts[record.verdict.value] += 1
+        if record.impersonation:
             self._counts["impersonations"] += 1
         self._status_dirty = True
         self._unlogged.append(record)
@@ -525,7 +530,7 @@ class Daemon:
         """Write the records not yet in the log, oldest first; keep them if the card refuses."""
         while self._unlogged:
             try:
-                self.store.append_call(self._unlogged[0])
+                self.store.append_call(self._unlogged[0].to_json())
             except Exception as exc:
                 log.error(
                     "could not write the call log (%s); %d call(s) kept in memory until it can",
@@ -540,7 +545,9 @@ class Daemon:
         try:
             self.transport.after_call()
         except ModemError as exc:
+            # caller ID may be off (some firmware forgets it): init asserts it again
             log.warning("could not re-enable caller ID after the call: %s", exc)
+            self.transport.reinitialise("it did not answer after a call")
 
     def _observe(self, kind: str, detail: Any = None) -> None:
         if self.observer is not None:
@@ -655,8 +662,8 @@ class Daemon:
             },
             "line": self._line_state().value,
             "off_hook": self._off_hook,
-            "current_call": self.machine.current,
-            "last_call": self._last_call,
+            "current_call": _json(self.machine.current),
+            "last_call": _json(self._last_call),
             "grooming_alert": self._alert_active,
             "indicators": {
                 "alert_led": self.indicators.alert_state if self.indicators else "off",

@@ -276,7 +276,7 @@ _CID_FIELD_RE = re.compile(
     r"^\s*(DATE|TIME|DDN_NMBR|NMBR|NAME|MESG)\s*=\s?(.*?)\s*$", re.IGNORECASE
 )
 
-_ABSENCE_WORDS: dict[str, Absence] = {
+ABSENCE_WORDS: dict[str, Absence] = {
     "P": Absence.WITHHELD,
     "PRIVATE": Absence.WITHHELD,
     "WITHHELD": Absence.WITHHELD,
@@ -290,6 +290,14 @@ _ABSENCE_WORDS: dict[str, Absence] = {
     "UNKNOWN": Absence.UNAVAILABLE,
     "": Absence.UNAVAILABLE,
 }
+
+"""What networks send instead of a number (or a name): the one table of these words."""
+
+
+def absence_of(text: str) -> Absence | None:
+    """The absence that ``text`` stands for (``P``, ``PRIVATE``, ``O`` ...), or None for a value."""
+    return ABSENCE_WORDS.get(text.strip().upper())
+
 
 _NUMBER_RE = re.compile(r"^\+?[0-9][0-9 ()\-.]*$")
 _VOLTS_RE = re.compile(r"^([+-]?\d{1,3}(?:\.\d+)?)\s*V?$", re.IGNORECASE)
@@ -310,8 +318,8 @@ def classify_number(raw: str) -> tuple[str | None, Absence | None]:
     """Split an NMBR value into (digits, None) or (None, why there is no number)."""
     value = raw.strip()
     word = value.upper()
-    if word in _ABSENCE_WORDS:
-        return None, _ABSENCE_WORDS[word]
+    if word in ABSENCE_WORDS:
+        return None, ABSENCE_WORDS[word]
     if _NUMBER_RE.match(value):
         digits = re.sub(r"[^0-9]", "", value)
         return ("+" + digits if value.startswith("+") else digits), None

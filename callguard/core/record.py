@@ -1,0 +1,64 @@
+"""The call record: what happened on one call, as the log, the status, the alert and the CLI
+show it. One type, one :meth:`CallRecord.to_json`, so the fields are written in one place."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from callguard.core.numbers import Category
+from callguard.core.screening import Action
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call. ``ended`` is None while it goes on; ``answered`` None when nothing could tell
+    (no line sensing); ``duration_s`` only for an answered call that has ended."""
+
+    call_id: int
+    started: dt.datetime
+    ended: dt.datetime | None
+    number: str | None
+    display: str | None
+    category: Category
+    name: str | None
+    verdict: Action | None
+    rule: str | None
+    reason: str
+    answered: bool | None
+    duration_s: float | None
+    rings: int
+    caller_id: bool
+    impersonation: bool
+    grooming_alert: bool
+    name_claim: bool
+    notes: tuple[str, ...]
+
+    @property
+    def suspicious(self) -> bool:
+        """Blocked or warned: a call the family may want to look at."""
+        return self.verdict in (Action.BLOCK, Action.WARN)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``log --json``, ``status --json`` and the alert file give it."""
+        return {
+            "call_id": self.call_id,
+            "started": self.started.isoformat(timespec="seconds"),
+            "ended": self.ended.isoformat(timespec="seconds") if self.ended else None,
+            "number": self.number,
+            "display": self.display,
+            "category": self.category.value,
+            "name": self.name,
+            "verdict": self.verdict.value if self.verdict else None,
+            "rule": self.rule,
+            "reason": self.reason,
+            "answered": self.answered,
+            "duration_s": self.duration_s,
+            "rings": self.rings,
+            "caller_id": self.caller_id,
+            "impersonation": self.impersonation,
+            "grooming_alert": self.grooming_alert,
+            "name_claim": self.name_claim,
+            "notes": list(self.notes),
+        }
