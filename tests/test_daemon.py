@@ -100,7 +100,7 @@ def test_modem_unplugged_mid_call_is_logged_and_screening_resumes(running: Runni
 def test_block_announcement_is_spoken_to_the_caller_then_released(tmp_path: Path) -> None:
     Store(tmp_path / "state").add("block", target_for("0113 496 0000", "GB"), name="scam")
     with Running(tmp_path, {"block": {"announce": True}}) as r:
-        wait_for(lambda: r.daemon._announcement, 20, "the announcement to be prepared")
+        wait_for(lambda: r.daemon.actions.announcement, 20, "the announcement to be prepared")
         record, logged = r.call(Call(number="01134960000", rings=3))
         assert record.outcome == "seized" and record.rings == []  # still before the first ring
         session = r.sim.voice_sessions[-1]

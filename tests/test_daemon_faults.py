@@ -51,7 +51,7 @@ def test_a_modem_deaf_after_a_seizure_is_retried_until_the_line_is_down(tmp_path
         r.sim.place_call(Call(number="01134960000", rings=3))
         wait_for(lambda: r.sim.off_hook and seized(r), 10, "the seizure")
         r.sim.hang()  # deaf from just after ATH1: ATH0 gets no answer
-        wait_for(lambda: r.daemon._on_hook_failures >= 1, 10, "a failed release")
+        wait_for(lambda: r.daemon.actions.on_hook_failures >= 1, 10, "a failed release")
         assert r.sim.off_hook
         status = r.daemon.status()
         assert status["off_hook"] is True and status["line"] == "in-call"  # never "idle"

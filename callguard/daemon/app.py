@@ -1,34 +1,28 @@
-"""The daemon: wires the modem, the call machine, the lists and the log together.
+"""The daemon: starts the parts in order, runs the main loop, stops them in reverse.
 
 Theory of operation
 -------------------
 This is the imperative shell around the pure core (protocol, call machine, screening). One
-thread, the *main loop*, owns the call machine and carries out its actions; everything else
-talks to it through a queue:
+thread, the *main loop*, owns the call machine; the :class:`~callguard.daemon.actions.ActionRunner`
+carries out its actions and the :class:`~callguard.daemon.status.StatusBoard` keeps what
+``callguard status`` shows. Everything else talks to the loop through a queue:
 
 * the transport's reader thread puts modem events on the queue (it must never block);
 * the transport's supervisor reports connected/disconnected on the queue;
+* line sensing and the button put their changes on the queue;
 * SIGTERM/SIGINT and SIGHUP only set flags (a signal handler must not take a lock that the
   interrupted main thread may hold), which the loop reads at least every
   :data:`LOOP_TICK_S`.
 
-Start-up is in order (config, store and index, modem, status) and shut-down in reverse, in
-``finally``, so the line is put on-hook on every way out: the transport's init says ``ATH0``
-first, a seized call is released when its hold time is up, a fault while handling a call ends
-that call (it rings through) and puts the line on-hook, and stopping says ``ATH0`` before the
-port is closed. A fault never stops the daemon.
-
-Off-hook is a state the daemon owns. Every ``Seize`` sets it; only a modem that confirms
-``ATH0`` (or a re-initialisation, which says ``ATH0`` first) clears it. A release that is not
-confirmed is retried on a timer (:data:`ON_HOOK_RETRY_S`, doubling to :data:`ON_HOOK_RETRY_MAX_S`)
-for as long as it takes, and after every :data:`REINIT_AFTER_FAILURES` failures the transport is
-asked to reconnect and re-initialise. ``status`` shows the line as in a call while it is held.
+Start-up is in order (config, store and index, modem, line sensing, lights, audio, status) and
+shut-down in reverse, in ``finally``, so the line is put on-hook on every way out: the
+transport's init says ``ATH0`` first, every end of a seized call releases it (and the runner
+keeps trying until the modem confirms), a fault while handling a call ends that call (it rings
+through), and stopping says ``ATH0`` (bounded, DTR dropped if the modem is deaf) before the port
+is closed. A fault never stops the daemon.
 
 Time: deadlines run on a monotonic clock (``monotonic``, injectable); the wall clock (``clock``)
 is only written down. A Pi with no real-time clock steps its wall clock at NTP sync.
-
-A call record that cannot be written (a full or read-only SD card) is kept in memory (up to
-:data:`UNLOGGED_MAX` records) and written when the card takes it again.
 
 systemd: ``READY=1`` once the modem has been tried, ``WATCHDOG=1`` from the main loop while the
 modem link is not wedged (so a wedged loop or transport is restarted), ``RELOADING=1`` on
@@ -37,12 +31,10 @@ SIGHUP, ``STOPPING=1`` on the way out.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import os
 import queue
 import signal
 import threading
@@ -59,44 +51,31 @@ from callguard.audio.speaker import RoomSpeaker
 from callguard.config import Config
 from callguard.core import screening
 from callguard.core.call import (
-    AfterCall,
     CallAction,
-    CallBackReminder,
     CallMachine,
-    GroomingAlert,
     LineState,
     LogCall,
     Moment,
     Phase,
-    Release,
-    Screened,
     Seize,
-    SpeakOnLine,
     Timing,
-    Warn,
 )
 from callguard.core.hook import Hook, HookChange
 from callguard.core.numbers import Caller, warm_up
-from callguard.core.record import CallRecord
+from callguard.daemon.actions import ActionRunner
+from callguard.daemon.status import Live, StatusBoard
 from callguard.daemon.systemd import Notifier
 from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
-from callguard.modem.transport import ModemError, ModemTransport, TransportStatus
-from callguard.modem.voice import VoicePlayer
-from callguard.store.files import file_signature
+from callguard.modem.transport import ModemTransport, TransportStatus
 from callguard.store.index import ListIndex
 from callguard.store.lists import Store, now_local
-from callguard.texts import shown
 
 log = logging.getLogger("callguard.daemon.app")
 
 LOOP_TICK_S = 0.2
 INDEX_CHECK_S = 2.0
-ON_HOOK_RETRY_S = 1.0
-ON_HOOK_RETRY_MAX_S = 5.0
-REINIT_AFTER_FAILURES = 2
-UNLOGGED_MAX = 1000
 VOICE_JOIN_ON_STOP_S = 2.0
 
 
@@ -119,10 +98,6 @@ class Observed:
 
     kind: str  # "modem", "screened", "seized", "released", "warned", "logged", "reloaded"
     detail: Any = None
-
-
-def _json(record: CallRecord | None) -> dict[str, Any] | None:
-    return record.to_json() if record is not None else None
 
 
 class Daemon:
@@ -164,25 +139,21 @@ class Daemon:
             on_played=lambda path: self._observe("room-warning", path),
         )
         self.line_sense: linesense.LineSense = linesense.NoLineSense()
-        self._voice_thread: threading.Thread | None = None
-        self._seize_pause = contextlib.ExitStack()
         self.pin_factory = pin_factory
         self.indicators: Indicators | None = None
-        self._alert_active = False
-        self._alert_signature: tuple[int, int, int] | None = None
-        self._announcement: bytes | None = None
+        self.board = StatusBoard(clock, config.modem.port)
+        self.actions = ActionRunner(
+            config,
+            store=self.store,
+            prompts=self.prompts,
+            speaker=self.speaker,
+            board=self.board,
+            observe=self._observe,
+            monotonic=monotonic,
+        )
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
-        self._off_hook = False
-        self._on_hook_failures = 0
-        self._on_hook_retry_at = 0.0
-        self._unlogged: collections.deque[CallRecord] = collections.deque(maxlen=UNLOGGED_MAX)
-        self._modem: TransportStatus | None = None
-        self._status_dirty = True
-        self._last_call: CallRecord | None = None
-        self._counts = {"calls": 0, "blocked": 0, "warned": 0, "impersonations": 0}
-        self._started = clock()
         self._last_index_check = 0.0
         self._last_watchdog = 0.0
 
@@ -223,6 +194,7 @@ class Daemon:
             on_status=lambda status: self._queue.put(("status", status)),
         )
         self.transport.add_listener(lambda event: self._queue.put(("modem", event)))
+        self.actions.transport = self.transport
         try:
             self.transport.start()
             self.line_sense = linesense.build(
@@ -234,6 +206,7 @@ class Daemon:
                 off_hook_below_v=self.config.line_sense.off_hook_below_v,
             )
             self.line_sense.start()
+            self.actions.line_sense = self.line_sense
             self._start_indicators()
             self._start_audio()
             self.transport.wait_connected(5.0)
@@ -258,29 +231,12 @@ class Daemon:
             pin_factory=self.pin_factory,
         )
         self.indicators.modem(False)
-        self._check_alert(force=True)
-        if self._alert_active:
+        self.actions.indicators = self.indicators
+        self.actions.follow_alert(self.machine.line, force=True)
+        if self.actions.alert_active:
             log.warning("the grooming alert from before the restart is still on")
         if self.machine.grooming_minutes is None:
             log.info("the grooming alert is off: it needs line sensing (line_sense.source)")
-
-    def _check_alert(self, force: bool = False) -> None:
-        """Follow the alert file: `callguard ack` may have cleared it while we run."""
-        signature = file_signature(self.store.alert_path)
-        if not force and signature == self._alert_signature:
-            return
-        self._alert_signature = signature
-        active = self.store.alert_active()
-        if active != self._alert_active:
-            self._status_dirty = True
-        self._alert_active = active
-        if self.indicators is None:
-            return
-        if not active:
-            self.indicators.alert_off()
-        elif self.indicators.alert_state == "off":
-            in_call = self.machine.line.value == "in-call"
-            self.indicators.alert_blinking() if in_call else self.indicators.alert_steady()
 
     def _start_audio(self) -> None:
         self.speaker.start()
@@ -298,7 +254,7 @@ class Daemon:
                 if self.config.warning.line:
                     self.prompts.modem_bytes("warning")
                 if self.config.block.announce:
-                    self._announcement = self.prompts.modem_bytes("announcement")
+                    self.actions.announcement = self.prompts.modem_bytes("announcement")
             except Exception:
                 log.exception("could not prepare the spoken prompts")
 
@@ -338,9 +294,9 @@ class Daemon:
             elif kind == "hook":
                 actions = self._hook(payload, now)
             elif kind == "ack":
-                self._acknowledge(payload)
+                self.actions.acknowledge(payload, self.machine.line)
             actions += self.machine.tick(now)
-            self._execute(actions)
+            self.actions.execute(actions, self.machine.line)
             self.line_sense.set_active(self.machine.wants_line_state(now))
         except Exception:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
@@ -350,35 +306,28 @@ class Daemon:
         if isinstance(event, CallerId):
             return self.machine.caller_id(event, now)
         if isinstance(event, Ring):
-            self._status_dirty = True
+            self.board.changed()
             return self.machine.ring(now)
         return []
 
     def _hook(self, change: HookChange, now: Moment) -> list[CallAction]:
         ago = max(0.0, now.mono - change.at)  # line sensing dates changes on the same clock
         began = Moment(now.mono - ago, now.wall - dt.timedelta(seconds=ago))
-        self._status_dirty = True
+        self.board.changed()
         self._observe("hook", change)
         if change.hook is Hook.OFF:
             return self.machine.line_off_hook(began)
         return self.machine.line_on_hook(began)
 
-    def _acknowledge(self, by: str) -> None:
-        if self.store.ack_alert(by=by) is not None:
-            log.info("grooming alert acknowledged by %s", by)
-        self._check_alert(force=True)
-        self._observe("acknowledged", by)
-
     def _modem_status(self, status: TransportStatus, now: Moment) -> list[CallAction]:
-        self._modem = status
-        self._status_dirty = True
+        self.board.modem_changed(status)
         if self.indicators is not None:
             self.indicators.modem(status.connected)
         self._observe("modem", status)
         if status.connected:
-            if self._off_hook:  # init says ATH0 first, and only a confirmed one gets here
+            if self.actions.off_hook:  # init says ATH0 first; only a confirmed one gets here
                 log.warning("the modem was re-initialised: the line is on-hook again")
-            self._line_down()
+            self.actions.line_down()
             return []
         return self.machine.modem_lost(now)
 
@@ -386,168 +335,10 @@ class Daemon:
         """After a fault: abandon the call (it rings through) and make sure of on-hook."""
         try:
             actions = self.machine.reset(now, "CallGuard hit an error handling this call")
-            self._execute([a for a in actions if not isinstance(a, Seize)])
+            self.actions.execute([a for a in actions if not isinstance(a, Seize)], LineState.IDLE)
         except Exception:
             log.exception("could not log the call after an error")
-        if self._off_hook and not self._on_hook_failures:  # not already being retried
-            self._release()
-
-    # -- actions -----------------------------------------------------------------------------
-
-    def _execute(self, actions: list[CallAction]) -> None:
-        for action in actions:
-            if isinstance(action, Seize):
-                self._seize()
-            elif isinstance(action, Release):
-                self._release()
-            elif isinstance(action, Screened):
-                self._screened(action.caller, action.verdict)
-            elif isinstance(action, Warn):
-                self._warn(action)
-            elif isinstance(action, SpeakOnLine):
-                self._speak_on_line()
-            elif isinstance(action, GroomingAlert):
-                self._grooming_alert(action)
-            elif isinstance(action, CallBackReminder):
-                log.info("the phone was picked up soon after a suspicious call: reminding")
-                self.speaker.remind()
-                self._observe("call-back-reminder", action)
-            elif isinstance(action, LogCall):
-                self._log_call(action.record)
-            elif isinstance(action, AfterCall):
-                self._after_call()
-
-    def _seize(self) -> None:
-        assert self.transport is not None
-        self._off_hook = True  # assume the worst until the line is known to be on-hook
-        if self.config.block.announce and self._announcement:
-            # the voice session takes the line itself (AT+VLS=1), speaks, and puts it down
-            with self.line_sense.pause():
-                result = VoicePlayer(self.transport).play(self._announcement)
-            self._off_hook = not result.on_hook
-            self._observe("seized")
-            return
-        reply = self.transport.command("ATH1", timeout_s=2.0)
-        # our own off-hook looks like a lifted phone to the line sensor: not a reading until
-        # released (entered after ATH1: nothing may delay the seize; a pending reading is dropped)
-        self._seize_pause.enter_context(self.line_sense.pause())
-        if not reply.ok:
-            raise ModemError(f"the modem would not take the line: {reply.describe()}")
-        self._observe("seized")
-
-    def _release(self) -> None:
-        """Put the line down; if the modem does not confirm, keep trying (see the docstring)."""
-        assert self.transport is not None
-        confirmed = False
-        try:
-            confirmed = self.transport.on_hook(attempts=2, attempt_timeout_s=1.0)
-        except ModemError as exc:
-            log.error("could not put the line on-hook: %s", exc)
-        if confirmed:
-            self._line_down()
-            self._observe("released")
-            return
-        self._on_hook_failures += 1
-        delay = min(ON_HOOK_RETRY_MAX_S, ON_HOOK_RETRY_S * 2 ** (self._on_hook_failures - 1))
-        self._on_hook_retry_at = self.monotonic() + delay
-        self._status_dirty = True
-        log.critical(
-            "the modem did not confirm that the line is on-hook (try %d); trying again in "
-            "%.0f s, and re-initialising the modem if it still does not answer",
-            self._on_hook_failures,
-            delay,
-        )
-        if self._on_hook_failures % REINIT_AFTER_FAILURES == 0:
-            self.transport.reinitialise("it did not confirm on-hook after a blocked call")
-
-    def _line_down(self) -> None:
-        """The modem has confirmed on-hook: CallGuard no longer holds the line."""
-        if self._off_hook or self._on_hook_failures:
-            self._status_dirty = True
-        self._off_hook = False
-        self._on_hook_failures = 0
-        self._seize_pause.close()
-
-    def _screened(self, caller: Caller, verdict: screening.Verdict) -> None:
-        self._status_dirty = True
-        log.info("call from %s: %s", shown(caller.display), shown(verdict.reason))
-        self._observe("screened", (caller, verdict))
-
-    def _warn(self, action: Warn) -> None:
-        self.speaker.warn(action.caller, strong=action.strong)
-        self._observe("warned", action)
-
-    def _speak_on_line(self) -> None:
-        """Join the answered call in voice mode, speak the warning, leave (worker thread)."""
-        if self._voice_thread is not None and self._voice_thread.is_alive():
-            return
-        transport = self.transport
-        assert transport is not None
-
-        def speak() -> None:
-            try:
-                audio = self.prompts.modem_bytes("warning")
-                with self.line_sense.pause():
-                    result = VoicePlayer(transport).play(audio)
-                self._observe("line-warning", result)
-            except Exception:
-                log.exception("could not speak the warning down the line")
-
-        self._voice_thread = threading.Thread(target=speak, name="line-warning", daemon=True)
-        self._voice_thread.start()
-
-    def _grooming_alert(self, action: GroomingAlert) -> None:
-        record = action.record
-        who = record.display or record.category.value
-        minutes = self.config.grooming.minutes
-        log.warning(
-            "GROOMING ALERT: an unknown caller (%s) has kept the line for over %g minutes; "
-            "the alert light is on until someone acknowledges it",
-            who,
-            minutes,
-        )
-        self.store.raise_alert(record.to_json())
-        self._check_alert(force=True)
-        if self.indicators is not None:
-            self.indicators.alert_blinking()
-        self._observe("grooming-alert", record)
-
-    def _log_call(self, record: CallRecord) -> None:
-        self._last_call = record
-        if record.grooming_alert and self.indicators is not None and self._alert_active:
-            self.indicators.alert_steady()  # the call is over; the light stays until ack
-        self._counts["calls"] += 1
-        if record.suspicious and record.verdict is not None:
-            self._counts[record.verdict.value] += 1
-        if record.impersonation:
-            self._counts["impersonations"] += 1
-        self._status_dirty = True
-        self._unlogged.append(record)
-        self._write_unlogged()
-        self._observe("logged", record)
-
-    def _write_unlogged(self) -> None:
-        """Write the records not yet in the log, oldest first; keep them if the card refuses."""
-        while self._unlogged:
-            try:
-                self.store.append_call(self._unlogged[0].to_json())
-            except Exception as exc:
-                log.error(
-                    "could not write the call log (%s); %d call(s) kept in memory until it can",
-                    exc,
-                    len(self._unlogged),
-                )
-                return
-            self._unlogged.popleft()
-
-    def _after_call(self) -> None:
-        assert self.transport is not None
-        try:
-            self.transport.after_call()
-        except ModemError as exc:
-            # caller ID may be off (some firmware forgets it): init asserts it again
-            log.warning("could not re-enable caller ID after the call: %s", exc)
-            self.transport.reinitialise("it did not answer after a call")
+        self.actions.release_after_fault()
 
     def _observe(self, kind: str, detail: Any = None) -> None:
         if self.observer is not None:
@@ -560,9 +351,8 @@ class Daemon:
 
     def _housekeeping(self) -> None:
         mono = self.monotonic()
-        retry_due = self._on_hook_failures and mono >= self._on_hook_retry_at
-        if self._off_hook and retry_due and self.machine.phase is not Phase.SEIZED:
-            self._release()
+        if self.machine.phase is not Phase.SEIZED:  # a held block is released by its deadline
+            self.actions.release_if_due(mono)
         if self.notifier.watchdog_interval_s and mono - self._last_watchdog >= min(
             self.notifier.watchdog_interval_s, 5.0
         ):
@@ -571,17 +361,17 @@ class Daemon:
                 self._last_watchdog = mono
                 self.notifier.watchdog()
             # else: no ping; systemd restarts a daemon whose modem link is wedged
-        if self._unlogged and self.machine.line is LineState.IDLE:
-            self._write_unlogged()
+        if self.actions.unlogged and self.machine.line is LineState.IDLE:
+            self.actions.write_unlogged()
         if self.machine.line is LineState.IDLE and mono - self._last_index_check >= INDEX_CHECK_S:
             self._last_index_check = mono
             with contextlib.suppress(Exception):
                 if self.index.refresh():
                     log.info("lists reloaded: %s", self.index.sizes())
-                    self._status_dirty = True
+                    self.board.changed()
         with contextlib.suppress(Exception):
-            self._check_alert()
-        if self._status_dirty:
+            self.actions.follow_alert(self.machine.line)
+        if self.board.dirty:
             self._write_status()
 
     def _screen(self, caller: Caller, now: dt.datetime, name: str | None) -> screening.Verdict:
@@ -626,57 +416,45 @@ class Daemon:
             self.machine.line_warning = new.warning.line and self.line_sense.name != "none"
             self.prompts.voice = _voice(self.config)
             self.speaker.set_command(new.warning.room_command)
+            self.actions.config = self.config
             log.info("SIGHUP: configuration reloaded from %s", new.source)
         with contextlib.suppress(Exception):
             self.index.loaded = False
             self.index.refresh()
-        self._status_dirty = True
+        self.board.changed()
         self._observe("reloaded")
         self.notifier.ready(self._status_line())
 
     def _line_state(self) -> LineState:
-        if self._off_hook and self.machine.line is LineState.IDLE:
+        if self.actions.off_hook and self.machine.line is LineState.IDLE:
             return LineState.IN_CALL  # CallGuard still holds the line; it keeps trying
         return self.machine.line
 
+    def _live(self) -> Live:
+        ind = self.indicators
+        return Live(
+            line=self._line_state(),
+            off_hook=self.actions.off_hook,
+            on_hook_failures=self.actions.on_hook_failures,
+            current_call=self.machine.current,
+            grooming_alert=self.actions.alert_active,
+            indicators={
+                "alert_led": ind.alert_state if ind else "off",
+                "detail": ind.detail if ind else "not started",
+            },
+            line_sense={"source": self.line_sense.name, "detail": self.line_sense.detail},
+            lists=self.index.sizes(),
+            unlogged_calls=len(self.actions.unlogged),
+        )
+
     def _status_line(self) -> str:
-        modem = self._modem.detail if self._modem else "modem not found yet"
-        held = "; LINE HELD OFF-HOOK, retrying" if self._on_hook_failures else ""
-        return f"{self._line_state().value}{held}; {modem}"
+        return self.board.line_text(self._live())
 
     def status(self, state: str = "running") -> dict[str, Any]:
-        modem = self._modem
-        connected = bool(modem and modem.connected)
-        return {
-            "daemon": state,
-            "pid": os.getpid(),
-            "started": self._started.isoformat(timespec="seconds"),
-            "updated": self.clock().isoformat(timespec="seconds"),
-            "modem": "connected" if connected else "disconnected",
-            "modem_detail": {
-                "detail": modem.detail if modem else "not started",
-                "port": self.config.modem.port,
-                "profile": modem.profile if modem else None,
-                "identity": modem.identity if modem else None,
-                "warnings": list(modem.warnings) if modem else [],
-            },
-            "line": self._line_state().value,
-            "off_hook": self._off_hook,
-            "current_call": _json(self.machine.current),
-            "last_call": _json(self._last_call),
-            "grooming_alert": self._alert_active,
-            "indicators": {
-                "alert_led": self.indicators.alert_state if self.indicators else "off",
-                "detail": self.indicators.detail if self.indicators else "not started",
-            },
-            "line_sense": {"source": self.line_sense.name, "detail": self.line_sense.detail},
-            "lists": self.index.sizes(),
-            "counts_since_start": dict(self._counts),
-            "unlogged_calls": len(self._unlogged),
-        }
+        return self.board.snapshot(state, self._live())
 
     def _write_status(self, state: str = "running") -> None:
-        self._status_dirty = False
+        self.board.dirty = False
         try:
             self.store.write_status(self.status(state))
         except Exception:
@@ -701,8 +479,8 @@ class Daemon:
         log.info("CallGuard stopping")
         with contextlib.suppress(Exception):
             self.speaker.stop()
-        if self._voice_thread is not None:
-            self._voice_thread.join(VOICE_JOIN_ON_STOP_S)  # the transport's stop ends it
+        if self.actions.voice_thread is not None:
+            self.actions.voice_thread.join(VOICE_JOIN_ON_STOP_S)  # the transport's stop ends it
         with contextlib.suppress(Exception):
             self.line_sense.stop()
         if self.indicators is not None:
@@ -712,7 +490,7 @@ class Daemon:
             with contextlib.suppress(Exception):
                 for action in self.machine.reset(self._now(), "CallGuard was stopped"):
                     if isinstance(action, LogCall):
-                        self._log_call(action.record)
+                        self.actions.log_call(action.record)
             # stop() says ATH0 (bounded), drops DTR if the modem does not answer, and closes
             transport.stop()
         self._write_status("stopped")

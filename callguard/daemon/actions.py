@@ -1,0 +1,282 @@
+"""The action runner: carries out what the call machine decides (seize, release, warn, speak on
+the line, raise the grooming alert, remind, log, re-assert caller ID), on the main loop.
+
+Theory of operation
+-------------------
+Off-hook is a state the runner owns. Every ``Seize`` sets it; only a modem that confirms
+``ATH0`` (or a re-initialisation, which says ``ATH0`` first) clears it. A release that is not
+confirmed is retried on a timer (:data:`ON_HOOK_RETRY_S`, doubling to :data:`ON_HOOK_RETRY_MAX_S`)
+for as long as it takes, and after every :data:`REINIT_AFTER_FAILURES` failures the transport is
+asked to reconnect and re-initialise. The status shows the line in a call while it is held.
+
+A call record that cannot be written (a full or read-only SD card) is kept in memory (up to
+:data:`UNLOGGED_MAX` records) and written when the card takes it again.
+
+The grooming alert lives in the alert file, so ``callguard ack`` (another process) can clear
+it: the runner follows the file's signature and keeps the alert light in step.
+
+Slow work never runs here: the line warning plays on its own thread, the room warning on the
+speaker's.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from callguard.audio.prompts import Prompts
+from callguard.audio.speaker import RoomSpeaker
+from callguard.config import Config
+from callguard.core.call import (
+    AfterCall,
+    CallAction,
+    CallBackReminder,
+    GroomingAlert,
+    LineState,
+    LogCall,
+    Release,
+    Screened,
+    Seize,
+    SpeakOnLine,
+    Warn,
+)
+from callguard.core.record import CallRecord
+from callguard.daemon.status import StatusBoard
+from callguard.hardware import linesense
+from callguard.hardware.indicators import Indicators
+from callguard.modem.transport import ModemError, ModemTransport
+from callguard.modem.voice import VoicePlayer
+from callguard.store.files import Signature, file_signature
+from callguard.store.lists import Store
+from callguard.texts import shown
+
+log = logging.getLogger(__name__)
+
+ON_HOOK_RETRY_S = 1.0
+ON_HOOK_RETRY_MAX_S = 5.0
+REINIT_AFTER_FAILURES = 2
+UNLOGGED_MAX = 1000
+
+Observe = Callable[[str, Any], None]
+
+
+class ActionRunner:
+    """Carries out call actions. ``transport`` and ``line_sense`` are set when the daemon starts."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        store: Store,
+        prompts: Prompts,
+        speaker: RoomSpeaker,
+        board: StatusBoard,
+        observe: Observe,
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.prompts = prompts
+        self.speaker = speaker
+        self.board = board
+        self.observe = observe
+        self.monotonic = monotonic
+        self.transport: ModemTransport | None = None
+        self.line_sense: linesense.LineSense = linesense.NoLineSense()
+        self.indicators: Indicators | None = None
+        self.announcement: bytes | None = None
+        self.off_hook = False
+        self.on_hook_failures = 0
+        self._on_hook_retry_at = 0.0
+        self._seize_pause = contextlib.ExitStack()
+        self.voice_thread: threading.Thread | None = None
+        self.unlogged: collections.deque[CallRecord] = collections.deque(maxlen=UNLOGGED_MAX)
+        self.alert_active = False
+        self._alert_signature: Signature | None = None
+
+    # -- the actions ---------------------------------------------------------------------------
+
+    def execute(self, actions: list[CallAction], line: LineState) -> None:
+        for action in actions:
+            if isinstance(action, Seize):
+                self.seize()
+            elif isinstance(action, Release):
+                self.release()
+            elif isinstance(action, Screened):
+                self.board.changed()
+                log.info(
+                    "call from %s: %s", shown(action.caller.display), shown(action.verdict.reason)
+                )
+                self.observe("screened", (action.caller, action.verdict))
+            elif isinstance(action, Warn):
+                self.speaker.warn(action.caller, strong=action.strong)
+                self.observe("warned", action)
+            elif isinstance(action, SpeakOnLine):
+                self.speak_on_line()
+            elif isinstance(action, GroomingAlert):
+                self.grooming_alert(action.record, line)
+            elif isinstance(action, CallBackReminder):
+                log.info("the phone was picked up soon after a suspicious call: reminding")
+                self.speaker.remind()
+                self.observe("call-back-reminder", action)
+            elif isinstance(action, LogCall):
+                self.log_call(action.record)
+            elif isinstance(action, AfterCall):
+                self.after_call()
+
+    def seize(self) -> None:
+        transport = self._transport()
+        self.off_hook = True  # assume the worst until the line is known to be on-hook
+        if self.config.block.announce and self.announcement:
+            # the voice session takes the line itself (AT+VLS=1), speaks, and puts it down
+            with self.line_sense.pause():
+                result = VoicePlayer(transport).play(self.announcement)
+            self.off_hook = not result.on_hook
+            self.observe("seized", None)
+            return
+        reply = transport.command("ATH1", timeout_s=2.0)
+        # our own off-hook looks like a lifted phone to the line sensor: not a reading until
+        # released (entered after ATH1: nothing may delay the seize; a pending reading is dropped)
+        self._seize_pause.enter_context(self.line_sense.pause())
+        if not reply.ok:
+            raise ModemError(f"the modem would not take the line: {reply.describe()}")
+        self.observe("seized", None)
+
+    def release(self) -> None:
+        """Put the line down; if the modem does not confirm, keep trying (module docstring)."""
+        transport = self._transport()
+        confirmed = False
+        try:
+            confirmed = transport.on_hook(attempts=2, attempt_timeout_s=1.0)
+        except ModemError as exc:
+            log.error("could not put the line on-hook: %s", exc)
+        if confirmed:
+            self.line_down()
+            self.observe("released", None)
+            return
+        self.on_hook_failures += 1
+        delay = min(ON_HOOK_RETRY_MAX_S, ON_HOOK_RETRY_S * 2 ** (self.on_hook_failures - 1))
+        self._on_hook_retry_at = self.monotonic() + delay
+        self.board.changed()
+        log.critical(
+            "the modem did not confirm that the line is on-hook (try %d); trying again in "
+            "%.0f s, and re-initialising the modem if it still does not answer",
+            self.on_hook_failures,
+            delay,
+        )
+        if self.on_hook_failures % REINIT_AFTER_FAILURES == 0:
+            transport.reinitialise("it did not confirm on-hook after a blocked call")
+
+    def release_if_due(self, mono: float) -> None:
+        """Retry an unconfirmed release when its timer is up."""
+        if self.off_hook and self.on_hook_failures and mono >= self._on_hook_retry_at:
+            self.release()
+
+    def release_after_fault(self) -> None:
+        """A fault while handling a call: make sure of on-hook (unless already being retried)."""
+        if self.off_hook and not self.on_hook_failures:
+            self.release()
+
+    def line_down(self) -> None:
+        """The modem has confirmed on-hook (or was re-initialised): the line is not held."""
+        if self.off_hook or self.on_hook_failures:
+            self.board.changed()
+        self.off_hook = False
+        self.on_hook_failures = 0
+        self._seize_pause.close()
+
+    def speak_on_line(self) -> None:
+        """Join the answered call in voice mode, speak the warning, leave (worker thread)."""
+        if self.voice_thread is not None and self.voice_thread.is_alive():
+            return
+        transport = self._transport()
+
+        def speak() -> None:
+            try:
+                audio = self.prompts.modem_bytes("warning")
+                with self.line_sense.pause():
+                    result = VoicePlayer(transport).play(audio)
+                self.observe("line-warning", result)
+            except Exception:
+                log.exception("could not speak the warning down the line")
+
+        self.voice_thread = threading.Thread(target=speak, name="line-warning", daemon=True)
+        self.voice_thread.start()
+
+    def grooming_alert(self, record: CallRecord, line: LineState) -> None:
+        who = shown(record.display or record.category.value)
+        log.warning(
+            "GROOMING ALERT: an unknown caller (%s) has kept the line for over %g minutes; "
+            "the alert light is on until someone acknowledges it",
+            who,
+            self.config.grooming.minutes,
+        )
+        self.store.raise_alert(record.to_json())
+        self.follow_alert(line, force=True)
+        if self.indicators is not None:
+            self.indicators.alert_blinking()
+        self.observe("grooming-alert", record)
+
+    def acknowledge(self, by: str, line: LineState) -> None:
+        if self.store.ack_alert(by=by) is not None:
+            log.info("grooming alert acknowledged by %s", by)
+        self.follow_alert(line, force=True)
+        self.observe("acknowledged", by)
+
+    def follow_alert(self, line: LineState, force: bool = False) -> None:
+        """Follow the alert file: ``callguard ack`` may have cleared it while we run."""
+        signature = file_signature(self.store.alert_path)
+        if not force and signature == self._alert_signature:
+            return
+        self._alert_signature = signature
+        active = self.store.alert_active()
+        if active != self.alert_active:
+            self.board.changed()
+        self.alert_active = active
+        if self.indicators is None:
+            return
+        if not active:
+            self.indicators.alert_off()
+        elif self.indicators.alert_state == "off":
+            in_call = line is LineState.IN_CALL
+            self.indicators.alert_blinking() if in_call else self.indicators.alert_steady()
+
+    def log_call(self, record: CallRecord) -> None:
+        if record.grooming_alert and self.indicators is not None and self.alert_active:
+            self.indicators.alert_steady()  # the call is over; the light stays until ack
+        self.board.call_logged(record)
+        self.unlogged.append(record)
+        self.write_unlogged()
+        self.observe("logged", record)
+
+    def write_unlogged(self) -> None:
+        """Write the records not yet in the log, oldest first; keep them if the card refuses."""
+        while self.unlogged:
+            try:
+                self.store.append_call(self.unlogged[0].to_json())
+            except Exception as exc:
+                log.error(
+                    "could not write the call log (%s); %d call(s) kept in memory until it can",
+                    exc,
+                    len(self.unlogged),
+                )
+                return
+            self.unlogged.popleft()
+
+    def after_call(self) -> None:
+        transport = self._transport()
+        try:
+            transport.after_call()
+        except ModemError as exc:
+            # caller ID may be off (some firmware forgets it): init asserts it again
+            log.warning("could not re-enable caller ID after the call: %s", exc)
+            transport.reinitialise("it did not answer after a call")
+
+    def _transport(self) -> ModemTransport:
+        if self.transport is None:
+            raise ModemError("the modem has not been started")
+        return self.transport

@@ -1,0 +1,101 @@
+"""The status board: what ``callguard status`` shows, kept by the daemon and written when it
+changes (after the call is handled, never on the seize path).
+
+It keeps what only the daemon knows (the modem's last report, the counts since start, the last
+call) and reads the rest from the parts that own it when a snapshot is taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from callguard.core.call import LineState
+from callguard.core.record import CallRecord
+from callguard.modem.transport import TransportStatus
+
+
+@dataclass(frozen=True)
+class Live:
+    """What the other parts of the daemon say at the moment of a snapshot."""
+
+    line: LineState
+    off_hook: bool
+    on_hook_failures: int
+    current_call: CallRecord | None
+    grooming_alert: bool
+    indicators: dict[str, Any]
+    line_sense: dict[str, Any]
+    lists: dict[str, int]
+    unlogged_calls: int
+
+
+class StatusBoard:
+    """Counts, the modem's state and the last call; :meth:`snapshot` gives the status JSON."""
+
+    def __init__(self, clock: Callable[[], dt.datetime], port: str) -> None:
+        self.clock = clock
+        self.port = port
+        self.started = clock()
+        self.modem: TransportStatus | None = None
+        self.last_call: CallRecord | None = None
+        self.counts = {"calls": 0, "blocked": 0, "warned": 0, "impersonations": 0}
+        self.dirty = True
+
+    def changed(self) -> None:
+        """Something shown in the status changed: write it after this input is handled."""
+        self.dirty = True
+
+    def modem_changed(self, status: TransportStatus) -> None:
+        self.modem = status
+        self.dirty = True
+
+    def call_logged(self, record: CallRecord) -> None:
+        self.last_call = record
+        self.counts["calls"] += 1
+        if record.suspicious and record.verdict is not None:
+            self.counts[record.verdict.value] += 1
+        if record.impersonation:
+            self.counts["impersonations"] += 1
+        self.dirty = True
+
+    def line_text(self, live: Live) -> str:
+        """One line for systemd's STATUS= (``systemctl status callguard``)."""
+        modem = self.modem.detail if self.modem else "modem not found yet"
+        held = "; LINE HELD OFF-HOOK, retrying" if live.on_hook_failures else ""
+        return f"{live.line.value}{held}; {modem}"
+
+    def snapshot(self, state: str, live: Live) -> dict[str, Any]:
+        modem = self.modem
+        connected = bool(modem and modem.connected)
+        return {
+            "daemon": state,
+            "pid": os.getpid(),
+            "started": self.started.isoformat(timespec="seconds"),
+            "updated": self.clock().isoformat(timespec="seconds"),
+            "modem": "connected" if connected else "disconnected",
+            "modem_detail": {
+                "detail": modem.detail if modem else "not started",
+                "port": self.port,
+                "profile": modem.profile if modem else None,
+                "identity": modem.identity if modem else None,
+                "warnings": list(modem.warnings) if modem else [],
+            },
+            "line": live.line.value,
+            "off_hook": live.off_hook,
+            "current_call": _json(live.current_call),
+            "last_call": _json(self.last_call),
+            "grooming_alert": live.grooming_alert,
+            "indicators": live.indicators,
+            "line_sense": live.line_sense,
+            "lists": live.lists,
+            "counts_since_start": dict(self.counts),
+            "unlogged_calls": live.unlogged_calls,
+        }
+
+
+def _json(record: CallRecord | None) -> dict[str, Any] | None:
+    return record.to_json() if record is not None else None
