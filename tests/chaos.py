@@ -32,7 +32,8 @@ from helpers import Running, wait_for
 from callguard.core.lists import target_for
 from callguard.modem.protocol import CallerId
 from callguard.sim import Call
-from callguard.store.lists import Store, now_local
+from callguard.store.folder import now_local
+from callguard.store.lists import Store
 
 SCAM = "01134960000"
 FRIEND = "01707354000"

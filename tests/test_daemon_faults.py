@@ -17,7 +17,8 @@ from callguard.core.lists import target_for
 from callguard.daemon.app import Daemon
 from callguard.modem.protocol import CallerId
 from callguard.sim import Call
-from callguard.store.lists import Store, now_local
+from callguard.store.folder import now_local
+from callguard.store.lists import Store
 
 pytestmark = pytest.mark.e2e
 

@@ -69,8 +69,9 @@ from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemTransport, TransportStatus
+from callguard.store.folder import now_local
 from callguard.store.index import ListIndex
-from callguard.store.lists import Store, now_local
+from callguard.store.lists import Store
 
 log = logging.getLogger("callguard.daemon.app")
 

@@ -25,20 +25,16 @@ lookup is a handful of dict probes whatever the size of the lists.
 
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
 import functools
-import getpass
 import logging
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from tinydb import TinyDB
-from tinydb.table import Document
 
 from callguard.core.lists import (
     CONFLICTS,
@@ -54,31 +50,18 @@ from callguard.core.lists import (
     target_for,
 )
 from callguard.core.numbers import NumberError
-from callguard.errors import CallGuardError, UsageError
-from callguard.store.files import os_error_advice
+from callguard.errors import UsageError
+from callguard.store.calllog import CallLog
+from callguard.store.folder import Clock, StoreFolder, exists, now_local, rows, who
 from callguard.store.jsonfile import AtomicJSONStorage, Recovery
-from callguard.store.lock import locked
+from callguard.store.state import StateFiles
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], dt.datetime]
 
-
-def now_local() -> dt.datetime:
-    return dt.datetime.now().astimezone()
-
-
-def _who() -> str:
-    for var in ("SUDO_USER", "USER", "LOGNAME"):
-        if os.environ.get(var):
-            return os.environ[var]
-    with contextlib.suppress(Exception):
-        return getpass.getuser()
-    return "unknown"
-
-
-class Store:
-    """The lists and the call log in ``directory``."""
+class Store(StoreFolder):
+    """The family's lists in ``directory`` (``lists.json``), with the call log (:attr:`log`) and
+    the state files (:attr:`state`) of the same folder."""
 
     def __init__(
         self,
@@ -89,44 +72,13 @@ class Store:
         clock: Clock = now_local,
         on_recovery: Callable[[Recovery], None] | None = None,
     ) -> None:
-        self.dir = Path(directory)
+        super().__init__(directory, clock=clock, on_recovery=on_recovery)
         self.region = region
-        self.retention_days = retention_days
-        self.clock = clock
-        self.on_recovery = on_recovery
         self.lists_path = self.dir / "lists.json"
-        self.calls_path = self.dir / "calls.json"
-
-    # -- opening -------------------------------------------------------------------------
-    # Reading needs no write access (a card the kernel has remounted read-only must still
-    # give the daemon its lists): no folder, lock or temp file is created and nothing moves,
-    # unless a damaged file is repaired (see callguard.store.jsonfile). Only changes lock.
-
-    def _tables(self, path: Path) -> dict[str, dict[str, Any]]:
-        """Every table of a store file, read once, without the lock (the file is always whole)."""
-        if not _exists(path):
-            return {}
-        return AtomicJSONStorage(path, on_recovery=self.on_recovery).read() or {}
-
-    def _prepare_write(self) -> None:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _storage_error(self.dir, exc) from None
-
-    @contextlib.contextmanager
-    def _db(self, path: Path) -> Iterator[TinyDB]:
-        """TinyDB on ``path`` for a change, under the store's lock from start to end."""
-        self._prepare_write()
-        try:
-            with locked(path):
-                db = TinyDB(path, storage=AtomicJSONStorage, on_recovery=self.on_recovery)
-                try:
-                    yield db
-                finally:
-                    db.close()
-        except OSError as exc:
-            raise _storage_error(path, exc) from None
+        self.log = CallLog(
+            directory, retention_days=retention_days, clock=clock, on_recovery=on_recovery
+        )
+        self.state = StateFiles(directory, clock=clock, on_recovery=on_recovery)
 
     # -- lists ---------------------------------------------------------------------------
 
@@ -137,8 +89,8 @@ class Store:
     def all_entries(self) -> dict[str, list[Entry]]:
         """Every list, read in one go (the protect list with CallGuard's shipped numbers)."""
         tables = self._tables(self.lists_path)
-        lists = {n: [Entry.from_doc(dict(d)) for d in _rows(tables, n)] for n in LIST_NAMES}
-        shipped = _shipped_active(_rows(tables, SUPPRESSED), _rows(tables, "protect"))
+        lists = {n: [Entry.from_doc(dict(d)) for d in rows(tables, n)] for n in LIST_NAMES}
+        shipped = _shipped_active(rows(tables, SUPPRESSED), rows(tables, "protect"))
         lists["protect"] += shipped.values()
         return lists
 
@@ -153,7 +105,7 @@ class Store:
         and a damaged file is recovered from the backup (and reported) on both. Needs no
         write access, like every read here.
         """
-        if not _exists(self.lists_path):
+        if not exists(self.lists_path):
             return {}
         storage = AtomicJSONStorage(self.lists_path, on_recovery=self.on_recovery)
         tables = storage.read(pack=pack) or {}
@@ -166,7 +118,7 @@ class Store:
     def find(self, number: str) -> dict[str, Entry]:
         """Which lists hold exactly this key (E.164, short code, or ``prefix*``)."""
         tables = self._tables(self.lists_path)
-        return _found(number, lambda name: _rows(tables, name))
+        return _found(number, lambda name: rows(tables, name))
 
     @staticmethod
     def _find(db: TinyDB, number: str) -> dict[str, Entry]:
@@ -218,7 +170,7 @@ class Store:
                 "kind": target.kind,
                 "name": name or (old.name if old else ""),
                 "note": note or (old.note if old else ""),
-                "added_by": old.added_by if old else (by or _who()),
+                "added_by": old.added_by if old else (by or who()),
                 "added": old.added if old else stamp,
             }
             if extra:
@@ -264,7 +216,7 @@ class Store:
         for item in items:
             check_target(list_name, item.target)
         stamp = self.clock().isoformat(timespec="seconds")
-        who = by or _who()
+        author = by or who()
         with self._db(self.lists_path) as db:
             where: dict[str, dict[str, int]] = {}
             for other in LIST_NAMES:
@@ -308,7 +260,7 @@ class Store:
                         "kind": item.target.kind,
                         "name": item.name,
                         "note": item.note,
-                        "added_by": who,
+                        "added_by": author,
                         "added": stamp,
                     }
             if updates:
@@ -328,78 +280,39 @@ class Store:
 
     # -- daemon status ---------------------------------------------------------------------
 
+    # -- the call log and the state files (their own classes; here for one handle) -----------
+
+    def append_call(self, call: dict[str, Any]) -> None:
+        self.log.append(call)
+
+    def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
+        return self.log.read(limit)
+
     @property
     def status_path(self) -> Path:
-        return self.dir / "status.json"
+        return self.state.status_path
 
     def write_status(self, status: dict[str, Any]) -> None:
-        """Replace the daemon's status (one document, written atomically)."""
-        with self._db(self.status_path) as db:
-            table = db.table("status")
-            table.upsert(Document(status, doc_id=1))
+        self.state.write_status(status)
 
     def read_status(self) -> dict[str, Any] | None:
-        doc = self._tables(self.status_path).get("status", {}).get("1")
-        return dict(doc) if doc else None
-
-    # -- the grooming alert -----------------------------------------------------------------
-    # Kept in its own file so that it survives a restart and `callguard ack` can clear it
-    # while the daemon runs (the daemon watches the file's signature).
+        return self.state.read_status()
 
     @property
     def alert_path(self) -> Path:
-        return self.dir / "alert.json"
+        return self.state.alert_path
 
     def raise_alert(self, call: dict[str, Any]) -> dict[str, Any]:
-        alert = {"active": True, "raised": self.clock().isoformat(timespec="seconds"), "call": call}
-        with self._db(self.alert_path) as db:
-            db.table("alert").upsert(Document(alert, doc_id=1))
-        return alert
+        return self.state.raise_alert(call)
 
     def read_alert(self) -> dict[str, Any] | None:
-        """The last alert (active or acknowledged), or None if there never was one."""
-        doc = self._tables(self.alert_path).get("alert", {}).get("1")
-        return dict(doc) if isinstance(doc, dict) else None
+        return self.state.read_alert()
 
     def alert_active(self) -> bool:
-        alert = self.read_alert()
-        return bool(alert and alert.get("active"))
+        return self.state.alert_active()
 
     def ack_alert(self, by: str | None = None) -> dict[str, Any] | None:
-        """Clear the alert; returns it as it was, or None if none was active."""
-        if not _exists(self.alert_path):
-            return None
-        with self._db(self.alert_path) as db:
-            table = db.table("alert")
-            doc = table.get(doc_id=1)
-            if not isinstance(doc, dict) or not doc.get("active"):
-                return None
-            acked = {
-                **doc,
-                "active": False,
-                "acknowledged": self.clock().isoformat(timespec="seconds"),
-                "acknowledged_by": by or _who(),
-            }
-            table.upsert(Document(acked, doc_id=1))
-            return dict(doc)
-
-    # -- call log ------------------------------------------------------------------------
-
-    def append_call(self, call: dict[str, Any]) -> None:
-        """Add one call to the log and drop calls older than the retention period."""
-        cutoff = (self.clock() - dt.timedelta(days=self.retention_days)).isoformat()
-        with self._db(self.calls_path) as db:
-            table = db.table("calls")
-            table.insert(call)
-            stale = [d.doc_id for d in table.all() if str(d.get("started", "")) < cutoff]
-            if stale:
-                table.remove(doc_ids=stale)
-
-    def calls(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The call log, oldest first; with ``limit``, the newest ``limit`` calls."""
-        docs = [dict(d) for d in _rows(self._tables(self.calls_path), "calls")]
-        docs.sort(key=lambda d: str(d.get("started", "")))
-        return docs[-limit:] if limit else docs
+        return self.state.ack_alert(by)
 
 
 SUPPRESSED = "protect_removed"
@@ -446,11 +359,6 @@ def shipped_protected() -> dict[str, Entry]:
 Rows = Iterable[Mapping[str, Any]]
 
 
-def _rows(tables: Mapping[str, Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    """The documents of one table of a file read whole, in the file's order."""
-    return [doc for doc in tables.get(name, {}).values() if isinstance(doc, Mapping)]
-
-
 def _found(number: str, rows: Callable[[str], Rows]) -> dict[str, Entry]:
     found = {}
     for list_name in LIST_NAMES:
@@ -472,14 +380,6 @@ def _shipped_active(removed_rows: Rows, protect_rows: Rows) -> dict[str, Entry]:
     return {n: e for n, e in shipped_protected().items() if n not in removed and n not in own}
 
 
-def _exists(path: Path) -> bool:
-    """A store file or its backup is there (reading an absent store must not create it).
-
-    A symbolic link counts, so that reading it is refused with a message naming it.
-    """
-    return os.path.lexists(path) or os.path.lexists(path.with_name(path.name + ".bak"))
-
-
 def _conflict_message(
     list_name: str, target: Target, conflicts: list[str], found: dict[str, Entry]
 ) -> str:
@@ -492,9 +392,3 @@ def _conflict_message(
         f"{LIST_TITLES[list_name]} instead, run the same command with --force; it will be "
         f"taken off the {where}."
     )
-
-
-def _storage_error(path: Path, exc: OSError) -> CallGuardError:
-    """A failed change in the store's folder, in words that say what to do (by ``errno``:
-    a read-only card, a full card and a permission problem have different fixes)."""
-    return CallGuardError(f"cannot write to {path}: {os_error_advice(exc)}")
