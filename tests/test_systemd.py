@@ -14,14 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from callguard.daemon.systemd import (
-    JournalFormatter,
-    Notifier,
-    journal_priority,
-    parse_notify_address,
-    setup_logging,
-    stream_is_journal,
-)
+from callguard.daemon.systemd import Notifier, parse_notify_address
+from callguard.logs import JournalFormatter, journal_priority, setup_logging, stream_is_journal
 
 
 def _receiver(address: str | bytes) -> socket.socket:
@@ -292,6 +286,8 @@ def root_logger() -> Iterator[logging.Logger]:
     """The root logger, restored afterwards (setup_logging configures it)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    # a command run earlier in this process (cli.main) may have left CallGuard's handler
+    root.handlers[:] = [h for h in handlers if type(h).__name__ != "_CallGuardHandler"]
     yield root
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -1,0 +1,115 @@
+"""``callguard log``, ``status`` and ``ack``: what happened, what is happening, the alert."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from callguard.cli.common import Commands, open_store, positive_int
+from callguard.texts import shown, shown_json
+
+
+def register(sub: Commands) -> None:
+    log_cmd = sub.add_parser("log", help="the call log, oldest first")
+    log_cmd.add_argument("--json", action="store_true", help="a JSON array of calls")
+    log_cmd.add_argument("--limit", type=positive_int, help="only the newest N calls")
+    log_cmd.set_defaults(func=_cmd_log)
+
+    status = sub.add_parser("status", help="the daemon's live state")
+    status.add_argument("--json", action="store_true", help="a JSON object")
+    status.set_defaults(func=_cmd_status)
+
+    ack = sub.add_parser("ack", help="acknowledge (clear) the grooming alert")
+    ack.add_argument("--by", default=None, help="who is acknowledging (default: your login name)")
+    ack.set_defaults(func=_cmd_ack)
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    calls = store.calls(limit=args.limit)
+    if args.json:
+        print(shown_json(calls))
+        return 0
+    if not calls:
+        print("No calls logged yet.")
+        return 0
+    for call in calls:
+        when = shown(str(call.get("started", ""))[:16].replace("T", " "))
+        who = shown(call.get("display") or call.get("number") or call.get("category") or "?")
+        name = f" ({shown(call['name'])})" if call.get("name") else ""
+        answered = {True: "answered", False: "not answered", None: ""}.get(call.get("answered"))
+        duration = f", {call['duration_s'] / 60:.0f} min" if call.get("duration_s") else ""
+        print(
+            f"{when}  {who}{name}: {shown(call.get('verdict'))}. {shown(call.get('reason'))} "
+            f"{answered}{duration}".rstrip()
+        )
+    return 0
+
+
+def _daemon_alive(status: dict[str, object]) -> bool:
+    if status.get("daemon") != "running":
+        return False
+    try:
+        os.kill(int(str(status.get("pid"))), 0)
+    except PermissionError:
+        return True  # alive, owned by the callguard user
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    status = store.read_status()
+    if status is None:
+        status = {
+            "daemon": "stopped",
+            "modem": "disconnected",
+            "modem_detail": {"detail": "the daemon has never run with this storage.dir"},
+            "line": "idle",
+            "grooming_alert": False,
+        }
+    elif not _daemon_alive(status):
+        status = {
+            **status,
+            "daemon": "stopped",
+            "modem": "disconnected",
+            "line": "idle",
+            "modem_detail": {
+                **dict(status.get("modem_detail") or {}),
+                "detail": "the daemon is not running",
+            },
+        }
+    status["grooming_alert"] = store.alert_active()  # the file is the truth, daemon or not
+    if args.json:
+        print(shown_json(status))
+        return 0
+    detail = dict(status.get("modem_detail") or {})
+    print(f"daemon:         {shown(status['daemon'])}")
+    print(f"modem:          {shown(status['modem'])} ({shown(detail.get('detail', ''))})")
+    print(f"line:           {shown(status['line'])}")
+    print(f"grooming alert: {'ON - ask who called' if status.get('grooming_alert') else 'off'}")
+    last = status.get("last_call")
+    if isinstance(last, dict):
+        who = last.get("display") or ""
+        print(
+            f"last call:      {shown(last.get('started'))} {shown(who)} "
+            f"{shown(last.get('verdict'))}"
+        )
+    return 0
+
+
+def _cmd_ack(args: argparse.Namespace) -> int:
+    _, store = open_store(args)
+    alert = store.ack_alert(by=args.by)
+    if alert is None:
+        print("There is no grooming alert to acknowledge.")
+        return 0
+    call = alert.get("call") or {}
+    who = shown(call.get("display") or call.get("category") or "an unknown caller")
+    raised = shown(str(alert.get("raised", ""))[:16].replace("T", " "))
+    print(
+        f"Grooming alert cleared (raised {raised} for a long call from {who}). "
+        "Please ask the resident who it was."
+    )
+    return 0

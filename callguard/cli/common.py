@@ -1,0 +1,52 @@
+"""What every command needs: the store from the config, recovery warnings, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TypeAlias
+
+from callguard.config import Config
+from callguard.config import load as load_config
+from callguard.store.jsonfile import Recovery
+from callguard.store.lists import Store
+from callguard.texts import shown
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that says what was wrong as ``callguard: error: ...`` and exits 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"callguard: error: {shown(message)}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
+
+
+def open_store(args: argparse.Namespace) -> tuple[Config, Store]:
+    config = load_config(args.config)
+    store = Store(
+        config.storage.dir,
+        region=config.screening.region,
+        retention_days=config.storage.log_retention_days,
+        on_recovery=report_recovery,
+    )
+    return config, store
+
+
+def report_recovery(recovery: Recovery) -> None:
+    print(f"callguard: WARNING: {shown(recovery.message(), lines=True)}", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of calls; give a whole number such as 20"
+        )
+    return value

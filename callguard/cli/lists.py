@@ -1,0 +1,152 @@
+"""``callguard allow|block|protect add|remove|list|import``: the family's lists."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import phonenumbers
+
+from callguard.cli.common import Commands, Parser, open_store
+from callguard.core.lists import LIST_NAMES, LIST_TITLES, target_for
+from callguard.core.numbers import NumberError, parse_typed
+from callguard.errors import UsageError
+from callguard.store.contacts import parse_file
+from callguard.texts import shown, shown_json
+
+
+def register(sub: Commands) -> None:
+    for list_name in LIST_NAMES:
+        _add_list_commands(sub, list_name)
+
+
+_LIST_HELP = {
+    "allow": "numbers that always ring through (family, friends, the GP)",
+    "block": "numbers that are answered and put down before the phone rings",
+    "protect": "numbers that never call out (999, 101, the bank's card number): "
+    "a call showing one is a fake",
+}
+
+
+def _add_list_commands(sub: Commands, list_name: str) -> None:
+    title = LIST_TITLES[list_name]
+    parser = sub.add_parser(list_name, help=f"the {title}: {_LIST_HELP[list_name]}")
+    verbs = parser.add_subparsers(dest="verb", metavar="ACTION", parser_class=Parser)
+    verbs.required = True
+
+    add = verbs.add_parser("add", help=f"add a number to the {title}, or update its name")
+    add.add_argument(
+        "number", help="as you would dial it, e.g. '01707 354000' or '+33 1 23 45 67 89'"
+    )
+    add.add_argument("--name", default="", help="who it is, e.g. 'Daughter (Sue)'")
+    add.add_argument("--note", default="", help="anything worth remembering about it")
+    add.add_argument("--prefix", action="store_true", help="a rule for every number starting so")
+    add.add_argument("--force", action="store_true", help="move it here from a conflicting list")
+    add.add_argument("--by", default=None, help="who is adding it (default: your login name)")
+    add.set_defaults(func=_cmd_list_add, list_name=list_name)
+
+    remove = verbs.add_parser("remove", help=f"take a number off the {title}")
+    remove.add_argument("number")
+    remove.add_argument("--prefix", action="store_true", help="remove a prefix rule")
+    remove.set_defaults(func=_cmd_list_remove, list_name=list_name)
+
+    show = verbs.add_parser("list", help=f"show the {title}")
+    show.add_argument("--json", action="store_true", help="a JSON array of entries")
+    show.set_defaults(func=_cmd_list_show, list_name=list_name)
+
+    imp = verbs.add_parser(
+        "import", help="add every number in a CSV (number,name[,note]) or vCard file"
+    )
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--skip-invalid", action="store_true", help="import the good lines anyway")
+    imp.add_argument(
+        "--prefix", action="store_true", help="every number in the file is a prefix rule"
+    )
+    imp.add_argument(
+        "--force", action="store_true", help="move numbers here from conflicting lists"
+    )
+    imp.add_argument("--by", default=None, help="who is importing (default: your login name)")
+    imp.set_defaults(func=_cmd_list_import, list_name=list_name)
+
+
+def _display(number: str, kind: str, region: str) -> str:
+    if kind == "prefix":
+        prefix = number.rstrip("*")
+        code = "+" + str(phonenumbers.country_code_for_region(region))
+        return ("0" + prefix[len(code) :] if prefix.startswith(code) else prefix) + "*"
+    try:
+        return parse_typed(number, region).display
+    except NumberError:
+        return number
+
+
+def _cmd_list_add(args: argparse.Namespace) -> int:
+    config, store = open_store(args)
+    target = target_for(args.number, config.screening.region, args.prefix)
+    result = store.add(
+        args.list_name, target, name=args.name, note=args.note, by=args.by, force=args.force
+    )
+    title = LIST_TITLES[args.list_name]
+    label = f" as '{shown(result.entry.name)}'" if result.entry.name else ""
+    verb = "Updated" if result.updated else "Added"
+    where = "on" if result.updated else "to"
+    print(f"{verb} {shown(target.describe())} {where} the {title}{label}.")
+    for other in result.moved_from:
+        print(f"It was on the {LIST_TITLES[other]}; it has been taken off.")
+    return 0
+
+
+def _cmd_list_remove(args: argparse.Namespace) -> int:
+    config, store = open_store(args)
+    target = target_for(args.number, config.screening.region, args.prefix)
+    entry = store.remove(args.list_name, target)
+    label = f" ({shown(entry.name)})" if entry.name else ""
+    print(f"Removed {shown(target.describe())}{label} from the {LIST_TITLES[args.list_name]}.")
+    return 0
+
+
+def _cmd_list_show(args: argparse.Namespace) -> int:
+    config, store = open_store(args)
+    entries = sorted(store.entries(args.list_name), key=lambda e: (e.name.lower(), e.number))
+    if args.json:
+        print(shown_json([e.to_json() for e in entries]))
+        return 0
+    title = LIST_TITLES[args.list_name]
+    if not entries:
+        print(f"The {title} is empty.")
+        return 0
+    region = config.screening.region
+    rows = [
+        (shown(_display(e.number, e.kind, region)), shown(e.name), shown(e.note), e.added[:10])
+        for e in entries
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print(f"The {title} ({len(entries)}):")
+    for number, name, note, added in rows:
+        print(
+            f"  {number:<{widths[0]}}  {name:<{widths[1]}}  {note:<{widths[2]}}  "
+            f"added {shown(added)}"
+        )
+    return 0
+
+
+def _cmd_list_import(args: argparse.Namespace) -> int:
+    config, store = open_store(args)
+    items, problems = parse_file(args.file, config.screening.region, args.prefix)
+    for line, message in problems:
+        print(f"{shown(args.file)}:{line}: {shown(message)}", file=sys.stderr)
+    if problems and not args.skip_invalid:
+        raise UsageError(
+            f"{len(problems)} bad line(s) in {args.file}; nothing was imported. Fix them, or "
+            "run again with --skip-invalid to import the good lines"
+        )
+    if not items:
+        raise UsageError(f"{args.file} has no numbers to import")
+    added, updated = store.add_many(args.list_name, items, by=args.by, force=args.force)
+    skipped = f", skipped {len(problems)} bad line(s)" if problems else ""
+    print(
+        f"Imported {shown(args.file)} into the {LIST_TITLES[args.list_name]}: "
+        f"{added} added, {updated} updated{skipped}."
+    )
+    return 0
