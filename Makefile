@@ -3,13 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The exact libraries every unit gets (install.sh installs from it with --require-hashes).
+LOCK := requirements/callguard.txt
 
-.PHONY: demo test bench fuzz chaos lint clean prompts speech
+.PHONY: demo test bench fuzz chaos lint clean prompts speech lock lock-upgrade lock-check
 
-$(STAMP): pyproject.toml
+# The runtime libraries come from the lock, with their hashes checked, so the tests run on what
+# the units run; then CallGuard itself (editable) and the developer tools.
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CallGuard needs Python 3.11 or newer; this is " + sys.version.split()[0])'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -53,3 +58,25 @@ speech:
 	  else \
 	    echo "espeak-ng is not installed (sudo apt install espeak-ng): speech tests will be skipped"; \
 	  fi; }
+
+# The lock: [project].dependencies and [build-system].requires (install.sh builds CallGuard with
+# the pinned setuptools, --no-build-isolation), resolved by uv once for every Python the project
+# allows (Bookworm's 3.11, Trixie's 3.13) and every platform, with the sha256 of every file,
+# wheels only.
+# `make lock` keeps every pin that still fits pyproject.toml; `make lock-upgrade` takes the newest.
+# Both need PyPI. Commit the lock with the pyproject.toml change that needed it.
+UV_COMPILE := $(BIN)/uv pip compile pyproject.toml - --universal --generate-hashes \
+	--only-binary :all: --emit-build-options --custom-compile-command 'make lock' --quiet \
+	--output-file $(LOCK)
+BUILD_REQUIRES := $(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")'
+
+lock: $(STAMP)
+	build=$$($(BUILD_REQUIRES)) && printf '%s\n' "$$build" | $(UV_COMPILE)
+
+lock-upgrade: $(STAMP)
+	build=$$($(BUILD_REQUIRES)) && printf '%s\n' "$$build" | $(UV_COMPILE) --upgrade
+
+# Offline, in a second: the lock pins (==, with hashes) every dependency pyproject.toml names,
+# within its specifier, and nothing it no longer needs (tests/test_version.py). Run by CI.
+lock-check: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_version.py

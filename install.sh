@@ -12,6 +12,11 @@
 # which in test mode (--root) writes it to $ROOT/install-commands.log instead of running it.
 # Copying files, making directories and chmod are always real. Questions about the system
 # (does the user exist?) read $ROOT/etc/passwd and $ROOT/etc/group in test mode.
+#
+# Every unit gets the same code: the Python libraries come from the lock file
+# requirements/callguard.txt (exact versions, the sha256 of every file; `make lock` writes it),
+# installed with --require-hashes; CallGuard itself is installed with --no-deps, so nothing
+# unpinned comes in. The lock is kept as /opt/callguard/callguard.lock for `callguard --version`.
 set -euo pipefail
 umask 022 # /opt/callguard must be readable by the callguard user whatever root's umask is
 
@@ -19,6 +24,8 @@ readonly PACKAGES="python3-venv python3-lgpio espeak-ng alsa-utils"
 readonly USER_NAME=callguard
 readonly USER_GROUPS=dialout,gpio,audio
 readonly MIN_PYTHON=3.11
+readonly LOCK_SRC=requirements/callguard.txt # in the source folder
+readonly LOCK_NAME=callguard.lock            # its copy in the program folder (callguard.version)
 
 usage() {
 	cat <<'EOF'
@@ -86,9 +93,14 @@ run() {
 		printf '%s\n' "$(quote "$@")" >>"$LOG"
 		say "(test mode, not run) $(quote "$@")"
 	else
-		say "running: $(quote "$@")"
-		"$@"
+		really "$@"
 	fi
+}
+
+# really: run it, even in test mode (building the program folder under $ROOT for real).
+really() {
+	say "running: $(quote "$@")"
+	"$@"
 }
 
 have_user() {
@@ -181,6 +193,7 @@ readonly STATE_DIR="$ROOT/var/lib/callguard"
 readonly UNIT="$ROOT/etc/systemd/system/callguard.service"
 readonly RULE="$ROOT/etc/udev/rules.d/99-callguard-modem.rules"
 readonly LINK="$ROOT/usr/local/bin/callguard"
+readonly LOCK_COPY="$VENV/$LOCK_NAME"
 
 if [ -n "$ROOT" ]; then
 	printf 'TEST MODE: files go under %s; system commands are written to %s, not run.\n' "$ROOT" "$LOG"
@@ -277,8 +290,8 @@ check_system() {
 		die "CallGuard needs Python $MIN_PYTHON or newer; this computer has Python $py. Use Raspberry Pi OS Bookworm or newer."
 	fi
 	say "Python $py (needs $MIN_PYTHON or newer): fine."
-	for f in pyproject.toml systemd/callguard.service systemd/99-callguard-modem.rules config/callguard.toml; do
-		[ -f "$SOURCE/$f" ] || die "$SOURCE is not a complete CallGuard source folder (it needs pyproject.toml, systemd/ and config/). Run install.sh from the CallGuard folder, or give it with --source DIR."
+	for f in pyproject.toml "$LOCK_SRC" systemd/callguard.service systemd/99-callguard-modem.rules config/callguard.toml; do
+		[ -f "$SOURCE/$f" ] || die "$SOURCE is not a complete CallGuard source folder: $f is missing (it needs pyproject.toml, $LOCK_SRC, systemd/ and config/). Run install.sh from the CallGuard folder, or give it with --source DIR."
 	done
 	say "Installing from $SOURCE."
 }
@@ -341,11 +354,32 @@ stage_source() {
 		-cf - . | tar -C "$STAGING" -xf -
 }
 
+# pip_install FROM RUNNER: the libraries in FROM's lock, then CallGuard from FROM, into the program
+# folder; RUNNER is run (written down in test mode) or really.
+# The libraries: exactly the lock's versions, each file checked against its sha256, wheels only
+# (nothing is compiled on the Pi), reinstalled even when the system has the same version (so the
+# program folder holds the checked files, not Raspberry Pi OS's python3-* copies). CallGuard:
+# --no-deps (nothing unpinned), --no-build-isolation (built by the lock's setuptools, not by
+# whatever PyPI has that day), --no-index (nothing more is downloaded).
+pip_install() {
+	local from=$1 runner=$2
+	rm -f -- "$LOCK_COPY" # until the install succeeds, the lock of this folder is not known
+	"$runner" "$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check \
+		--require-hashes --only-binary :all: --force-reinstall -r "$from/$LOCK_SRC" ||
+		die "the Python libraries CallGuard uses could not be installed from $LOCK_SRC (see pip's message above; the network is needed). A 'THESE PACKAGES DO NOT MATCH THE HASHES' message means a download was damaged or changed: run the installer again, and tell the CallGuard developers if it persists."
+	"$runner" "$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check \
+		--no-deps --no-build-isolation --no-index --upgrade "$from" ||
+		die "the CallGuard program could not be installed (see pip's message above)."
+	mkdir -p -- "$VENV"
+	install -m 0644 -- "$from/$LOCK_SRC" "$LOCK_COPY.new"
+	mv -f -- "$LOCK_COPY.new" "$LOCK_COPY"
+}
+
 install_code() {
 	step 4 "Installing the CallGuard program in $VENV"
 	if [ -n "$ROOT" ] && [ "${CALLGUARD_INSTALL_VENV:-0}" != 1 ]; then
 		run python3 -m venv --system-site-packages "$VENV"
-		run "$VENV/bin/python" -I -m pip install --upgrade "$SOURCE"
+		pip_install "$SOURCE" run
 		say "(set CALLGUARD_INSTALL_VENV=1 to really build the program folder in test mode)"
 		return
 	fi
@@ -371,10 +405,9 @@ install_code() {
 		say "The program folder exists: upgrading it in place."
 	fi
 
-	say "Installing CallGuard and the Python libraries it uses (a few minutes on a Pi Zero)."
+	say "Installing CallGuard and the Python libraries it uses, the versions in $LOCK_SRC (a few minutes on a Pi Zero)."
 	stage_source
-	"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check --upgrade "$STAGING" ||
-		die "the CallGuard program could not be installed (see pip's message above; the network is needed the first time)."
+	pip_install "$STAGING" really
 	if [ "$LGPIO_FROM_APT" -eq 0 ]; then
 		"$VENV/bin/python" -I -m pip install --quiet --disable-pip-version-check lgpio ||
 			warn "lgpio could not be installed from PyPI: the lights, the button and the GPIO line sensor will not work."
@@ -405,7 +438,7 @@ EOF
 		mkdir -p -- "$(dirname -- "$LINK")"
 		ln -sfn -- "$VENV_REAL/bin/callguard" "$LINK"
 	fi
-	say "Installed: $("$VENV/bin/python" -I -m pip show callguard 2>/dev/null | sed -n 's/^Version: /CallGuard version /p')"
+	say "Installed: $("$VENV/bin/python" -I -c 'from callguard.version import version_line; print(version_line())' 2>/dev/null)"
 	say "The 'callguard' command is $VENV_REAL/bin/callguard (also as $LINK)."
 }
 

@@ -7,6 +7,8 @@ really runs none of them. No root, no network, no Raspberry Pi; about a second i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -20,11 +22,14 @@ from pathlib import Path
 
 import pytest
 
+from callguard.version import INSTALLED_LOCK_NAME, SOURCE_LOCK
+
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "install.sh"
 UNIT_SRC = REPO / "systemd" / "callguard.service"
 RULE_SRC = REPO / "systemd" / "99-callguard-modem.rules"
 CONFIG_SRC = REPO / "config" / "callguard.toml"
+LOCK_SRC = REPO / SOURCE_LOCK
 
 PACKAGES = ("python3-venv", "python3-lgpio", "espeak-ng", "alsa-utils")
 SYSTEM_COMMANDS = (
@@ -80,6 +85,14 @@ class Run:
 
     def argvs(self, program: str) -> list[list[str]]:
         return [argv for argv in map(shlex.split, self.commands) if argv[0] == program]
+
+    def pip_installs(self) -> list[list[str]]:
+        """The arguments after `pip install` of each pip run written down, in order."""
+        found = []
+        for argv in map(shlex.split, self.commands):
+            if argv[1:4] == ["-I", "-m", "pip"] and argv[4] == "install":
+                found.append(argv[5:])
+        return found
 
 
 @pytest.fixture(scope="session")
@@ -142,6 +155,16 @@ def _ok(result: Run) -> Run:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def _copy_source(source: Path) -> None:
+    """A CallGuard source folder with what install.sh installs from, in another place."""
+    source.mkdir()
+    for name in ("pyproject.toml", "systemd", "config", "requirements"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name)
+        else:
+            shutil.copy(REPO / name, source / name)
 
 
 # ----------------------------------------------------------------------------- a fresh install
@@ -207,7 +230,7 @@ def test_fresh_install_writes_down_every_system_command(installer, root) -> None
     assert ["python3", "-m", "venv", "--system-site-packages", venv] in map(
         shlex.split, result.commands
     )
-    assert any("pip install" in line and str(REPO) in line for line in result.commands)
+    assert len(result.pip_installs()) == 2
 
     commands = result.commands
     assert "udevadm control --reload" in commands
@@ -245,19 +268,85 @@ def test_no_start_enables_the_service_without_starting_it(installer, root) -> No
 
 def test_source_installs_the_unit_and_code_from_another_folder(installer, root, tmp_path) -> None:
     source = tmp_path / "other source"
-    source.mkdir()
-    for name in ("pyproject.toml", "systemd", "config"):
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, source / name)
-        else:
-            shutil.copy(REPO / name, source / name)
+    _copy_source(source)
     unit = source / "systemd" / "callguard.service"
     unit.write_text(unit.read_text() + "# a newer unit\n")
 
     result = _ok(installer("--source", str(source), root=root))
     assert (root / "etc/systemd/system/callguard.service").read_text().endswith("# a newer unit\n")
-    pip = next(argv for argv in map(shlex.split, result.commands) if "pip" in argv)
-    assert pip[-1] == str(source)
+    libraries, program = result.pip_installs()
+    assert libraries[libraries.index("-r") + 1] == str(source / SOURCE_LOCK)
+    assert program[-1] == str(source)
+
+
+# ----------------------------------------------------------------------------- the lock
+
+
+def test_the_libraries_come_from_the_lock_with_hashes_then_callguard_without_deps(
+    installer, root
+) -> None:
+    result = _ok(installer(root=root))
+    commands = list(map(shlex.split, result.commands))
+    venv = str(root / "opt/callguard")
+    python = f"{venv}/bin/python"
+
+    libraries, program = result.pip_installs()
+    assert libraries[libraries.index("-r") + 1] == str(LOCK_SRC)
+    assert "--require-hashes" in libraries
+    assert libraries[libraries.index("--only-binary") + 1] == ":all:"
+    assert "--force-reinstall" in libraries  # the checked files, not a system copy
+    assert program[-1] == str(REPO)
+    for flag in ("--no-deps", "--no-build-isolation", "--no-index"):
+        assert flag in program
+    assert "-r" not in program
+
+    pips = [n for n, argv in enumerate(commands) if argv[0] == python]
+    made = commands.index(["python3", "-m", "venv", "--system-site-packages", venv])
+    assert made < pips[0] < pips[1]  # the venv, then the libraries, then CallGuard
+
+
+def test_nothing_is_pip_installed_without_a_hash_or_a_no_deps(installer, root) -> None:
+    result = _ok(installer(root=root))
+    installs = result.pip_installs()
+    assert installs
+    for args in installs:
+        pinned = "--require-hashes" in args and "-r" in args
+        alone = "--no-deps" in args and "--no-index" in args
+        assert pinned or alone, args
+
+
+def test_the_program_folder_keeps_the_lock_it_was_installed_from(installer, root, tmp_path) -> None:
+    result = _ok(installer(root=root))
+    kept = root / "opt/callguard" / INSTALLED_LOCK_NAME
+    assert kept.read_bytes() == LOCK_SRC.read_bytes()
+    assert _mode(kept) == 0o644
+    assert str(LOCK_SRC) in " ".join(result.commands)
+
+    # An upgrade from a source with another lock replaces the copy (callguard --version says it).
+    source = tmp_path / "newer source"
+    _copy_source(source)
+    newer = source / SOURCE_LOCK
+    newer.write_text(newer.read_text() + "# a newer lock\n")
+    _ok(installer("--source", str(source), root=root))
+    assert kept.read_bytes() == newer.read_bytes()
+    assert not list(kept.parent.glob("*.new"))
+
+
+def test_a_source_without_the_lock_stops_the_install_before_anything_changes(
+    installer, root, tmp_path
+) -> None:
+    source = tmp_path / "no lock"
+    _copy_source(source)
+    (source / SOURCE_LOCK).unlink()
+
+    result = installer("--source", str(source), root=root)
+
+    assert result.proc.returncode == 1, result.output
+    assert str(SOURCE_LOCK) in result.proc.stderr
+    assert "step 1 of 8" in result.proc.stderr
+    assert result.commands == []
+    assert not (root / "opt/callguard").exists()
+    assert not (root / "etc/callguard").exists()
 
 
 # ----------------------------------------------------------------------------- upgrading in place
@@ -503,3 +592,25 @@ def test_the_real_program_folder_is_complete(installer, root) -> None:
     assert "The settings are valid" in result.proc.stdout
     proc = subprocess.run([str(program), "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
+
+    # The libraries are the lock's versions, and the installed unit knows the lock's digest.
+    pins = dict(re.findall(r"(?m)^([A-Za-z0-9._-]+)==(\S+)", LOCK_SRC.read_text()))
+    python = root / "opt/callguard/bin/python"
+    report = subprocess.run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import json, sys; from importlib.metadata import version; "
+            "from callguard.version import version_info; "
+            "print(json.dumps([{n: version(n) for n in sys.argv[1:]}, version_info()]))",
+            *pins,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed, info = json.loads(report.stdout)
+    assert installed == pins
+    assert info["lock_digest"] == "sha256:" + hashlib.sha256(LOCK_SRC.read_bytes()).hexdigest()
+    assert "Installed: callguard " in result.proc.stdout
