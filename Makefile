@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check callguard tests benchmarks
 	$(BIN)/ruff format --check callguard tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_architecture.py  # the import contract
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -18,17 +18,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-from callguard import __version__
 from callguard.cli import calls, lists, settings, unit
 from callguard.cli.common import Parser
 from callguard.errors import CallGuardError, UsageError
 from callguard.logs import setup_logging
 from callguard.texts import shown
+from callguard.version import version_line
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="callguard", description="Call screening for older people's landlines.")
-    parser.add_argument("--version", action="version", version=f"callguard {__version__}")
+    parser.add_argument("--version", action="version", version=version_line())
     parser.add_argument(
         "--config",
         default=os.environ.get("CALLGUARD_CONFIG"),

@@ -16,6 +16,7 @@ from typing import Any
 from callguard.core.call import LineState
 from callguard.core.record import CallRecord
 from callguard.modem.transport import TransportStatus
+from callguard.version import version_info
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class StatusBoard:
         connected = bool(modem and modem.connected)
         return {
             "daemon": state,
+            **version_info(),
             "pid": os.getpid(),
             "started": self.started.isoformat(timespec="seconds"),
             "updated": self.clock().isoformat(timespec="seconds"),
