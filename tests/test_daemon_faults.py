@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,29 @@ def test_sigterm_with_a_hung_modem_exits_within_systemds_stop_timeout(tmp_path: 
         took = time.monotonic() - started
     assert code == 0
     assert took < 8.0, f"took {took:.1f} s; the unit's TimeoutStopSec is 10 s"
+
+
+def test_a_slow_after_call_does_not_delay_the_next_seizure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-asserting caller ID on a deaf modem takes seconds; the main loop must not wait."""
+    block_scam(tmp_path)
+    with Running(tmp_path, {"block": {"hold_s": 0.5}}) as r:
+        transport = r.daemon.transport
+        assert transport is not None
+        stuck = threading.Event()
+        calls = []
+
+        def slow_after_call() -> None:
+            calls.append(1)
+            stuck.wait(20)
+
+        monkeypatch.setattr(transport, "after_call", slow_after_call)
+        try:
+            first = r.sim.place_call(Call(number="01134960000", rings=3)).wait(30)
+            assert first.outcome == "seized"
+            wait_for(lambda: calls, 10, "the after-call work to start")
+            second = r.sim.place_call(Call(number="01134960000", rings=3)).wait(30)
+            assert second.outcome == "seized" and second.rings == []  # before the first ring
+        finally:
+            stuck.set()

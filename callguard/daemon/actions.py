@@ -16,7 +16,8 @@ The grooming alert lives in the alert file, so ``callguard ack`` (another proces
 it: the runner follows the file's signature and keeps the alert light in step.
 
 Slow work never runs here: the line warning plays on its own thread, the room warning on the
-speaker's.
+speaker's, and caller ID is re-asserted after a call on its own thread (a deaf modem takes
+seconds to time out, and the next caller ID must be screened at once).
 """
 
 from __future__ import annotations
@@ -94,6 +95,7 @@ class ActionRunner:
         self._on_hook_retry_at = 0.0
         self._seize_pause = contextlib.ExitStack()
         self.voice_thread: threading.Thread | None = None
+        self.after_call_thread: threading.Thread | None = None
         self.unlogged: collections.deque[CallRecord] = collections.deque(maxlen=UNLOGGED_MAX)
         self.alert_active = False
         self._alert_signature: Signature | None = None
@@ -268,13 +270,24 @@ class ActionRunner:
             self.unlogged.popleft()
 
     def after_call(self) -> None:
+        """Re-assert caller ID on a worker thread: a deaf modem must not stall the main loop
+        (its commands time out after seconds, and the next caller ID must be screened now)."""
+        if self.after_call_thread is not None and self.after_call_thread.is_alive():
+            return  # one is on its way; it asserts caller ID for this call too
         transport = self._transport()
-        try:
-            transport.after_call()
-        except ModemError as exc:
-            # caller ID may be off (some firmware forgets it): init asserts it again
-            log.warning("could not re-enable caller ID after the call: %s", exc)
-            transport.reinitialise("it did not answer after a call")
+
+        def run() -> None:
+            try:
+                transport.after_call()
+            except ModemError as exc:
+                # caller ID may be off (some firmware forgets it): init asserts it again
+                log.warning("could not re-enable caller ID after the call: %s", exc)
+                transport.reinitialise("it did not answer after a call")
+            except Exception:
+                log.exception("could not re-enable caller ID after the call")
+
+        self.after_call_thread = threading.Thread(target=run, name="after-call", daemon=True)
+        self.after_call_thread.start()
 
     def _transport(self) -> ModemTransport:
         if self.transport is None:
