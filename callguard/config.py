@@ -8,7 +8,16 @@ and default. A field's metadata may carry a ``check`` (returns an error text or 
 key, and collects *all* problems (unknown sections and keys with the closest known name,
 wrong types, bad values) before raising one :class:`ConfigError` that lists them with
 ``section.key``, the value, and the fix. Every key has a default, so an empty or missing file
-is a valid configuration; :func:`render` prints the effective one as TOML.
+is a valid configuration.
+
+TOML is written in one place, here, with tomlkit: :func:`render` builds a document of the
+effective config (each key with its hint as a comment) for ``config check``, and
+:func:`set_value` edits a person's file for ``callguard setup``: tomlkit reads it, the one value
+changes, and every other line, comment and blank line comes out as it went in. The edit is
+checked by :func:`from_dict` before it is returned; ``config check``'s output reads back as
+the same config (the tests hold it to that). A value the screening policy reads (the mode,
+the category settings, the quiet hours) is checked against :mod:`callguard.core.screening`'s
+own tables and reader, so the two cannot disagree.
 
 A value the checks pass must never break the daemon: a SIGHUP reload that raised anything but
 :class:`ConfigError` would stop a running daemon, and a value that only fails later (a NaN
@@ -27,7 +36,6 @@ import datetime as dt
 import difflib
 import math
 import os
-import re
 import reprlib
 import shlex
 import tomllib
@@ -37,6 +45,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import tomlkit
+from tomlkit.items import AoT, Item, Table
+
+from callguard.core.screening import MODE_ACTIONS, SETTING_ACTIONS, quiet_span
 from callguard.errors import UsageError
 from callguard.store.files import UnreadableFile, read_regular_file
 from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING, shown, unsafe
@@ -167,20 +179,15 @@ def _voice(value: Any) -> str | None:
     return "must be an espeak-ng voice name such as 'en-gb' (see: espeak-ng --voices)"
 
 
-_CLOCK = re.compile(r"\s*([0-9]{1,2}):([0-9]{1,2})\s*")
-
-
-def _clock_range(value: Any) -> str | None:
-    if not str(value).strip():
-        return None
-    parts = str(value).split("-")
-    matches = [_CLOCK.fullmatch(part) for part in parts] if len(parts) == 2 else []
-    if not matches or not all(m and int(m[1]) < 24 and int(m[2]) < 60 for m in matches):
-        return "must be two times like '21:00-08:00', or '' for none"
+def _quiet_hours(value: Any) -> str | None:
+    try:
+        quiet_span(str(value))
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
-_ACTIONS = ("allow", "warn", "block")
+_ACTIONS = tuple(SETTING_ACTIONS)  # allow, warn, block: what screening understands
 
 
 @dataclass(frozen=True)
@@ -223,7 +230,7 @@ class ScreeningConfig:
     mode: str = _key(
         "guarded",
         "'open' (unknown rings, no warning), 'guarded' (warned), 'allowlist-only' (blocked)",
-        _one_of("open", "guarded", "allowlist-only"),
+        _one_of(*MODE_ACTIONS),
     )
     withheld: str = _key("warn", "withheld numbers: allow, warn or block", _one_of(*_ACTIONS))
     unavailable: str = _key("warn", "unavailable numbers: allow, warn or block", _one_of(*_ACTIONS))
@@ -249,7 +256,7 @@ class ScreeningConfig:
         prose=True,
     )
     quiet_hours: str = _key(
-        "", "unknown callers blocked in these hours, e.g. '21:00-08:00'", _clock_range
+        "", "unknown callers blocked in these hours, e.g. '21:00-08:00'", _quiet_hours
     )
 
 
@@ -297,9 +304,7 @@ class WarningConfig:
         prose=True,
     )
     say_who: bool = _key(True, "begin with who is calling: 'A call from a withheld number.'")
-    say_place: bool = _key(
-        True, "say where a UK number is ('...in Welwyn Garden City'); costs ~100 MB of memory"
-    )
+    say_place: bool = _key(True, "say where a UK number is ('...in Welwyn Garden City')")
 
 
 @dataclass(frozen=True)
@@ -404,7 +409,7 @@ def _expected(spec: dataclasses.Field[Any], kind: type) -> str:
 
 def _type_problem(name: str, spec: dataclasses.Field[Any], kind: type, value: Any) -> str:
     key = name.rsplit(".", 1)[-1]
-    default = _toml_value(spec.default)
+    default = _toml_text(spec.default)
     suggestion = f"e.g. {key} = {default} (the default)"
     if isinstance(value, str) and kind in (int, float) and len(value) <= 40:
         try:
@@ -533,7 +538,7 @@ def from_dict(data: dict[str, Any], source: str = "(config)") -> Config:
             if error:
                 problems.append(
                     f"{name} = {_describe(value)} {error}; "
-                    f"the default is {_toml_value(spec.default)}"
+                    f"the default is {_toml_text(spec.default)}"
                 )
                 bad.add(name)
                 continue
@@ -603,36 +608,119 @@ def load(explicit: str | None = None) -> Config:
     return from_dict(data, source)
 
 
-_TOML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
-
-
-def _toml_char(char: str) -> str:
-    if char in _TOML_ESCAPES:
-        return _TOML_ESCAPES[char]
-    if unsafe(char):  # control, bidi and other invisible characters, as TOML escapes
-        code = ord(char)
-        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-    return char
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + "".join(_toml_char(c) for c in value) + '"'
-    return repr(value)
+# -- writing TOML ------------------------------------------------------------------------------
 
 
 def render(config: Config) -> str:
-    """The effective configuration as TOML, each key with its hint as a comment."""
-    out = [f"# effective configuration from {shown(config.source)}"]
+    """The effective configuration as TOML, each key with its hint as a comment.
+
+    Printable on a terminal as it is: characters that move the cursor or hide text (controls,
+    bidi overrides, line separators, zero-width ones) appear as TOML escapes, which read back
+    as the same text.
+    """
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(f"effective configuration from {shown(config.source)}"))
     for section in SECTIONS:
-        out.append(f"\n[{section}]")
+        table = tomlkit.table()
         body = getattr(config, section)
         for spec in fields(body):
-            value = getattr(body, spec.name)
-            out.append(f"{spec.name} = {_toml_value(value)}  # {spec.metadata['hint']}")
-    return "\n".join(out) + "\n"
+            item = tomlkit.item(getattr(body, spec.name))
+            item.comment(spec.metadata["hint"])
+            item.trivia.comment_ws = "  "
+            table.add(spec.name, item)
+        doc.add(section, table)
+    return _visible(tomlkit.dumps(doc))
+
+
+def set_value(
+    text: str, section: str, key: str, value: Any, source: str = "(config)"
+) -> tuple[str, Config]:
+    """``text``, a config file, with ``section.key = value``, and the config it makes.
+
+    Every other line, comment and blank line is kept. An existing key is changed where it is
+    (its comment kept, in a ``[section]``, an inline table or a dotted key alike); a new key
+    goes after its section's last setting; a missing section is added at the end. Raises
+    :class:`ConfigError` (nothing to write) if the file cannot be edited or the result would
+    not load, saying why.
+    """
+
+    def problem(why: str) -> ConfigError:
+        return ConfigError(
+            source,
+            [f"{why}; set {section}.{key} by hand, then check it with: callguard config check"],
+        )
+
+    try:
+        doc = tomlkit.parse(text)
+    except Exception as exc:  # tomlkit's errors have no common base across its versions
+        raise problem(f"cannot be edited, as it is not valid TOML ({exc})") from None
+    newline = "\r\n" if "\r\n" in text else "\n"
+    item = tomlkit.item(value)
+    item.trivia.trail = newline
+    table = doc.get(section)
+    try:
+        if table is None:
+            _add_section(doc, section, key, item, newline)
+        elif isinstance(table, AoT) or not isinstance(table, dict):
+            raise problem(f"[{section}] is not a plain table of settings")
+        elif key in table or not isinstance(table, Table):
+            table[key] = item
+        else:
+            _add_key(table, key, item)
+        new_text = tomlkit.dumps(doc)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a shape tomlkit cannot edit
+        raise problem(f"cannot be edited here ({type(exc).__name__}: {exc})") from None
+    try:
+        data = tomllib.loads(new_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise problem(f"would not be valid TOML after the change ({exc})") from None
+    written = data.get(section)
+    if not isinstance(written, dict) or written.get(key) != value:
+        raise problem(f"sets {section}.{key} in a way that cannot be changed here")
+    return new_text, from_dict(data, source)
+
+
+def _add_section(doc: tomlkit.TOMLDocument, section: str, key: str, item: Item, nl: str) -> None:
+    table = tomlkit.table()
+    table.trivia.trail = nl
+    before = doc.as_string()
+    if before.strip() and not before.endswith(("\n\n", "\r\n\r\n")):
+        table.trivia.indent = nl if before.endswith("\n") else nl + nl
+    table.append(key, item)
+    doc.append(section, table)
+
+
+def _add_key(table: Table, key: str, item: Item) -> None:
+    """``key`` after the table's last setting, before the blank lines and comments that end it
+    (which tomlkit keeps with this table, though they introduce what follows it)."""
+    body = table.value.body
+    settings = [k for k, v in body if k is not None and not isinstance(v, Table | AoT)]
+    insert_after = getattr(table.value, "_insert_after", None)  # in tomlkit 0.11 to 0.15 at least
+    if table.is_super_table() or not settings or settings[-1] is body[-1][0] or not insert_after:
+        table.append(key, item)
+    else:
+        insert_after(settings[-1], key, item)
+
+
+def _toml_text(value: Any) -> str:
+    """A value as TOML source, for messages: ``"guarded"``, ``15.0``, ``true``."""
+    return _visible(tomlkit.item(value).as_string())
+
+
+def _visible(toml: str) -> str:
+    """TOML text with every character a terminal would obey or hide as a TOML escape.
+
+    Only for TOML written here: its strings are all basic (double-quoted) strings, where an
+    escape reads back as the character, and a comment may hold it either way.
+    """
+    return "".join(_escape(c) if c != "\n" and unsafe(c) else c for c in toml)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def as_dict(config: Config) -> dict[str, Any]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import stat
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from callguard.audio import prompts as prompts_module
 from callguard.audio import wavconv
 from callguard.audio.prompts import SHIPPED, Prompts, Voice, intro_text, shipped
 from callguard.audio.speaker import RoomSpeaker
@@ -182,3 +185,73 @@ def test_a_full_card_still_warns_with_the_shipped_audio(
     path = prompts.room_wav(caller)
     assert path == shipped("warning.wav") and wavconv.read_wav(path).seconds > 5
     assert prompts.room_wav(caller, strong=True) == shipped("claim-warning.wav")
+
+
+def fake_espeak(tmp_path: Path, output: bytes) -> str:
+    """An espeak-ng that writes ``output`` where ``-w`` says, as the real one writes a WAV."""
+    made = tmp_path / "espeak-output"
+    made.write_bytes(output)
+    script = tmp_path / "espeak-ng"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import shutil, sys\n"
+        f"shutil.copyfile({str(made)!r}, sys.argv[sys.argv.index('-w') + 1])\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def a_wav(tmp_path: Path) -> bytes:
+    wav = tmp_path / "tone.wav"
+    wavconv.write_wav(wav, wavconv.tone(440, 1.0, 16000))
+    return wav.read_bytes()
+
+
+def test_a_rendering_is_fsynced_and_renamed_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A power cut must not leave half a rendering that later plays as noise or silence."""
+    rendered = a_wav(tmp_path)
+    synced: list[os.stat_result] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    cache = tmp_path / "cache"
+    path = Prompts(cache, Voice(), espeak=fake_espeak(tmp_path, rendered)).speech("Hello.")
+    assert path.parent == cache and path.read_bytes() == rendered
+    kept = path.stat()
+    assert any((st.st_dev, st.st_ino) == (kept.st_dev, kept.st_ino) for st in synced)
+    folder = cache.stat()
+    assert any(
+        stat.S_ISDIR(st.st_mode) and (st.st_dev, st.st_ino) == (folder.st_dev, folder.st_ino)
+        for st in synced
+    )  # the rename itself is on the card
+    assert sorted(p.name for p in cache.iterdir()) == [path.name]  # no scratch file left
+
+
+def test_a_rendering_that_is_not_a_wav_is_not_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    prompts = Prompts(cache, Voice(), espeak=fake_espeak(tmp_path, b"RIFF\0\0\0\0junk"))
+    with caplog.at_level(logging.ERROR):
+        assert prompts.speech(DEFAULT_WARNING) == shipped("warning.wav")
+    assert "espeak-ng could not speak" in caplog.text
+    assert list(cache.iterdir()) == []
+
+
+def test_a_card_that_fills_while_keeping_a_rendering_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(prompts_module, "write_atomically", full)
+    cache = tmp_path / "cache"
+    prompts = Prompts(cache, Voice(), espeak=fake_espeak(tmp_path, a_wav(tmp_path)))
+    assert prompts.speech(DEFAULT_WARNING) == shipped("warning.wav")
+    assert list(cache.iterdir()) == []  # the scratch rendering is gone too

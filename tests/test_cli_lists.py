@@ -169,6 +169,31 @@ def test_import_vcard(cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[s
     }
 
 
+def test_vcard_values_are_unescaped(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """vCard 3.0 and 4.0 escape commas, semicolons, backslashes and newlines in values."""
+    vcf = tmp_path / "contacts.vcf"
+    vcf.write_text(
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Smith\\, John\r\nTEL:01707 354000\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:A\\;B\\\\C \\q\r\nTEL:01707 354001\r\nEND:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Dr Patel\\nSurgery\\N\r\nTEL:01707 354002\r\n"
+        "END:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:O\\;Brien;Mary\\,Ann,Jo;;;\r\nTEL:01707 354003\r\n"
+        "END:VCARD\r\n"
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Smith\\\\;Sue;;;\r\nTEL:01707 354004\r\nEND:VCARD\r\n"
+    )
+    assert run(cfg, "allow", "import", str(vcf)) == 0
+    names = {e["number"][-1]: e["name"] for e in listed(cfg, capsys, "allow")}
+    assert names == {
+        "0": "Smith, John",
+        "1": "A;B\\C \\q",  # a backslash before anything else is kept
+        "2": "Dr Patel Surgery",  # a name is one line
+        "3": "Mary,Ann Jo O;Brien",  # given names, then the family name
+        "4": "Sue Smith\\",  # an escaped backslash does not escape the ;
+    }
+
+
 def test_vcard_without_tel_is_reported(
     cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

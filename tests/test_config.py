@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import fields
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from callguard import config
 from callguard.cli import main
+from callguard.core import screening
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "callguard.toml"
 
@@ -97,3 +99,29 @@ def test_config_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
     assert main(["--config", str(tmp_path / "missing.toml"), "config", "check"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_screening_settings_are_the_ones_screening_understands() -> None:
+    """One vocabulary: the config accepts exactly the names screening's tables act on."""
+    for mode in screening.MODE_ACTIONS:
+        assert config.from_dict({"screening": {"mode": mode}}).screening.mode == mode
+    for key in screening.CATEGORY_SETTINGS.values():
+        for setting in screening.SETTING_ACTIONS:
+            assert config.from_dict({"screening": {key: setting}}).screening == dataclasses.replace(
+                config.ScreeningConfig(), **{key: setting}
+            )
+    with pytest.raises(config.ConfigError) as exc:
+        config.from_dict({"screening": {"mode": "strict", "withheld": "ignore"}})
+    text = str(exc.value)
+    assert all(repr(mode) in text for mode in screening.MODE_ACTIONS)
+    assert all(repr(setting) in text for setting in screening.SETTING_ACTIONS)
+
+
+def test_render_gives_every_key_with_its_hint_as_a_comment() -> None:
+    out = config.render(config.Config())
+    for section, kind in config.SECTIONS.items():
+        body = out.split(f"[{section}]\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert [line.split(" = ", 1)[0] for line in body] == [f.name for f in fields(kind)]
+        for line, spec in zip(body, fields(kind), strict=True):
+            assert line.endswith(f"  # {spec.metadata['hint']}"), line
+    assert config.from_dict(tomllib.loads(out)) == config.Config()

@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callguard import config
 from callguard.cli import main
+from callguard.texts import unsafe
 
 KEYS: list[tuple[str, str, type]] = [
     (section, spec.name, get_type_hints(kind)[spec.name])
@@ -370,3 +373,16 @@ def test_render_escapes_every_control_character() -> None:
     text = config.render(weird)
     assert tomllib.loads(text)["warning"]["text"] == weird.warning.text
     assert text.count("\n") == config.render(config.Config()).count("\n")  # no line split
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"]), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_render_round_trips_any_text_and_prints_nothing_a_terminal_obeys(text: str) -> None:
+    weird = dataclasses.replace(
+        config.Config(),
+        warning=dataclasses.replace(config.WarningConfig(), text=text, recording=text[::-1]),
+    )
+    out = config.render(weird)
+    assert not [c for c in out if c != "\n" and unsafe(c)]
+    read = tomllib.loads(out)["warning"]
+    assert (read["text"], read["recording"]) == (text, text[::-1])

@@ -21,6 +21,8 @@ from callguard.core.numbers import (
     Caller,
     Category,
     NumberError,
+    country_of,
+    for_people,
     from_caller_id,
     parse_prefix,
     parse_typed,
@@ -264,11 +266,30 @@ def test_screening_a_call_does_not_load_the_geocoder() -> None:
         "import sys, callguard.core.numbers as n\n"
         "c = n.from_caller_id('01707354000'); n.parse_typed('+33 1 23 45 67 89')\n"
         "assert c.category == 'landline'\n"
+        "assert n.for_people('+44870*') == '0870*' and n.for_people('999') == '999'\n"
+        "assert n.for_people('+33123456789') == '+33 1 23 45 67 89'\n"
         "assert 'phonenumbers.geocoder' not in sys.modules\n"
         "assert c.place == 'Welwyn Garden City'\n"
         "assert 'phonenumbers.geocoder' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [
+        ("+33123456789", "France"),
+        ("+18765550123", "Jamaica"),  # +1, shared, but this number is Jamaica's
+        ("+2348012345678", "Nigeria"),
+        (234, "Nigeria"),
+        (44, None),  # the UK, Guernsey, Jersey and the Isle of Man share +44
+        (1, None),
+        ("+80012345678", None),  # international freephone: no country
+        ("not a number", None),
+    ],
+)
+def test_country_of(number: str | int, country: str | None) -> None:
+    assert country_of(number) == country
 
 
 def test_caller_id_is_fast() -> None:
@@ -470,6 +491,70 @@ def test_prefix_bad_input(text: str, why: str) -> None:
     assert "e.g." in str(caught.value) or "such as" in str(caught.value)
 
 
+# --- showing a number to a person ---
+
+
+@pytest.mark.parametrize(
+    ("stored", "region", "shown"),
+    [
+        ("+441707354000", "GB", "01707 354000"),
+        ("+441632960123", "GB", "01632 960123"),  # a drama range phonenumbers calls invalid
+        ("+447700900123", "GB", "07700 900123"),
+        ("+33123456789", "GB", "+33 1 23 45 67 89"),
+        ("+441707354000", "US", "+44 1707 354000"),
+        ("+12025550143", "US", "(202) 555-0143"),
+        ("999", "GB", "999"),
+        ("118118", "GB", "118118"),
+        ("+44870*", "GB", "0870*"),
+        ("+44870", "GB", "0870"),  # a rule's prefix in a sentence: "numbers starting 0870"
+        ("+441632960*", "GB", "01632960*"),
+        ("+234*", "GB", "+234* (Nigeria)"),
+        ("+234", "GB", "+234 (Nigeria)"),
+        ("+2348*", "GB", "+2348*"),
+        ("+44*", "GB", "+44*"),  # shared by four places: no name
+        ("+1*", "GB", "+1*"),
+        ("+1202*", "US", "1202*"),  # as dialled in the US, with its trunk prefix 1
+        ("+44870*", "US", "+44870*"),
+        ("+3906*", "IT", "06*"),  # Italy has no trunk prefix: numbers are dialled as they are
+        ("+490*", "DE", "+490*"),  # not "00": that would dial abroad
+        ("+4930*", "DE", "030*"),
+        ("+44870*", "gb", "0870*"),
+        ("+44870*", "XX", "+44870*"),  # an unknown home region: nothing is national
+        ("withheld number", "GB", "withheld number"),
+        ("", "GB", ""),
+    ],
+)
+def test_for_people(stored: str, region: str, shown: str) -> None:
+    assert for_people(stored, region) == shown
+
+
+@given(
+    st.text("0123456789", min_size=1, max_size=8),
+    st.sampled_from(["GB", "US", "FR", "DE", "NG"]),
+    st.booleans(),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_prefix_rule_shown_reads_back_as_the_same_rule(
+    digits: str, region: str, star: bool
+) -> None:
+    """What for_people shows can be typed back: the same rule, or the same whole number."""
+    try:
+        prefix = parse_prefix("+" + digits, region)
+    except NumberError:
+        assume(False)
+        return
+    typed = for_people(prefix + ("*" if star else ""), region).split(" (")[0]  # no country
+    assert typed.endswith("*") is star
+    try:
+        whole = parse_typed(prefix, region).key == prefix
+    except NumberError:
+        whole = False
+    if star or not whole:
+        assert parse_prefix(typed, region) == prefix
+    else:  # digits that make a whole number are shown as one
+        assert parse_typed(typed, region).key == prefix
+
+
 # --- properties: the display form of a number reads back as the same number ---
 
 # Ten-digit UK drama ranges (Ofcom) with the category each must come out as.
@@ -501,6 +586,7 @@ def test_uk_display_reads_back(uk_range: tuple[str, Category], last: int, region
     assert caller.key == "+44" + digits[1:]
     assert parse_typed(caller.display, region=region).key == caller.key
     assert parse_typed(caller.key, region=region).display == caller.display
+    assert for_people(caller.key, region) == caller.display
 
 
 def _example(region: str, number_type: int) -> phonenumbers.PhoneNumber | None:
@@ -528,6 +614,7 @@ def test_example_numbers_read_back_from_abroad_and_at_home(region: str, number_t
     at_home = parse_typed(e164, region=region)
     assert at_home.category is not Category.INTERNATIONAL
     assert parse_typed(at_home.display, region=region).key == at_home.key == e164
+    assert for_people(e164) == from_gb.display and for_people(e164, region) == at_home.display
 
 
 @given(st.sampled_from(sorted(phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS)))

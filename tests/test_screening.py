@@ -1,8 +1,9 @@
 """Screening: callers, lists, settings and the time in; a verdict with its reason out.
 
 Pure tables against a dict-backed fake of ListIndex; one test goes through a real ListIndex.
-Every test runs with the geocoder made unusable (see ``no_geocoder``). UK examples use Ofcom's
-drama ranges (01632 960xxx, 07700 900xxx, 0306 999 0xxx, 0808 157 0xxx).
+Every test runs with places (towns) made unusable (see ``no_places``); country names come from
+the geocoder, loaded once as the daemon's start-up does. UK examples use Ofcom's drama ranges
+(01632 960xxx, 07700 900xxx, 0306 999 0xxx, 0808 157 0xxx).
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 import pytest
 
+from callguard import config as configuration
 from callguard.config import ScreeningConfig
 from callguard.core import numbers, screening
 from callguard.core.lists import Entry, Match, target_for
 from callguard.core.numbers import Caller, Category, from_caller_id, parse_typed
-from callguard.core.screening import Action, Verdict, in_quiet_hours, prefix_for_people, screen
+from callguard.core.screening import Action, Verdict, in_quiet_hours, quiet_span, screen
 from callguard.errors import UsageError
 from callguard.store.index import ListIndex
 from callguard.store.lists import Store
@@ -93,19 +95,21 @@ def config(**changes: str) -> ScreeningConfig:
     return ScreeningConfig(**changes)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def geocoder_loaded() -> None:
+    """As the daemon does at start-up, so no test pays for it inside a call."""
+    screening.warm_up()
+
+
 @pytest.fixture(autouse=True)
-def no_geocoder(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make every road to phonenumbers' geocoder (0.25 s, 100 MB) fail loudly."""
+def no_places(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Screening never asks for a caller's town (a lookup by number prefix)."""
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the screening path touched the geocoder")
+        raise AssertionError("the screening path asked for a place")
 
     monkeypatch.setattr(numbers, "place_of", refuse)  # Caller.place goes through it
     monkeypatch.setattr(numbers, "_place", refuse)
-    monkeypatch.delattr(phonenumbers, "geocoder", raising=False)
-    monkeypatch.delattr(phonenumbers, "geodata", raising=False)
-    for module in ("phonenumbers.geocoder", "phonenumbers.geodata"):
-        monkeypatch.setitem(sys.modules, module, None)  # importing it raises ImportError
     yield
 
 
@@ -303,13 +307,36 @@ def test_a_category_warning_is_at_least_a_warning(
         )
 
 
-def test_international_numbers_name_the_country_without_the_geocoder() -> None:
-    screening._country_names.cache_clear()  # read it again, with the geocoder unusable
+def test_international_numbers_name_the_country() -> None:
     assert "Jamaica" in call("+18765550123").reason  # +1, but not the US
     assert "(Nigeria)" in call("+2348012345678", config(international="warn")).reason
     assert "(+800)" in call("+80012345678").reason  # international freephone: no country
-    assert screening.country_name("GB") == "United Kingdom"
-    assert screening.country_name("001") is None
+
+
+SCREEN_AT_HOME = """
+import datetime as dt, sys
+from callguard.config import ScreeningConfig
+from callguard.core import screening
+from callguard.core.lists import Entry, Match
+from callguard.core.numbers import from_caller_id
+
+class Lists:
+    def match(self, list_name, key):
+        rule = Entry("+44870*", kind="prefix")
+        return Match(list_name, rule, "prefix") if key.startswith("+44870") else None
+
+now = dt.datetime(2025, 6, 10, 23, 30)
+config = ScreeningConfig(quiet_hours="21:00-08:00")
+for raw in ("01632960999", "07700900999", "08701234567", "P", "150"):
+    screening.screen(from_caller_id(raw), Lists(), config, now)
+assert "phonenumbers.geocoder" not in sys.modules, "a caller at home loaded the geocoder"
+screening.warm_up()
+assert "phonenumbers.geocoder" in sys.modules
+"""
+
+
+def test_only_a_country_name_needs_the_geocoder_and_warm_up_loads_it() -> None:
+    subprocess.run([sys.executable, "-c", SCREEN_AT_HOME], check=True, timeout=60)
 
 
 # --- the mode --------------------------------------------------------------------------------
@@ -393,6 +420,41 @@ def test_bad_quiet_hours_name_the_key(span: str) -> None:
         in_quiet_hours(span, NOON)
 
 
+@pytest.mark.parametrize(
+    "span",
+    [
+        "21:00-08:00",
+        " 9:30 - 10:00 ",
+        "",
+        "23:59-0:0",
+        "9pm-8am",
+        "24:00-08:00",
+        "+9:00-10:00",  # int() takes a sign
+        "1_0:00-11:00",  # and underscores
+        "\u0662\u0661:00-08:00",  # and Arabic-Indic digits
+        "21:00-08:00-",
+        "21:00",
+    ],
+)
+def test_the_config_and_screening_read_quiet_hours_alike(span: str) -> None:
+    try:
+        configuration.from_dict({"screening": {"quiet_hours": span}})
+    except configuration.ConfigError as exc:
+        assert "screening.quiet_hours" in str(exc) and "two times like '21:00-08:00'" in str(exc)
+        with pytest.raises(ValueError, match="two times like"):
+            quiet_span(span)
+        with pytest.raises(UsageError, match=r"screening\.quiet_hours = .* two times like"):
+            in_quiet_hours(span, NOON)
+    else:
+        in_quiet_hours(span, NOON)  # does not raise
+
+
+def test_quiet_span_is_minutes_after_midnight() -> None:
+    assert quiet_span(" 9:05 - 17:5 ") == (9 * 60 + 5, 17 * 60 + 5)
+    assert quiet_span("23:59-00:00") == (23 * 60 + 59, 0)
+    assert quiet_span("  ") is None
+
+
 # (caller ID, config, action, rule) at night, with quiet hours set
 QUIET_CASES = [
     ("07700900999", {}, Action.BLOCK, "quiet-hours"),  # guarded: would warn
@@ -427,18 +489,20 @@ def test_action_values_are_the_call_logs_verdicts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("prefix", "shown"),
+    ("prefix", "says"),
     [
-        ("+44870*", "0870"),
-        ("+441632960*", "01632960"),
-        ("+44*", "+44"),
-        ("+234*", "+234 (Nigeria)"),
-        ("+1*", "+1"),  # the US, Canada and the Caribbean
-        ("+3361*", "+3361"),
+        ("+44870*", "numbers starting 0870 are"),
+        ("+441632960*", "numbers starting 01632960 are"),
+        ("+234*", "numbers starting +234 (Nigeria) are"),
+        ("+1*", "numbers starting +1 are"),  # the US, Canada and the Caribbean
+        ("+3361*", "numbers starting +3361 are"),
     ],
 )
-def test_prefix_for_people(prefix: str, shown: str) -> None:
-    assert prefix_for_people(prefix, "GB") == shown
+def test_a_prefix_rule_is_said_as_people_dial_it(prefix: str, says: str) -> None:
+    lists = FakeLists(block=[entry(prefix)])
+    digits = prefix.rstrip("*") + "0" * (12 - len(prefix))
+    verdict = screen(Caller(digits, digits, Category.LANDLINE, "x", ""), lists, config(), NOON)
+    assert verdict.rule == "block-prefix" and says in verdict.reason
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from callguard import config
 from callguard.audio import wavconv
 from callguard.cli import setup as setup_wizard
-from callguard.cli.setup import run_setup, service_cannot_read, set_toml_key, toml_string
+from callguard.cli.setup import run_setup, save_setting, service_cannot_read
 from callguard.core.lists import target_for
 from callguard.store.lists import Store
 
@@ -347,15 +347,29 @@ def test_a_config_that_does_not_load_stops_setup_with_2(config_path: Path) -> No
     assert "did you mean 'guarded'" in script.text
 
 
-def test_a_change_that_would_not_load_is_not_written(tmp_path: Path, state: Path) -> None:
+def test_dotted_keys_and_inline_tables_are_edited_where_they_are(
+    tmp_path: Path, state: Path
+) -> None:
     path = tmp_path / "callguard.toml"
     text = f'storage = {{ dir = "{state}" }}\nscreening.quiet_hours = ""  # dotted\n'
     path.write_text(text)
     rc, script = run(path, ["", "", "", "21:00-08:00"])
-    assert rc == 0
-    assert "Not saved:" in script.text and "would not be valid TOML" in script.text
+    assert rc == 0 and "Quiet hours: 21:00-08:00" in script.text
+    assert path.read_text() == text.replace('""', '"21:00-08:00"')
+
+
+def test_a_change_that_would_not_load_is_not_written(tmp_path: Path, state: Path) -> None:
+    path = tmp_path / "callguard.toml"
+    text = f'[storage]\ndir = "{state}"\n'
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=r"screening\.quiet_hours = '25:00-08:00'"):
+        save_setting(path, "screening", "quiet_hours", "25:00-08:00")
     assert path.read_text() == text
-    assert "Nothing was changed." in script.said
+    text += '[[screening]]\nmode = "open"\n'  # a shape setup cannot edit
+    path.write_text(text)
+    with pytest.raises(config.ConfigError, match=r"\[screening\] is not a plain table"):
+        save_setting(path, "screening", "quiet_hours", "21:00-08:00")
+    assert path.read_text() == text
 
 
 # -- stopping ----------------------------------------------------------------------------------
@@ -409,41 +423,74 @@ def test_a_lists_folder_that_cannot_be_written_stops_before_any_question(
     assert "setup cannot write to the lists' folder" in script.text
 
 
-# -- set_toml_key ------------------------------------------------------------------------------
+# -- config.set_value: the one TOML editor ----------------------------------------------------
 
 
-def test_set_toml_key_replaces_only_the_key_in_its_section() -> None:
-    text = '[a]\nx = "1"\n\n[b]\n  x = "a # b"   # keep me\ny = 2\n'
-    assert set_toml_key(text, "b", "x", "new") == (
-        '[a]\nx = "1"\n\n[b]\n  x = "new"  # keep me\ny = 2\n'
+def edited(text: str, section: str, key: str, value: object) -> str:
+    new_text, made = config.set_value(text, section, key, value)
+    assert getattr(getattr(made, section), key) == value
+    assert tomllib.loads(new_text)[section][key] == value
+    return new_text
+
+
+def test_set_value_replaces_only_the_key_in_its_section() -> None:
+    text = '[storage]\ndir = "/x"\n\n[warning]\n  voice = "en # b"   # keep me\nline = true\n'
+    assert edited(text, "warning", "voice", "en-us") == (
+        '[storage]\ndir = "/x"\n\n[warning]\n  voice = "en-us"   # keep me\nline = true\n'
     )
 
 
-def test_set_toml_key_adds_after_the_sections_last_setting() -> None:
-    text = "# top\n[a]\n# about y\ny = 2\n\n# about b\n[b]\nz = 3\n"
-    assert set_toml_key(text, "a", "x", "v") == (
-        '# top\n[a]\n# about y\ny = 2\nx = "v"\n\n# about b\n[b]\nz = 3\n'
+def test_set_value_adds_after_the_sections_last_setting() -> None:
+    text = "# top\n[warning]\n# about line\nline = true\n\n# about grooming\n[grooming]\n"
+    assert edited(text, "warning", "voice", "en") == (
+        '# top\n[warning]\n# about line\nline = true\nvoice = "en"\n\n# about grooming\n'
+        "[grooming]\n"
     )
-    assert set_toml_key("[a]  # note\n", "a", "x", "v") == '[a]  # note\nx = "v"\n'
+    assert edited("[warning]  # note\n", "warning", "voice", "en") == (
+        '[warning]  # note\nvoice = "en"\n'
+    )
 
 
-def test_set_toml_key_adds_a_missing_section_at_the_end() -> None:
-    assert set_toml_key("", "s", "k", "v") == '[s]\nk = "v"\n'
-    assert set_toml_key("[a]\ny = 2", "s", "k", "v") == '[a]\ny = 2\n\n[s]\nk = "v"\n'
-    assert set_toml_key("[a]\r\ny = 2\r\n", "a", "k", "v") == '[a]\r\ny = 2\r\nk = "v"\r\n'
+def test_set_value_adds_a_missing_section_at_the_end() -> None:
+    assert edited("", "grooming", "minutes", 20.0) == "[grooming]\nminutes = 20.0\n"
+    assert edited("[block]\nannounce = true", "grooming", "minutes", 20.0) == (
+        "[block]\nannounce = true\n\n[grooming]\nminutes = 20.0\n"
+    )
+    out = edited("# mine\n\n", "block", "announce", True)  # tomlkit 0.11 puts the blank last
+    assert out.startswith("# mine\n") and "\n[block]\nannounce = true\n" in out
 
 
-def test_set_toml_key_ignores_arrays_of_tables_and_subtables() -> None:
-    text = '[[s]]\nk = "old"\n[s.t]\nk = "old"\n'
-    out = set_toml_key(text, "s", "k", "v")
-    assert out == text + '\n[s]\nk = "v"\n'
+def test_set_value_keeps_windows_line_ends() -> None:
+    text = "[block]\r\nannounce = true\r\n"
+    assert edited(text, "block", "hold_s", 2.0) == text + "hold_s = 2.0\r\n"
+    assert edited(text, "grooming", "minutes", 20.0) == (
+        text + "\r\n[grooming]\r\nminutes = 20.0\r\n"
+    )
+
+
+def test_set_value_changes_one_line_of_the_shipped_file() -> None:
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    changed = changed_lines(shipped, edited(shipped, "screening", "mode", "open"))
+    assert len(changed) == 1
+    before, after = changed[0]
+    assert before.startswith('mode = "guarded"') and after == before.replace("guarded", "open")
 
 
 @pytest.mark.parametrize(
-    "value", ["", 'say "hi"', "C:\\new\\tab", "line\nbreak\ttab\x7f\x01", "Zoë's café ☎"]
+    "value",
+    [
+        "# not a comment",
+        'say "hi"',
+        "C:\\new\\tab",
+        "line\nbreak\ttab\r\n",
+        "Zoë's café ☎",
+        "right-to-left \u202eKNAB\u202c and a separator \u2028",
+        "'''\"\"\"",
+    ],
 )
-def test_toml_string_round_trips(value: str) -> None:
-    assert tomllib.loads(f"k = {toml_string(value)}")["k"] == value
+def test_set_value_round_trips_any_text(value: str) -> None:
+    text = '[warning]\ntext = """\nmulti\nline"""  # spoken\nline = false\n'
+    assert edited(text, "warning", "text", value).endswith("  # spoken\nline = false\n")
 
 
 @pytest.fixture(autouse=True)

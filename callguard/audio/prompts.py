@@ -5,10 +5,11 @@ Theory of operation
 :class:`Prompts` turns text into sound. Speech is rendered offline by espeak-ng (an ``en-gb``
 voice at 150 words a minute, a little slower than its default 175, for older listeners) into a
 WAV file in a cache folder, named by a hash of everything that shapes it (text, voice, speed),
-so each sentence is rendered once and a changed text is rendered anew. A family member's own
-recording (``warning.recording``) replaces the spoken warning text; any common WAV is accepted
-and converted. The modem gets the same prompts converted to 8 kHz 8-bit unsigned mono by
-:mod:`callguard.wavconv` (no audioop: it is gone from Python 3.13).
+so each sentence is rendered once and a changed text is rendered anew. A rendering is kept only
+if it reads back as a WAV, and is written whole and fsynced like every file CallGuard keeps on
+the card. A family member's own recording (``warning.recording``) replaces the spoken warning
+text; any common WAV is accepted and converted. The modem gets the same prompts converted to
+8 kHz 8-bit unsigned mono by :mod:`callguard.wavconv` (no audioop: it is gone from Python 3.13).
 
 A unit without espeak-ng is never silent: the default warning and the short "who is calling"
 openings ship pre-rendered in ``callguard/data``. A custom text then falls back to the shipped
@@ -37,6 +38,7 @@ from callguard.audio import wavconv
 from callguard.audio.wavconv import Audio
 from callguard.core.numbers import Caller, Category, place_of
 from callguard.errors import UsageError
+from callguard.store.files import write_atomically
 from callguard.texts import (
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CLAIM_WARNING,
@@ -126,18 +128,24 @@ class Prompts:
     # -- sentences ---------------------------------------------------------------------------
 
     def speech(self, text: str) -> Path:
-        """A WAV of ``text`` spoken (cached); a shipped rendering when espeak-ng is missing."""
+        """A WAV of ``text`` spoken (cached); a shipped rendering when espeak-ng is missing.
+
+        espeak-ng renders into a scratch file beside the cache, which must read back as a WAV;
+        its bytes are then kept with :func:`~callguard.store.files.write_atomically` (fsynced,
+        renamed, the folder fsynced), so a power cut never leaves half a rendering in the cache.
+        A full or read-only card gives the shipped rendering instead, never silence.
+        """
         key = self._key("speech", text, self.voice.voice, str(self.voice.speed_wpm))
         path = self.cache_dir / f"speech-{key}.wav"
         if path.exists():
             return path
         if self.espeak:
-            try:  # a full or read-only card: the shipped rendering below, never silence
+            try:
                 self.cache_dir.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(
-                    dir=self.cache_dir, suffix=".wav", delete=False
+                    dir=self.cache_dir, prefix=".render-", suffix=".wav", delete=False
                 ) as tmp:
-                    partial = Path(tmp.name)
+                    scratch = Path(tmp.name)
             except OSError as exc:
                 log.error("cannot write the speech cache in %s: %s", self.cache_dir, exc)
                 return self._fallback(text)
@@ -150,21 +158,21 @@ class Prompts:
                         "-s",
                         str(self.voice.speed_wpm),
                         "-w",
-                        str(partial),
+                        str(scratch),
                         text,
                     ],
                     check=True,
                     capture_output=True,
                     timeout=60,
                 )
-                wavconv.read_wav(partial)  # a rendering that does not read back is not kept
-                os.replace(partial, path)
+                wavconv.read_wav(scratch)  # a rendering that does not read back is not kept
+                write_atomically(path, scratch.read_bytes())
                 return path
             except (OSError, subprocess.SubprocessError, UsageError) as exc:
                 log.error("espeak-ng could not speak %r: %s", text[:40], exc)
             finally:
                 with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
+                    scratch.unlink()
         return self._fallback(text)
 
     def _fallback(self, text: str) -> Path:

@@ -17,12 +17,12 @@ asked again; an empty answer moves on; EOF (Ctrl-D) or Ctrl-C stops the wizard.
 Every change is saved the moment it is confirmed, whole or not at all, so stopping at any
 point keeps what came before and nothing is half-written. List entries go through
 :meth:`Store.add <callguard.store.lists.Store.add>` (``by="setup"``; a number on a conflicting list
-is moved only after a "y"). A setting is written by :func:`set_toml_key`, which edits the
-commented TOML file line by line: it replaces the key's line in its ``[section]``, or adds it
-after the section's last setting, or adds the section at the end, and leaves every other line,
-comment and blank line as it was. The new text must parse, hold the new value, and pass
-:func:`~callguard.config.from_dict` (the checks :func:`~callguard.config.load` makes) before
-:func:`~callguard.store.files.write_atomically` replaces the file, keeping its mode and owner.
+is moved only after a "y"). A setting is written by :func:`save_setting`, through
+:func:`callguard.config.set_value` (the one place CallGuard writes TOML): the commented file is
+read with tomlkit, the one value set, and every other line, comment and blank line kept; the
+new text must pass :func:`~callguard.config.from_dict` (the checks
+:func:`~callguard.config.load` makes) before :func:`~callguard.store.files.write_atomically`
+replaces the file, keeping its mode and owner.
 
 The service is sandboxed (``ProtectHome=yes``, ``PrivateTmp=yes``) and runs as its own user,
 so a recording under /home, in /tmp, on a USB stick, or not readable by everyone, would make
@@ -36,7 +36,6 @@ import contextlib
 import os
 import shlex
 import stat
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +43,8 @@ from pathlib import Path
 from callguard import config as configuration
 from callguard.audio import wavconv
 from callguard.core.lists import CONFLICTS, LIST_TITLES, WHY_CONFLICT, Entry, Target, target_for
-from callguard.core.numbers import NumberError
+from callguard.core.numbers import NumberError, for_people
+from callguard.core.screening import quiet_span
 from callguard.errors import CallGuardError, UsageError
 from callguard.store.files import write_atomically
 from callguard.store.jsonfile import Recovery
@@ -55,8 +55,6 @@ __all__ = [
     "run_setup",
     "save_setting",
     "service_cannot_read",
-    "set_toml_key",
-    "toml_string",
 ]
 
 Ask = Callable[[str], str]
@@ -220,7 +218,7 @@ class _Wizard:
             target = self._ask_number()
             if target is None:
                 return
-            display = _display(target)
+            display = for_people(target.number, self.region)
             found = self.store.find(target.number)
             conflicts = [c for c in CONFLICTS[list_name] if c in found]
             if conflicts:
@@ -413,21 +411,7 @@ def save_setting(path: Path, section: str, key: str, value: str) -> configuratio
             raise CallGuardError(f"{path} is not UTF-8 text; fix it by hand") from None
         except OSError as exc:
             raise CallGuardError(f"{path} cannot be read ({exc.strerror or exc})") from None
-    new_text = set_toml_key(text, section, key, value)
-    try:
-        data = tomllib.loads(new_text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CallGuardError(
-            f"{path} would not be valid TOML after the change ({exc}); "
-            f"set {section}.{key} by hand, then check it with: callguard config check"
-        ) from None
-    table = data.get(section)
-    if not isinstance(table, dict) or table.get(key) != value:
-        raise CallGuardError(
-            f"{path} sets {section}.{key} in a way setup cannot change (a dotted key or an "
-            f"inline table?); set it by hand, then check it with: callguard config check"
-        )
-    config = configuration.from_dict(data, str(path))  # ConfigError says what would be wrong
+    new_text, config = configuration.set_value(text, section, key, value, str(path))
     mode = stat.S_IMODE(before.st_mode) if before is not None else 0o644
     try:
         real.parent.mkdir(parents=True, exist_ok=True)
@@ -446,121 +430,15 @@ def save_setting(path: Path, section: str, key: str, value: str) -> configuratio
     return config
 
 
-# -- editing TOML text -----------------------------------------------------------------------
-
-
-def set_toml_key(text: str, section: str, key: str, value: str) -> str:
-    """``text`` with ``key = "value"`` set in ``[section]``; every other line kept as it was.
-
-    An existing ``key = ...`` line in the section is replaced (its trailing comment kept);
-    otherwise the line goes after the section's last setting, or a new section is added at the
-    end. Only plain sections and bare keys are understood; the caller checks the result.
-    """
-    newline = "\r\n" if "\r\n" in text else "\n"
-    lines = text.splitlines(keepends=True)
-    assignment = f"{key} = {toml_string(value)}"
-    current: str | None = None
-    header_at: int | None = None
-    last_setting: int | None = None
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        name = _section_name(stripped)
-        if name is not None:
-            if current == section:
-                break
-            current = name
-            if name == section:
-                header_at = i
-            continue
-        if current != section or not stripped or stripped.startswith("#"):
-            continue
-        last_setting = i
-        found_key, rest = _split_assignment(stripped)
-        if found_key == key:
-            indent = line[: len(line) - len(line.lstrip())]
-            ending = line[len(line.rstrip("\r\n")) :]
-            comment = _trailing_comment(rest)
-            lines[i] = f"{indent}{assignment}{'  ' + comment if comment else ''}{ending}"
-            return "".join(lines)
-    if header_at is not None:
-        at = last_setting if last_setting is not None else header_at
-        if not lines[at].endswith(("\n", "\r")):
-            lines[at] += newline
-        lines.insert(at + 1, assignment + newline)
-        return "".join(lines)
-    if lines and not lines[-1].endswith(("\n", "\r")):
-        lines[-1] += newline
-    gap = newline if lines and lines[-1].strip() else ""
-    return "".join(lines) + f"{gap}[{section}]{newline}{assignment}{newline}"
-
-
-def toml_string(value: str) -> str:
-    """``value`` as a TOML basic string, with quotes, backslashes and control characters escaped."""
-    out = ['"']
-    for ch in value:
-        if ch in ('"', "\\"):
-            out.append("\\" + ch)
-        elif ch in _SHORT_ESCAPES:
-            out.append(_SHORT_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04X}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-_BARE_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-
-
-def _section_name(stripped: str) -> str | None:
-    """``screening`` for ``[screening]`` (comment allowed); ``""`` for ``[[array]]`` and
-    quoted or dotted headers (a section setup never edits); None for anything else."""
-    if not stripped.startswith("["):
-        return None
-    if stripped.startswith("[["):
-        return ""
-    end = stripped.find("]")
-    if end < 0:
-        return None
-    after = stripped[end + 1 :].strip()
-    if after and not after.startswith("#"):
-        return None
-    name = stripped[1:end].strip()
-    return name if name and set(name) <= _BARE_KEY_CHARS else ""
-
-
-def _split_assignment(stripped: str) -> tuple[str | None, str]:
-    """(bare key, text after the =) of a ``key = value`` line, else (None, "")."""
-    key, sep, rest = stripped.partition("=")
-    key = key.strip()
-    if not sep or not key or not set(key) <= _BARE_KEY_CHARS:
-        return None, ""
-    return key, rest
-
-
-def _trailing_comment(rest: str) -> str:
-    """The ``# ...`` after a one-line value, if there is one (a # inside a string is not)."""
-    for i, ch in enumerate(rest):
-        if ch == "#":
-            try:
-                tomllib.loads("x = " + rest[:i])
-            except tomllib.TOMLDecodeError:
-                continue
-            return rest[i:].rstrip("\r\n").strip()
-    return ""
+# -- quiet hours -----------------------------------------------------------------------------
 
 
 def _tidy_hours(value: str) -> str:
     """``9:00 - 17:5`` as ``09:00-17:05`` (``value`` has passed the config's check)."""
-    if not value.strip():
+    span = quiet_span(value)
+    if span is None:
         return ""
-    times = []
-    for part in value.split("-"):
-        hours, minutes = part.strip().split(":")
-        times.append(f"{int(hours):02d}:{int(minutes):02d}")
-    return "-".join(times)
+    return "-".join(f"{minutes // 60:02d}:{minutes % 60:02d}" for minutes in span)
 
 
 # -- paths -----------------------------------------------------------------------------------
@@ -612,10 +490,6 @@ def _resolved(path: Path) -> Path:
 
 
 # -- words -----------------------------------------------------------------------------------
-
-
-def _display(target: Target) -> str:
-    return target.caller.display if target.caller is not None else target.number
 
 
 def _conflict(list_name: str, display: str, conflicts: list[str], found: dict[str, Entry]) -> str:

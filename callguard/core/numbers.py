@@ -26,10 +26,19 @@ cannot read is ``INVALID`` with the raw text kept), touches only the home region
 caches recent answers. :func:`parse_typed` and :func:`parse_prefix` are strict and raise
 :class:`NumberError` with a message saying what to type instead.
 
-``Caller.place`` (the town of a home landline, the country of an international number) is
-computed on first access, not when the caller is made: phonenumbers' geocoder loads all of its
-data at once (about 100 MB of memory and a few hundred milliseconds here), which the screening
-path must never pay for. Call :func:`warm_up` with ``places=True`` at start-up to pay it early.
+Showing a number to a person is :func:`for_people`, the one place that does it: a stored E.164
+number in the home region's national format (``01707 354000``) or the international one
+(``+33 1 23 45 67 89``), a short code as its digits, and a prefix rule as people dial it
+(``+44870*`` is ``0870*`` at home; a whole country's code gets its name: ``+234* (Nigeria)``).
+
+Places and countries come from phonenumbers' geocoder (its supported API), which has no light
+part: importing it loads all of its data at once, the country names with the towns (about
+100 MB of memory and 0.3 to 0.5 s on a desktop, several seconds on a Pi). ``Caller.place`` (the
+town of a home landline, the country of an international number) and :func:`country_of`
+load it on first use, never when a caller is made: :func:`from_caller_id` and
+:func:`parse_typed` never touch it. A process that will need it (the daemon, for the names of
+countries in its reasons and of places in its warnings) calls :func:`load_geocoder` at
+start-up, so no call waits for it.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import enum
 import functools
 import re
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Final, TypeAlias
 
 import phonenumbers
@@ -58,7 +68,10 @@ __all__ = [
     "Caller",
     "Category",
     "NumberError",
+    "country_of",
+    "for_people",
     "from_caller_id",
+    "load_geocoder",
     "parse_prefix",
     "parse_typed",
     "place_of",
@@ -166,8 +179,10 @@ invalid but Ofcom reserves for TV and radio drama, so they can never belong to a
 _SEPARATORS: Final = re.compile(r"[\s().\-/]+")
 _MODEM_NUMBER: Final = re.compile(r"\+?[0-9]+")
 _ANY_DIGIT: Final = re.compile(r"[0-9]")
+_E164_PREFIX: Final = re.compile(r"\+[0-9]{1,15}")
 _MAX_SHORT_CODE_DIGITS: Final = 6
 _MAX_E164_DIGITS: Final = 15
+_MAX_COUNTRY_CODE_DIGITS: Final = 3
 
 _Found: TypeAlias = tuple[Category, str, str | None, str]
 """(category, key, e164, display) of a number that was recognised."""
@@ -338,16 +353,70 @@ def place_of(caller: Caller, lang: str = "en") -> str | None:
     return _place(caller.e164, caller.category is Category.INTERNATIONAL, lang)
 
 
+def country_of(number: str | int) -> str | None:
+    """The English name of the country of an E.164 number (``"+2348012345678"``) or of a
+    country calling code (``234``): "Nigeria".
+
+    None when there is no one country: a code several countries share (``1``, ``44``, ``7``)
+    given alone, a number the shared code's countries cannot tell apart, a non-geographic code
+    (``+800``), or something that is not a number. The first call loads the geocoder (see the
+    module's docstring); answers are cached.
+    """
+    try:
+        return _country(number)
+    except (NumberParseException, ValueError):
+        return None
+
+
+def for_people(number_or_prefix: str, region: str = "GB") -> str:
+    """A stored number, short code or prefix rule as a person reads and dials it. Never raises.
+
+    ``region`` is the home region (``screening.region``). A full number shows in the home
+    region's national format (``+441707354000`` -> ``01707 354000``) or in international format
+    from anywhere else (``+33 1 23 45 67 89``); a short code as its digits (``999``). A prefix
+    rule keeps its ``*`` and is shown as dialled from home, ``+44870*`` -> ``0870*``, where
+    that typed back is the same rule (``+490*`` stays: ``00*`` would dial abroad). A code that
+    is exactly one country's gets its name, ``+234*`` -> ``+234* (Nigeria)`` (the name loads
+    the geocoder, see :func:`country_of`). The same digits without the ``*``
+    (``+44870``, a rule's prefix in a sentence such as "numbers starting 0870") show the same
+    way when they are not a whole number. Anything else is returned as given.
+    """
+    text = number_or_prefix.strip()
+    body = text.removesuffix("*")
+    star = "*" if body != text else ""
+    home = region.strip().upper()
+    if not star:
+        shown = _stored_number(body, home)
+        if shown is not None:
+            return shown
+    if not _E164_PREFIX.fullmatch(body):
+        return number_or_prefix
+    digits = body[1:]
+    home_code = str(phonenumbers.country_code_for_region(home))
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(home)
+    if metadata is not None and digits.startswith(home_code) and digits != home_code:
+        dialled = (metadata.national_prefix or "") + digits[len(home_code) :]
+        if _reads_back(dialled, home, body):  # not +49 0...: "00" would dial abroad
+            return dialled + star
+    name = country_of(int(digits)) if len(digits) <= _MAX_COUNTRY_CODE_DIGITS else None
+    return f"+{digits}{star} ({name})" if name else f"+{digits}{star}"
+
+
+def load_geocoder() -> None:
+    """Load phonenumbers' geocoder now (about 100 MB), so that no call waits for it later."""
+    _geocoder()
+
+
 def warm_up(region: str = "GB", *, places: bool = False) -> None:
     """Load the home region's metadata now (and the geocoder with ``places``), not on a call."""
     home = region.strip().upper()
     example = phonenumbers.example_number(home)
     if example is not None:
         e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
-        caller = from_caller_id(e164, home)
+        from_caller_id(e164, home)
         _is_short_code("999", home)
-        if places:
-            place_of(caller)
+    if places:
+        load_geocoder()
 
 
 @functools.lru_cache(maxsize=512)
@@ -411,14 +480,47 @@ def _is_short_code(digits: str, home: str) -> bool:
 
 @functools.lru_cache(maxsize=1024)
 def _place(e164: str, international: bool, lang: str) -> str | None:
-    from phonenumbers import geocoder  # loaded only when a place is asked for: see the docstring
-
+    geocoder = _geocoder()
     number = phonenumbers.parse(e164)
     if international:
         name = geocoder.country_name_for_number(number, lang)
     else:
         name = geocoder.description_for_number(number, lang)
     return name or None
+
+
+@functools.lru_cache(maxsize=1024)
+def _country(number: str | int) -> str | None:
+    if isinstance(number, int):
+        numobj = PhoneNumber(country_code=number)  # no national number: one country, or none
+    else:
+        numobj = phonenumbers.parse(number)
+    name: str = _geocoder().country_name_for_number(numobj, "en")
+    return name or None
+
+
+@functools.cache
+def _geocoder() -> ModuleType:
+    """phonenumbers' geocoder, imported on first use: see the module's docstring."""
+    from phonenumbers import geocoder
+
+    return geocoder
+
+
+def _reads_back(dialled: str, home: str, prefix: str) -> bool:
+    try:
+        return parse_prefix(dialled, home) == prefix
+    except NumberError:
+        return False
+
+
+def _stored_number(text: str, home: str) -> str | None:
+    """How a stored full number or short code is shown, or None if ``text`` is neither."""
+    if text.isdigit() and len(text) <= _MAX_SHORT_CODE_DIGITS:
+        return text
+    number = _parse(text, home)
+    found = _full_number(number, home) if number is not None else None
+    return found[3] if found is not None else None
 
 
 def _absence_category(absence: str | enum.Enum) -> Category:

@@ -18,9 +18,17 @@ can only turn a non-allow-listed "ring" into a block.
 
 Everything on this path is cheap: a handful of dict probes in the lists, and for an
 international number phonenumbers' metadata for its country code. It never touches
-:attr:`Caller.place`: the geocoder costs about 0.25 s and 100 MB. Country names come from
-phonenumbers' small table of region names (:func:`country_name`), read once on the first
-international call (about 7 ms, no geocoder); :func:`warm_up` reads it at start-up instead.
+:attr:`Caller.place` (a town needs the geocoder's lookup by number prefix). The reasons for an
+international caller and for a whole country's prefix rule name the country
+(:func:`~callguard.core.numbers.country_of`), which needs phonenumbers' geocoder loaded
+(about 100 MB, and 0.3 s or more the first time): :func:`warm_up` loads it at start-up, so no
+call waits for it. Callers at home and prefix rules at home never need it.
+
+The ``[screening]`` settings are checked once, by :mod:`callguard.config`, against what this
+module defines: the names in :data:`MODE_ACTIONS` and :data:`SETTING_ACTIONS`, and the quiet
+hours as :func:`quiet_span` reads them. :func:`screen` trusts its config; a value the config
+would have refused (a config made by hand) raises :class:`~callguard.errors.UsageError`
+naming the key, never a bare KeyError.
 """
 
 from __future__ import annotations
@@ -28,15 +36,13 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-import importlib.util
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 import phonenumbers
 
-from callguard.core.numbers import Caller, Category
+from callguard.core.numbers import Caller, Category, country_of, for_people, load_geocoder
 from callguard.errors import UsageError
 
 if TYPE_CHECKING:
@@ -52,10 +58,9 @@ __all__ = [
     "ListStep",
     "Lookup",
     "Verdict",
-    "country_name",
     "describe_category",
     "in_quiet_hours",
-    "prefix_for_people",
+    "quiet_span",
     "screen",
     "warm_up",
 ]
@@ -186,6 +191,8 @@ _CATEGORY_WORDS: Final[dict[Category, str]] = {
     Category.INVALID: "a number that cannot exist",
 }
 
+_CLOCK: Final = re.compile(r"\s*([0-9]{1,2}):([0-9]{1,2})\s*")
+
 _MONTHS: Final = (
     "January",
     "February",
@@ -291,7 +298,10 @@ def in_quiet_hours(quiet_hours: str, now: dt.datetime) -> bool:
     whatever time zone ``now`` is in (pass local time). Raises
     :class:`~callguard.errors.UsageError` if ``quiet_hours`` is not two HH:MM times.
     """
-    span = _quiet_span(quiet_hours)
+    try:
+        span = quiet_span(quiet_hours)
+    except ValueError as exc:
+        raise UsageError(f"screening.quiet_hours = {quiet_hours!r} {exc}") from None
     if span is None:
         return False
     start, end = span
@@ -306,32 +316,29 @@ def describe_category(category: Category) -> str:
     return _CATEGORY_WORDS[category]
 
 
-def prefix_for_people(prefix: str, region: str = "GB") -> str:
-    """A prefix rule as people dial it: ``+44870*`` -> ``0870`` at home, ``+234`` abroad.
+@functools.lru_cache(maxsize=16)
+def quiet_span(quiet_hours: str) -> tuple[int, int] | None:
+    """``"21:00-08:00"`` as (start, end) in minutes after midnight; None for ``""`` (no quiet
+    hours). The one reader of ``screening.quiet_hours``: the config's check uses it too.
 
-    A prefix that is exactly one country's code gets the country's name: ``+234 (Nigeria)``.
+    Two 24-hour ``H:MM`` or ``HH:MM`` times joined by ``-``, spaces allowed around each.
+    Raises :class:`ValueError` whose text says what a good value looks like.
     """
-    digits = prefix.rstrip("*").removeprefix("+")
-    home_code = str(phonenumbers.country_code_for_region(region))
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
-    trunk = metadata.national_prefix if metadata is not None else None
-    if trunk and home_code != "0" and digits.startswith(home_code) and digits != home_code:
-        return trunk + digits[len(home_code) :]
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits), ()) if digits else ()
-    name = country_name(regions[0]) if len(regions) == 1 else None
-    return f"+{digits} ({name})" if name else f"+{digits}"
-
-
-def country_name(region_code: str | None) -> str | None:
-    """The English name of a region ("FR" -> "France"), without loading the geocoder."""
-    if not region_code:
+    text = quiet_hours.strip()
+    if not text:
         return None
-    return _country_names().get(region_code)
+    clocks = [_CLOCK.fullmatch(part) for part in text.split("-")]
+    minutes = [
+        int(c[1]) * 60 + int(c[2]) for c in clocks if c and int(c[1]) < 24 and int(c[2]) < 60
+    ]
+    if len(clocks) != 2 or len(minutes) != 2:
+        raise ValueError("must be two times like '21:00-08:00', or '' for none")
+    return minutes[0], minutes[1]
 
 
 def warm_up() -> None:
-    """Read the country names now rather than on the first international call."""
-    _country_names()
+    """Load what naming a caller's country needs now, rather than on the first such call."""
+    load_geocoder()
 
 
 # -- the steps -------------------------------------------------------------------------------
@@ -361,7 +368,7 @@ def _list_verdict(
             "so the caller was pretending."
         )
     elif is_prefix:
-        start = prefix_for_people(entry.prefix, config.region)
+        start = for_people(entry.prefix, config.region)
         label = f" ('{name}')" if name else ""
         reason = f"{verb}: numbers starting {start} are on the {title}{label}."
     else:
@@ -377,12 +384,7 @@ def _category_verdict(caller: Caller, config: ScreeningConfig) -> Verdict | None
     if key is None:
         return None
     setting: str = getattr(config, key)
-    action = SETTING_ACTIONS.get(setting)
-    if action is None:
-        raise UsageError(
-            f'screening.{key} = "{setting}" must be one of "allow", "warn" or "block"; '
-            "check the config with 'callguard config check'"
-        )
+    action = _setting(SETTING_ACTIONS, key, setting)
     said = f' (screening.{key} = "{setting}")' if action is not Action.WARN else ""
     reason = f"{_VERB[action]}: {_what_the_caller_was(caller)}{said}."
     return Verdict(action, reason, caller.category, f"category:{key}", None, None)
@@ -391,13 +393,7 @@ def _category_verdict(caller: Caller, config: ScreeningConfig) -> Verdict | None
 def _mode_verdict(caller: Caller, config: ScreeningConfig, category: Verdict | None) -> Verdict:
     """The mode's verdict, or ``category``'s WARN if the mode is not stricter than that."""
     mode = config.mode
-    action = MODE_ACTIONS.get(mode)
-    if action is None:
-        raise UsageError(
-            f'screening.mode = "{mode}" must be one of '
-            + ", ".join(f'"{m}"' for m in MODE_ACTIONS)
-            + "; check the config with 'callguard config check'"
-        )
+    action = _setting(MODE_ACTIONS, "mode", mode)
     if category is not None and _STRICTNESS[category.action] >= _STRICTNESS[action]:
         return category
     if action is Action.ALLOW:
@@ -437,14 +433,26 @@ def _what_the_caller_was(caller: Caller) -> str:
 
 
 def _country_of(caller: Caller) -> str | None:
-    """The country of an international number, or its +code; never via the geocoder."""
+    """The country of an international number, or its +code; never a town."""
     if caller.e164 is None:
         return None
     try:
         number = phonenumbers.parse(caller.e164)
     except phonenumbers.NumberParseException:
         return None
-    return country_name(phonenumbers.region_code_for_number(number)) or f"+{number.country_code}"
+    return country_of(caller.e164) or f"+{number.country_code}"
+
+
+def _setting(table: dict[str, Action], key: str, value: str) -> Action:
+    """The action a ``[screening]`` setting names; a value the config refuses raises."""
+    action = table.get(value)
+    if action is None:
+        raise UsageError(
+            f'screening.{key} = "{value}" must be one of '
+            + ", ".join(f'"{name}"' for name in table)
+            + "; check the config with 'callguard config check'"
+        )
+    return action
 
 
 def _day_added(added: str, now: dt.datetime) -> str | None:
@@ -460,55 +468,3 @@ def _day_added(added: str, now: dt.datetime) -> str | None:
 def _clean(text: str) -> str:
     """A name as one line: a list entry's name may hold newlines or runs of spaces."""
     return " ".join(text.split())
-
-
-@functools.lru_cache(maxsize=16)
-def _quiet_span(quiet_hours: str) -> tuple[int, int] | None:
-    """(start, end) in minutes after midnight, or None for no quiet hours."""
-    text = quiet_hours.strip()
-    if not text:
-        return None
-    try:
-        start, end = text.split("-")
-        return _minutes(start), _minutes(end)
-    except ValueError:
-        raise UsageError(
-            f"screening.quiet_hours = {quiet_hours!r} must be two times like '21:00-08:00', "
-            "or '' for none"
-        ) from None
-
-
-def _minutes(clock: str) -> int:
-    hours, minutes = (int(part) for part in clock.strip().split(":"))
-    if not (0 <= hours < 24 and 0 <= minutes < 60):
-        raise ValueError(clock)
-    return hours * 60 + minutes
-
-
-@functools.cache
-def _country_names() -> dict[str, str]:
-    """English region names from phonenumbers' locale table, read without the geocoder.
-
-    ``phonenumbers.geocoder.country_name_for_number`` would do, but importing it loads all of
-    the geocoder's data. The names live in ``phonenumbers/geodata/locale.py``, and importing
-    that as a module would run ``geodata/__init__.py`` (the 40 MB part) first, so the file is
-    executed on its own. Any surprise in a future phonenumbers layout leaves the table empty,
-    and reasons show the +code instead of the name.
-    """
-    try:
-        path = Path(phonenumbers.__file__).parent / "geodata" / "locale.py"
-        spec = importlib.util.spec_from_file_location("phonenumbers.geodata.locale", path)
-        if spec is None or spec.loader is None:
-            return {}
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        names: dict[str, str] = {}
-        for region, by_language in module.LOCALE_DATA.items():
-            name = by_language.get("en", "")
-            if name.startswith("*"):  # "*xx": the same as the name in language xx
-                name = by_language.get(name[1:], "")
-            if name:
-                names[str(region)] = str(name)
-        return names
-    except Exception:  # a missing or reshaped file must not stop a call being screened
-        return {}

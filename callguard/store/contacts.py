@@ -13,9 +13,12 @@ unless ``--skip-invalid`` is given.
   ending in ``*`` is a prefix rule. Lines end in LF, CRLF or CR alike.
 * vCard 3.0 / 4.0 (RFC 2426 / RFC 6350), as phones and address books export them: folded lines
   are unfolded, every ``TEL`` of a card is one entry named by ``FN`` (or ``N``), ``tel:`` URIs
-  are accepted, and a card without ``TEL`` is reported. vCard 2.1 quoted-printable names are
-  decoded. Only ``FN``, ``N`` and ``TEL`` matter here, which is why this is a few dozen lines
-  rather than a dependency.
+  are accepted, and a card without ``TEL`` is reported. Values are unescaped as vCard 3.0 and
+  4.0 write them (``\\,`` ``\\;`` ``\\\\`` and ``\\n``/``\\N``: ``FN:Smith\\, John`` is
+  "Smith, John"); a name is one line, so an escaped newline in it becomes a space. ``N`` is
+  split at its unescaped ``;`` (family name; given names; ...) and each part at its unescaped
+  ``,``. vCard 2.1 quoted-printable names are decoded. Only ``FN``, ``N`` and ``TEL`` matter
+  here, which is why this is a few dozen lines rather than a dependency.
 
 Whatever the file holds, the outcome is one of those two or a :class:`UsageError` naming the
 file: only an ordinary file of at most :data:`MAX_IMPORT_BYTES` is read (``/dev/zero`` or a
@@ -209,16 +212,46 @@ def parse_vcard(text: str, region: str) -> tuple[list[ImportItem], list[Problem]
         elif not in_card:
             problems.append((line_no, "text outside BEGIN:VCARD ... END:VCARD"))
         elif prop == "FN":
-            name = value
+            name = _one_line(_unescape(value))
         elif prop == "N" and not name:
-            parts = [p for p in value.split(";") if p]
-            name = " ".join(reversed(parts[:2]))
+            family, given = [*_split(value, ";"), "", ""][:2]
+            words = (_unescape(w) for part in (given, family) for w in _split(part, ","))
+            name = _one_line(" ".join(words))
         elif prop == "TEL":
             tel = value[4:] if value.lower().startswith("tel:") else value
             tels.append((line_no, tel))
     if in_card:
         problems.append((card_start, "the card starting here has no END:VCARD (file cut short?)"))
     return items, problems
+
+
+_ESCAPED: Final = re.compile(r"\\([\\,;nN])")
+_ESCAPES: Final = {"\\": "\\", ",": ",", ";": ";", "n": "\n", "N": "\n"}
+
+
+def _unescape(value: str) -> str:
+    """A vCard text value as the text it stands for: ``Smith\\, John`` is ``Smith, John``.
+
+    A backslash before anything else is kept as it is (vCard 2.1 did not escape backslashes).
+    """
+    return _ESCAPED.sub(lambda m: _ESCAPES[m[1]], value)
+
+
+def _split(value: str, separator: str) -> list[str]:
+    """``value`` split at each ``separator`` that is not escaped; the parts still escaped."""
+    parts = [""]
+    pieces = re.split(r"(\\.|[" + re.escape(separator) + "])", value)
+    for piece in pieces:
+        if piece == separator:
+            parts.append("")
+        else:
+            parts[-1] += piece
+    return parts
+
+
+def _one_line(text: str) -> str:
+    """A name on one line, its runs of spaces and line breaks made one space."""
+    return " ".join(text.split())
 
 
 def parse_file(
