@@ -31,14 +31,13 @@ number in the home region's national format (``01707 354000``) or the internatio
 (``+33 1 23 45 67 89``), a short code as its digits, and a prefix rule as people dial it
 (``+44870*`` is ``0870*`` at home; a whole country's code gets its name: ``+234* (Nigeria)``).
 
-Places and countries come from phonenumbers' geocoder (its supported API), which has no light
-part: importing it loads all of its data at once, the country names with the towns (about
-100 MB of memory and 0.3 to 0.5 s on a desktop, several seconds on a Pi). ``Caller.place`` (the
-town of a home landline, the country of an international number) and :func:`country_of`
-load it on first use, never when a caller is made: :func:`from_caller_id` and
-:func:`parse_typed` never touch it. A process that will need it (the daemon, for the names of
-countries in its reasons and of places in its warnings) calls :func:`load_geocoder` at
-start-up, so no call waits for it.
+Towns come from phonenumbers' geocoder (its supported API), which has no light part:
+importing it loads all of its data at once (about 100 MB of memory and 0.3 to 0.5 s on a
+desktop, several seconds on a Pi). ``Caller.place`` (the town of a home landline) loads it on
+first use, never when a caller is made: :func:`from_caller_id` and :func:`parse_typed` never
+touch it; a process that will need it calls :func:`load_geocoder` at start-up. Country names
+(:func:`country_of`) need only the region phonenumbers gives a number and pycountry's ISO 3166
+names (about 6 MB): :func:`load_country_names`.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ from typing import Final, TypeAlias
 
 import phonenumbers
 from phonenumbers import (
+    UNKNOWN_REGION,
     NumberParseException,
     PhoneNumber,
     PhoneNumberFormat,
@@ -71,6 +71,7 @@ __all__ = [
     "country_of",
     "for_people",
     "from_caller_id",
+    "load_country_names",
     "load_geocoder",
     "parse_prefix",
     "parse_typed",
@@ -359,8 +360,8 @@ def country_of(number: str | int) -> str | None:
 
     None when there is no one country: a code several countries share (``1``, ``44``, ``7``)
     given alone, a number the shared code's countries cannot tell apart, a non-geographic code
-    (``+800``), or something that is not a number. The first call loads the geocoder (see the
-    module's docstring); answers are cached.
+    (``+800``), or something that is not a number. The first call loads the country names
+    (see the module's docstring).
     """
     try:
         return _country(number)
@@ -405,6 +406,11 @@ def for_people(number_or_prefix: str, region: str = "GB") -> str:
 def load_geocoder() -> None:
     """Load phonenumbers' geocoder now (about 100 MB), so that no call waits for it later."""
     _geocoder()
+
+
+def load_country_names() -> None:
+    """Load the country names now (about 6 MB), so that no call waits for them later."""
+    _country_names()
 
 
 def warm_up(region: str = "GB", *, places: bool = False) -> None:
@@ -492,11 +498,15 @@ def _place(e164: str, international: bool, lang: str) -> str | None:
 @functools.lru_cache(maxsize=1024)
 def _country(number: str | int) -> str | None:
     if isinstance(number, int):
-        numobj = PhoneNumber(country_code=number)  # no national number: one country, or none
+        regions = phonenumbers.region_codes_for_country_code(number)
+        region = regions[0] if len(regions) == 1 else None
     else:
         numobj = phonenumbers.parse(number)
-    name: str = _geocoder().country_name_for_number(numobj, "en")
-    return name or None
+        regions = phonenumbers.region_codes_for_country_code(numobj.country_code or 0)
+        region = regions[0] if len(regions) == 1 else phonenumbers.region_code_for_number(numobj)
+    if not region or region == UNKNOWN_REGION or region == "001":
+        return None
+    return _country_names().get(region)
 
 
 @functools.cache
@@ -505,6 +515,17 @@ def _geocoder() -> ModuleType:
     from phonenumbers import geocoder
 
     return geocoder
+
+
+@functools.cache
+def _country_names() -> dict[str, str]:
+    """ISO 3166 country names by region code, from pycountry (about 6 MB, 50 ms, once): the
+    short name people use ("Iran", "South Korea") where the standard's is long."""
+    import pycountry
+
+    return {
+        str(c.alpha_2): str(getattr(c, "common_name", None) or c.name) for c in pycountry.countries
+    }
 
 
 def _reads_back(dialled: str, home: str, prefix: str) -> bool:
