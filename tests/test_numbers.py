@@ -543,6 +543,9 @@ def test_a_prefix_rule_shown_reads_back_as_the_same_rule(
     except NumberError:
         assume(False)
         return
+    # "+4400" gives "+440", which typed again is "+44" (a trunk 0 after the code is dropped):
+    # only a rule in its settled form can be shown so that it reads back
+    assume(parse_prefix(prefix, region) == prefix)
     typed = for_people(prefix + ("*" if star else ""), region).split(" (")[0]  # no country
     assert typed.endswith("*") is star
     try:

@@ -6,11 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import phonenumbers
-
 from callguard.cli.common import Commands, Parser, open_store
 from callguard.core.lists import LIST_NAMES, LIST_TITLES, target_for
-from callguard.core.numbers import NumberError, parse_typed
+from callguard.core.numbers import for_people
 from callguard.errors import UsageError
 from callguard.store.contacts import parse_file
 from callguard.texts import shown, shown_json
@@ -70,17 +68,6 @@ def _add_list_commands(sub: Commands, list_name: str) -> None:
     imp.set_defaults(func=_cmd_list_import, list_name=list_name)
 
 
-def _display(number: str, kind: str, region: str) -> str:
-    if kind == "prefix":
-        prefix = number.rstrip("*")
-        code = "+" + str(phonenumbers.country_code_for_region(region))
-        return ("0" + prefix[len(code) :] if prefix.startswith(code) else prefix) + "*"
-    try:
-        return parse_typed(number, region).display
-    except NumberError:
-        return number
-
-
 def _cmd_list_add(args: argparse.Namespace) -> int:
     config, store = open_store(args)
     target = target_for(args.number, config.screening.region, args.prefix)
@@ -118,7 +105,7 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
         return 0
     region = config.screening.region
     rows = [
-        (shown(_display(e.number, e.kind, region)), shown(e.name), shown(e.note), e.added[:10])
+        (shown(for_people(e.number, region)), shown(e.name), shown(e.note), e.added[:10])
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from callguard.core.numbers import Caller, Category, parse_prefix, parse_typed
+from callguard.core.numbers import Caller, Category, for_people, parse_prefix, parse_typed
 from callguard.errors import UsageError
 
 LIST_NAMES = ("allow", "block", "protect")
@@ -78,10 +78,12 @@ class Target:
     number: str
     kind: str
     caller: Caller | None
+    region: str = "GB"
+    """The home region it was typed in: prefix rules are shown as dialled from there."""
 
     def describe(self) -> str:
         if self.kind == "prefix":
-            return f"numbers starting {self.number.rstrip('*')}"
+            return f"numbers starting {for_people(self.number.rstrip('*'), self.region)}"
         assert self.caller is not None
         place = f" ({self.caller.place})" if self.caller.place else ""
         return f"{self.caller.display}{place}"
@@ -90,11 +92,11 @@ class Target:
 def target_for(text: str, region: str, prefix: bool = False) -> Target:
     """Parse what a person typed; :class:`NumberError` (exit 2) names the value and the fix."""
     if prefix or text.strip().endswith("*"):
-        return Target(parse_prefix(text, region) + "*", "prefix", None)
+        return Target(parse_prefix(text, region) + "*", "prefix", None, region)
     caller = parse_typed(text, region)
     assert caller.key is not None
     kind = "short-code" if caller.category is Category.SHORT_CODE else "number"
-    return Target(caller.key, kind, caller)
+    return Target(caller.key, kind, caller, region)
 
 
 @dataclass(frozen=True)

@@ -539,9 +539,15 @@ def _stored_number(text: str, home: str) -> str | None:
     """How a stored full number or short code is shown, or None if ``text`` is neither."""
     if text.isdigit() and len(text) <= _MAX_SHORT_CODE_DIGITS:
         return text
+    found = _found_number(text, home)
+    if found is None or found[1] != text:  # "+64081100" parses, as another number: +6481100
+        return None
+    return found[3]
+
+
+def _found_number(text: str, home: str) -> _Found | None:
     number = _parse(text, home)
-    found = _full_number(number, home) if number is not None else None
-    return found[3] if found is not None else None
+    return _full_number(number, home) if number is not None else None
 
 
 def _absence_category(absence: str | enum.Enum) -> Category:
