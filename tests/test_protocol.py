@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callguard.modem.protocol import (
     DLE_ETX,
+    MAX_LATE_RUN,
     MAX_LINE_BYTES,
+    MAX_OWED,
     Absence,
     CallerId,
+    Command,
     Connect,
     DleCode,
     DleMeaning,
@@ -38,6 +44,11 @@ def cid(number: str | None, **kw: object) -> CallerId:
     if "raw_number" not in fields:
         fields["raw_number"] = number or ""
     return CallerId(**fields)  # type: ignore[arg-type]
+
+
+def sent(text: str, seq: int = 1) -> Command:
+    """The command the parser numbered ``seq`` (the first one sent, by default)."""
+    return Command(seq, text)
 
 
 UK_CALL = b"\r\nDATE = 1124\r\nTIME = 0930\r\nNMBR = 01707354000\r\n\r\n\r\nRING\r\n\r\nRING\r\n"
@@ -169,33 +180,48 @@ TRANSCRIPTS: list[tuple[str, str | None, bytes, list[Event]]] = [
         "echo on: the command comes back first",
         "ATI0",
         b"ATI0\r\r\n5601\r\n\r\nOK\r\n",
-        [Echo("ATI0"), Info("ATI0", "5601"), Ok()],
+        [Echo("ATI0", sent("ATI0")), Info("ATI0", "5601", sent("ATI0")), Ok(sent("ATI0"))],
     ),
-    ("echo off", "ATI0", b"\r\n56000\r\n\r\nOK\r\n", [Info("ATI0", "56000"), Ok()]),
-    ("ERROR", "AT+FOO", b"\r\nERROR\r\n", [Error("ERROR")]),
-    ("+CME ERROR", "AT+FOO", b"\r\n+CME ERROR: 3\r\n", [Error("+CME ERROR: 3")]),
-    ("NO CARRIER", "ATA", b"\r\nNO CARRIER\r\n", [Error("NO CARRIER")]),
-    ("CONNECT", "AT+VTX", b"\r\nCONNECT\r\n", [Connect("")]),
-    ("CONNECT with speed", "ATA", b"\r\nCONNECT 33600\r\n", [Connect("33600")]),
+    (
+        "echo off",
+        "ATI0",
+        b"\r\n56000\r\n\r\nOK\r\n",
+        [Info("ATI0", "56000", sent("ATI0")), Ok(sent("ATI0"))],
+    ),
+    ("ERROR", "AT+FOO", b"\r\nERROR\r\n", [Error("ERROR", sent("AT+FOO"))]),
+    (
+        "+CME ERROR",
+        "AT+FOO",
+        b"\r\n+CME ERROR: 3\r\n",
+        [Error("+CME ERROR: 3", sent("AT+FOO"))],
+    ),
+    ("NO CARRIER", "ATA", b"\r\nNO CARRIER\r\n", [Error("NO CARRIER", sent("ATA"))]),
+    ("CONNECT", "AT+VTX", b"\r\nCONNECT\r\n", [Connect("", sent("AT+VTX"))]),
+    ("CONNECT with speed", "ATA", b"\r\nCONNECT 33600\r\n", [Connect("33600", sent("ATA"))]),
     (
         "AT-TRV voltage (Conexant)",
         "AT-TRV",
         b"\r\n48.20\r\n\r\nOK\r\n",
-        [LineVoltage(48.2), Ok()],
+        [LineVoltage(48.2, sent("AT-TRV")), Ok(sent("AT-TRV"))],
     ),
-    ("AT-TRV with unit", "AT-TRV", b"\r\n7.5 V\r\nOK\r\n", [LineVoltage(7.5), Ok()]),
-    ("AT-TRV on a USR", "AT-TRV", b"\r\nERROR\r\n", [Error("ERROR")]),
+    (
+        "AT-TRV with unit",
+        "AT-TRV",
+        b"\r\n7.5 V\r\nOK\r\n",
+        [LineVoltage(7.5, sent("AT-TRV")), Ok(sent("AT-TRV"))],
+    ),
+    ("AT-TRV on a USR", "AT-TRV", b"\r\nERROR\r\n", [Error("ERROR", sent("AT-TRV"))]),
     (
         "a RING in the middle of a reply stays a RING",
         "ATI3",
         b"\r\nRING\r\n\r\nU.S. Robotics 56K FAX USB\r\n\r\nOK\r\n",
-        [Ring(), Info("ATI3", "U.S. Robotics 56K FAX USB"), Ok()],
+        [Ring(), Info("ATI3", "U.S. Robotics 56K FAX USB", sent("ATI3")), Ok(sent("ATI3"))],
     ),
     (
         "a reply in the middle of a caller-ID burst does not end it",
         "AT",
         b"DATE = 1124\r\nTIME = 0930\r\n\r\nOK\r\nNMBR = 01707354000\r\n",
-        [Ok(), cid("01707354000", date="1124", time="0930")],
+        [Ok(sent("AT")), cid("01707354000", date="1124", time="0930")],
     ),
     (
         "unsolicited line when nothing is pending",
@@ -321,16 +347,310 @@ def test_unread_events_are_bounded() -> None:
 
 
 def test_info_after_final_result_is_unsolicited() -> None:
-    assert feed([b"OK\r\n5601\r\n"], "ATI0") == [Ok(), Unsolicited("5601")]
+    assert feed([b"OK\r\n5601\r\n"], "ATI0") == [Ok(sent("ATI0")), Unsolicited("5601")]
 
 
-def test_cancel_command_stops_attributing_lines() -> None:
+def test_cancel_command_stops_attributing_lines_but_keeps_the_command_owed() -> None:
     proto = ModemProtocol()
     proto.send_command("ATI0")
-    proto.cancel_command()
-    assert proto.pending_command is None
-    proto.receive_data(b"5601\r\n")
-    assert proto.events() == [Unsolicited("5601")]
+    command = proto.awaiting
+    assert command == sent("ATI0")
+    proto.cancel_command(command)
+    assert proto.awaiting is None
+    assert proto.outstanding == (command,)
+    proto.receive_data(b"5601\r\nOK\r\n")
+    assert proto.events() == [Unsolicited("5601"), Ok(command, late=True)]
+    assert proto.outstanding == ()
+
+
+# -- which command a reply answers --------------------------------------------------------------
+#
+# A script is what the host does (send a command, expect a final for a raw write, cancel a
+# command it gave up on) interleaved with what the modem says; the expected events and the
+# commands still owed at the end are checked, with the modem's bytes fed whole, byte by byte and
+# in random chunks.
+
+
+@dataclass(frozen=True)
+class Send:
+    command: str
+
+
+@dataclass(frozen=True)
+class Expect:
+    label: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    seq: int
+
+
+@dataclass(frozen=True)
+class Modem:
+    data: bytes
+
+
+Step = Send | Expect | Cancel | Modem
+ETX = "<DLE><ETX>"
+
+
+def raw(label: str, seq: int) -> Command:
+    return Command(seq, label, line=False)
+
+
+def _starved_script() -> tuple[str, list[Step], list[Event], tuple[Command, ...]]:
+    """AT is never answered (echo off); each later command is answered at once but, until the
+    bound, its answer is taken for the cancelled one before it and it times out in turn."""
+    texts = ["AT", *(f"ATS{n}=0" for n in range(2, MAX_LATE_RUN + 2))]  # all different
+    steps: list[Step] = [Send(texts[0]), Cancel(1)]
+    expected: list[Event] = []
+    for seq in range(2, MAX_LATE_RUN + 2):
+        steps += [Send(texts[seq - 1]), Modem(b"\r\nOK\r\n"), Cancel(seq)]
+        expected.append(Ok(sent(texts[seq - 2], seq - 1), late=True))
+    last = MAX_LATE_RUN + 2
+    steps += [Send("ATH0"), Modem(b"\r\nOK\r\n")]
+    expected += [Ok(sent("ATH0", last))]
+    return (
+        f"a command never answered starves at most MAX_LATE_RUN ({MAX_LATE_RUN}) later ones",
+        steps,
+        expected,
+        (),
+    )
+
+
+REPLY_SCRIPTS: list[tuple[str, list[Step], list[Event], tuple[Command, ...]]] = [
+    (
+        "a late OK after cancel is late, not the next command's",
+        [Send("AT"), Cancel(1), Send("ATH0"), Modem(b"\r\nOK\r\n")],
+        [Ok(sent("AT"), late=True)],
+        (sent("ATH0", 2),),
+    ),
+    (
+        "the next command's own OK completes it",
+        [Send("AT"), Cancel(1), Send("ATH0"), Modem(b"\r\nOK\r\n\r\nOK\r\n")],
+        [Ok(sent("AT"), late=True), Ok(sent("ATH0", 2))],
+        (),
+    ),
+    (
+        "a late OK before the next command is sent is late too",
+        [Send("AT"), Cancel(1), Modem(b"\r\nOK\r\n"), Send("ATH0"), Modem(b"\r\nOK\r\n")],
+        [Ok(sent("AT"), late=True), Ok(sent("ATH0", 2))],
+        (),
+    ),
+    (
+        "a late ERROR is not the next command's either",
+        [Send("AT+VCID=1"), Cancel(1), Send("ATH0"), Modem(b"\r\nERROR\r\n\r\nOK\r\n")],
+        [Error("ERROR", sent("AT+VCID=1"), late=True), Ok(sent("ATH0", 2))],
+        (),
+    ),
+    (
+        "a late CONNECT is not the next command's",
+        [Send("AT+VTX"), Cancel(1), Send("ATH0"), Modem(b"\r\nCONNECT\r\n")],
+        [Connect("", sent("AT+VTX"), late=True)],
+        (sent("ATH0", 2),),
+    ),
+    (
+        "late information lines are not the next command's",
+        [
+            Send("ATI3"),
+            Cancel(1),
+            Send("ATI0"),
+            Modem(b"\r\nU.S. Robotics 56K\r\n\r\nOK\r\n\r\n5601\r\n\r\nOK\r\n"),
+        ],
+        [
+            Unsolicited("U.S. Robotics 56K"),
+            Ok(sent("ATI3"), late=True),
+            Info("ATI0", "5601", sent("ATI0", 2)),
+            Ok(sent("ATI0", 2)),
+        ],
+        (),
+    ),
+    (
+        "echo of the cancelled command: it was heard, and is answered first",
+        [Send("AT"), Cancel(1), Send("ATH0"), Modem(b"AT\r\r\nOK\r\nATH0\r\r\nOK\r\n")],
+        [
+            Echo("AT", sent("AT")),
+            Ok(sent("AT"), late=True),
+            Echo("ATH0", sent("ATH0", 2)),
+            Ok(sent("ATH0", 2)),
+        ],
+        (),
+    ),
+    (
+        "echo of the next command: the cancelled one was never heard",
+        [Send("ATZ"), Cancel(1), Send("ATE0V1Q0"), Modem(b"ATE0V1Q0\r\r\nOK\r\n")],
+        [Echo("ATE0V1Q0", sent("ATE0V1Q0", 2)), Ok(sent("ATE0V1Q0", 2))],
+        (),
+    ),
+    (
+        "an echo of a command not owed changes nothing",
+        [Send("AT"), Cancel(1), Send("ATH0"), Modem(b"ATI0\r\r\nOK\r\n")],
+        [Echo("ATI0"), Ok(sent("AT"), late=True)],
+        (sent("ATH0", 2),),
+    ),
+    (
+        "ATH0 again takes the answer, whichever ATH0 it was",
+        [Send("ATH0"), Cancel(1), Send("ATH0"), Modem(b"\r\nOK\r\n")],
+        [Ok(sent("ATH0", 2))],
+        (),
+    ),
+    (
+        "AT-TRV again takes the voltage too",
+        [Send("AT-TRV"), Cancel(1), Send("AT-TRV"), Modem(b"\r\n48.20\r\nOK\r\n")],
+        [LineVoltage(48.2, sent("AT-TRV", 2)), Ok(sent("AT-TRV", 2))],
+        (),
+    ),
+    (
+        "another command in between: ATH0 does not get an answer that may be AT's",
+        [Send("ATH0"), Cancel(1), Send("AT"), Cancel(2), Send("ATH0"), Modem(b"\r\nOK\r\n")],
+        [Ok(sent("ATH0"), late=True)],
+        (sent("AT", 2), sent("ATH0", 3)),
+    ),
+    _starved_script(),
+    (
+        "a late answer with nothing newer waiting ends the late run",
+        [
+            Send("AT"),
+            Cancel(1),
+            Send("ATI3"),
+            Modem(b"\r\nOK\r\n"),  # AT's, late, while ATI3 waits: a run of one
+            Cancel(2),
+            Modem(b"\r\nOK\r\n"),  # ATI3's, plainly late: the run ends
+            Send("ATI0"),
+            Cancel(3),
+            Send("ATH0"),
+            Modem(b"\r\nOK\r\n"),  # ATI0's, slow too: still not ATH0's
+        ],
+        [Ok(sent("AT"), True), Ok(sent("ATI3", 2), True), Ok(sent("ATI0", 3), True)],
+        (sent("ATH0", 4),),
+    ),
+    (
+        "<DLE><ETX>: a final result without a command line",
+        [Expect(ETX), Modem(b"\r\nOK\r\n")],
+        [Ok(raw(ETX, 1))],
+        (),
+    ),
+    (
+        "a second <DLE><ETX> takes the first one's OK",
+        [Expect(ETX), Cancel(1), Expect(ETX), Modem(b"\r\nOK\r\n")],
+        [Ok(raw(ETX, 2))],
+        (),
+    ),
+    (
+        "a late OK to <DLE><ETX> is not ATH0's",
+        [Expect(ETX), Cancel(1), Send("ATH0"), Modem(b"\r\nOK\r\n")],
+        [Ok(raw(ETX, 1), late=True)],
+        (sent("ATH0", 2),),
+    ),
+    (
+        "a late OK to ATH0 is not <DLE><ETX>'s",
+        [Send("ATH0"), Cancel(1), Expect(ETX), Modem(b"\r\nOK\r\n")],
+        [Ok(sent("ATH0"), late=True)],
+        (raw(ETX, 2),),
+    ),
+    ("a final with nothing owed answers nothing", [Modem(b"\r\nOK\r\n")], [Ok()], ()),
+    (
+        "cancelling a command already answered changes nothing",
+        [Send("AT"), Modem(b"OK\r\n"), Cancel(1), Send("ATH0"), Modem(b"OK\r\n")],
+        [Ok(sent("AT")), Ok(sent("ATH0", 2))],
+        (),
+    ),
+]
+
+Chunker = Callable[[bytes], list[bytes]]
+
+
+def whole(data: bytes) -> list[bytes]:
+    return [data]
+
+
+def byte_by_byte(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def run_script(steps: list[Step], chunks: Chunker) -> tuple[list[Event], ModemProtocol]:
+    proto = ModemProtocol()
+    numbered: dict[int, Command] = {}
+    out: list[Event] = []
+    for step in steps:
+        if isinstance(step, Send):
+            proto.send_command(step.command)
+            command = proto.awaiting
+            assert command is not None
+            numbered[command.seq] = command
+        elif isinstance(step, Expect):
+            command = proto.expect_final(step.label)
+            assert proto.awaiting == command
+            numbered[command.seq] = command
+        elif isinstance(step, Cancel):
+            proto.cancel_command(numbered[step.seq])
+        else:
+            for chunk in chunks(step.data):
+                proto.receive_data(chunk)
+                out.extend(proto.events())
+    return out, proto
+
+
+REPLY_IDS = [t[0] for t in REPLY_SCRIPTS]
+
+
+@pytest.mark.parametrize("chunks", [whole, byte_by_byte], ids=["whole", "byte by byte"])
+@pytest.mark.parametrize(("name", "steps", "expected", "owed"), REPLY_SCRIPTS, ids=REPLY_IDS)
+def test_reply_attribution(
+    name: str,
+    steps: list[Step],
+    expected: list[Event],
+    owed: tuple[Command, ...],
+    chunks: Chunker,
+) -> None:
+    events, proto = run_script(steps, chunks)
+    assert events == expected
+    assert proto.outstanding == owed
+
+
+@settings(max_examples=200, deadline=None)
+@given(index=st.integers(0, len(REPLY_SCRIPTS) - 1), cuts=st.lists(st.integers(0, 80), max_size=6))
+def test_reply_attribution_random_chunks(index: int, cuts: list[int]) -> None:
+    _, steps, expected, owed = REPLY_SCRIPTS[index]
+
+    def chunks(data: bytes) -> list[bytes]:
+        points = sorted({c % (len(data) + 1) for c in cuts})
+        return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+    events, proto = run_script(steps, chunks)
+    assert events == expected
+    assert proto.outstanding == owed
+
+
+def test_a_late_final_never_answers_the_awaited_command_within_the_bound() -> None:
+    """However many commands time out in a row, a late answer is never reported as the awaited
+    command's until MAX_LATE_RUN late answers have come while a newer command waited."""
+    proto = ModemProtocol()
+    proto.send_command("AT")
+    first = proto.awaiting
+    assert first is not None
+    proto.cancel_command(first)
+    for n in range(1, MAX_LATE_RUN + 1):
+        proto.send_command("ATH0" if n % 2 else "AT+VCID=1")
+        awaited = proto.awaiting
+        assert awaited is not None
+        proto.receive_data(b"OK\r\n")
+        (event,) = proto.events()
+        assert isinstance(event, Ok) and event.late and event.answers != awaited
+        proto.cancel_command(awaited)
+
+
+def test_commands_owed_are_bounded() -> None:
+    proto = ModemProtocol()
+    for _ in range(MAX_OWED * 4):
+        proto.send_command("AT+VCID=1")
+        proto.send_command("AT")
+        command = proto.awaiting
+        assert command is not None
+        proto.cancel_command(command)
+    assert len(proto.outstanding) == MAX_OWED
+    assert proto.outstanding[-1].seq == MAX_OWED * 8
 
 
 @pytest.mark.parametrize(

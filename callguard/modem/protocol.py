@@ -5,8 +5,9 @@ Theory of operation
 Like h11 does for HTTP, this module never touches a serial port, a thread or a clock.
 The transport calls :meth:`ModemProtocol.receive_data` with whatever bytes arrived and then
 drains :meth:`ModemProtocol.next_event`; to send a command it calls
-:meth:`ModemProtocol.send_command`, which returns the bytes to write and tells the parser which
-command the next information lines answer.
+:meth:`ModemProtocol.send_command`, which returns the bytes to write and numbers the command
+(:attr:`ModemProtocol.awaiting` is then that :class:`Command`). The parser is the one owner of
+which commands the modem still owes a final result; see "Replies" below.
 
 Framing rules (they hold for every modem family we know):
 
@@ -43,10 +44,56 @@ Caller ID (formatted, ``AT+VCID=1``; on older Rockwell/USR firmware ``AT#CID=1``
   words firmware prints for them are mapped to :class:`Absence`; an unknown value keeps its raw
   text with ``Absence.OTHER``.
 
-Replies: after :meth:`send_command` the lines up to the final result code are
-:class:`Info` lines of that command (``ATI0`` -> ``5601``). For ``AT-TRV`` (Conexant tip/ring
-voltage) a numeric information line becomes :class:`LineVoltage`. Lines that arrive when no
-command is pending and that are neither RING nor caller ID are :class:`Unsolicited`.
+Replies
+-------
+A V.250 modem executes one command line at a time and ends each with exactly one final result
+(``OK``, ``ERROR``, ``CONNECT`` ...); it does not read (or echo) the next line until it has sent
+that result. So the parser keeps the commands the modem still *owes* a final, oldest first, and
+every final result event says which :class:`Command` it answers (``answers``) and whether that
+command had been cancelled (``late``). A command is owed from :meth:`ModemProtocol.send_command`
+(or :meth:`ModemProtocol.expect_final`, for a raw write such as ``<DLE><ETX>`` that ends in a
+final result without a command line) until its final arrives or a rule below drops it. When
+the host gives up waiting it calls :meth:`ModemProtocol.cancel_command`: the command stays owed,
+because a slow modem will still answer it, and that late answer must not be taken for the next
+command's (a late ``OK`` to ``AT`` must never say that a later ``ATH0`` was done).
+
+The rules, in the order they are applied when a line arrives:
+
+==  ======================  ====================================================================
+1   echo                    An echoed command line (``ATE1``, the power-on default) that matches
+                            an owed command (the newest with that text) shows the modem has
+                            reached that line: every older owed command is dropped (the modem
+                            never heard it, or has answered it already). Identical lines are
+                            interchangeable here and in rule 2: an ``ATH0``'s answer is an
+                            ``ATH0``'s answer, whichever of two it was.
+2   same command again      If every owed command up to the oldest one still awaited has the
+                            same text (``ATH0`` tried again, ``<DLE><ETX>`` sent again), the
+                            answer goes to the awaited one and the cancelled ones are dropped:
+                            whichever of them the modem answers, it is that command's answer.
+3   bounded late run        After :data:`MAX_LATE_RUN` finals in a row were taken as late answers
+                            to cancelled commands while a newer command was awaited, the next
+                            answer goes to the awaited command and the cancelled ones before it
+                            are dropped. A command the modem never heard (a modem just powered
+                            on, echo off) would otherwise take the next command's answer, that
+                            one time out and take the answer after it, and so on for ever; this
+                            bounds the commands it starves to :data:`MAX_LATE_RUN`. The price: a
+                            modem slower than the timeout that many times running, yet answering
+                            each time, has its next late answer taken for the awaited command.
+                            An answer to an awaited command, a matching echo, or a late final
+                            with no newer command awaited (plainly late) ends the run.
+4   in order                Otherwise a final result answers the oldest owed command: an awaited
+                            one (``late=False``) or a cancelled one (``late=True``, for the host
+                            to drop). A final when nothing is owed answers nothing
+                            (``answers=None``).
+5   information lines       Any other line answers the command rules 1-4 pick if it is awaited:
+                            an :class:`Info` (for ``AT-TRV``, Conexant tip/ring voltage, a
+                            numeric line is a :class:`LineVoltage`) naming it in ``answers``.
+                            With no awaited command to answer it, a line that is neither RING
+                            nor caller ID is :class:`Unsolicited`.
+==  ======================  ====================================================================
+
+At most :data:`MAX_OWED` commands are kept owed (the oldest are dropped), so a modem that never
+answers cannot grow memory.
 """
 
 from __future__ import annotations
@@ -67,6 +114,13 @@ MAX_LINE_BYTES = 256
 MAX_PENDING_EVENTS = 1024
 """Events kept for a consumer that never drains; the oldest are dropped past this."""
 
+MAX_LATE_RUN = 2
+"""Finals in a row taken as late answers to cancelled commands while a newer command waits,
+after which the next answer goes to the newer command (rule 3 in the module docstring)."""
+
+MAX_OWED = 16
+"""Commands kept owed a final result; the oldest is dropped past this."""
+
 
 # --------------------------------------------------------------------------------------------
 # Events
@@ -80,23 +134,47 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Command:
+    """One command the host sent, numbered by the parser: what a reply answers.
+
+    ``seq`` counts commands since the parser started (1, 2, ...). ``text`` is the command line
+    upper-cased (``ATH0``), or for a raw write that ends in a final result the label it was
+    given (``<DLE><ETX>``); ``line`` is False then (nothing is echoed for it).
+    """
+
+    seq: int
+    text: str
+    line: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Ok(Event):
-    """Final result ``OK``."""
+    """Final result ``OK``. ``answers`` is the command it ends (None: none was owed); ``late``
+    is True when that command had been cancelled, so the answer is nobody's reply."""
+
+    answers: Command | None = None
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Error(Event):
     """A final result that means the command failed: ``ERROR``, ``+CME ERROR: n``, ``BUSY``,
-    ``NO DIALTONE``, ``NO ANSWER``, ``NO CARRIER``. ``text`` is the line as sent."""
+    ``NO DIALTONE``, ``NO ANSWER``, ``NO CARRIER``. ``text`` is the line as sent; ``answers``
+    and ``late`` as for :class:`Ok`."""
 
     text: str = "ERROR"
+    answers: Command | None = None
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Connect(Event):
-    """``CONNECT`` (in voice mode: the modem is ready for audio after ``AT+VTX``)."""
+    """``CONNECT`` (in voice mode: the modem is ready for audio after ``AT+VTX``); ``answers``
+    and ``late`` as for :class:`Ok`."""
 
     detail: str = ""
+    answers: Command | None = None
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +222,7 @@ class LineVoltage(Event):
     """Tip/ring voltage from Conexant ``AT-TRV`` (about 48 V on-hook, 5-12 V off-hook)."""
 
     volts: float
+    answers: Command | None = None
 
 
 class DleMeaning(enum.Enum):
@@ -183,17 +262,21 @@ class DleCode(Event):
 
 @dataclass(frozen=True, slots=True)
 class Echo(Event):
-    """The modem echoing a command back (``ATE1``, the power-on default)."""
+    """The modem echoing a command back (``ATE1``, the power-on default). ``answers`` is the
+    owed command it echoes, if any."""
 
     text: str
+    answers: Command | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Info(Event):
-    """An information line answering the pending command (``ATI0`` -> ``5601``)."""
+    """An information line answering the awaited command (``ATI0`` -> ``5601``): ``command`` is
+    its text, ``answers`` the command itself."""
 
     command: str
     text: str
+    answers: Command | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +289,8 @@ class Unsolicited(Event):
 
 FINAL_EVENTS = (Ok, Error, Connect)
 """Events that end a command."""
+
+FinalEvent = Ok | Error | Connect
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,6 +411,14 @@ def classify_number(raw: str) -> tuple[str | None, Absence | None]:
     return None, Absence.OTHER
 
 
+@dataclass(slots=True)
+class _Owed:
+    """A command the modem owes a final result; ``cancelled`` once the host stopped waiting."""
+
+    command: Command
+    cancelled: bool = False
+
+
 @dataclass
 class _Burst:
     """Caller-ID fields gathered for the call being announced."""
@@ -355,26 +448,70 @@ class ModemProtocol:
         self._overflowed = False
         self._after_dle = False
         self._events: deque[Event] = deque(maxlen=MAX_PENDING_EVENTS)
-        self._pending: str | None = None
+        self._owed: deque[_Owed] = deque()
+        self._sent = 0
+        self._late_run = 0
         self._burst: _Burst | None = None
         self._bursts = 0
 
     # -- outgoing ---------------------------------------------------------------------------
 
     def send_command(self, command: str) -> bytes:
-        """Bytes to write for ``command``; the following info lines are attributed to it."""
+        """Bytes to write for ``command``, which is owed a final result from now on and is
+        :attr:`awaiting` until it gets it or is cancelled."""
         data = encode_command(command)
-        self._pending = command.upper()
+        self._owe(command.upper(), line=True)
         return data
 
-    @property
-    def pending_command(self) -> str | None:
-        """The command whose final result has not arrived yet, upper-cased."""
-        return self._pending
+    def expect_final(self, label: str) -> Command:
+        """Owe a final result to a raw write that is not a command line (``<DLE><ETX>`` at the
+        end of voice transmit, answered ``OK``); ``label`` names it in events and logs."""
+        return self._owe(label, line=False)
 
-    def cancel_command(self) -> None:
-        """Forget the pending command (the transport gave up waiting for its reply)."""
-        self._pending = None
+    @property
+    def awaiting(self) -> Command | None:
+        """The newest command sent that is neither answered nor cancelled."""
+        for owed in reversed(self._owed):
+            if not owed.cancelled:
+                return owed.command
+        return None
+
+    @property
+    def outstanding(self) -> tuple[Command, ...]:
+        """Every command the modem still owes a final result, oldest first, cancelled or not."""
+        return tuple(owed.command for owed in self._owed)
+
+    def cancel_command(self, command: Command) -> None:
+        """The host gave up waiting for ``command``. It stays owed: its final result, when it
+        comes, is reported ``late`` instead of answering a newer command. Nothing happens if
+        it has been answered (or dropped) already."""
+        for owed in self._owed:
+            if owed.command == command:
+                owed.cancelled = True
+
+    def _owe(self, text: str, line: bool) -> Command:
+        self._sent += 1
+        command = Command(self._sent, text, line)
+        self._owed.append(_Owed(command))
+        while len(self._owed) > MAX_OWED:
+            self._owed.popleft()
+        return command
+
+    def _answering(self) -> _Owed | None:
+        """The owed command the modem's next answer belongs to: rules 2 to 4 (rules 2 and 3
+        drop the cancelled commands they skip)."""
+        owed = self._owed
+        if not owed or not owed[0].cancelled:
+            return owed[0] if owed else None
+        awaited = next((i for i, o in enumerate(owed) if not o.cancelled), None)
+        if awaited is None:
+            return owed[0]
+        text = owed[awaited].command.text
+        same = all(owed[i].command.text == text for i in range(awaited))
+        if same or self._late_run >= MAX_LATE_RUN:
+            for _ in range(awaited):
+                owed.popleft()
+        return owed[0]
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -444,33 +581,61 @@ class ModemProtocol:
             self._cid_field(cid.group(1).upper(), cid.group(2))
             return
         if upper.startswith("AT") or upper.startswith("A/"):
-            self._events.append(Echo(text))
+            self._events.append(Echo(text, self._echoed(upper)))
             return
         final = _FINAL_RESULTS.get(upper)
         if final is None and upper.startswith("+CME ERROR"):
             final = Error
         if final is Ok:
-            self._pending = None
-            self._events.append(Ok())
+            answers, late = self._answered()
+            self._events.append(Ok(answers, late))
             return
         if final is Error:
-            self._pending = None
-            self._events.append(Error(text))
+            answers, late = self._answered()
+            self._events.append(Error(text, answers, late))
             return
         if upper == "CONNECT" or upper.startswith("CONNECT "):
-            self._pending = None
-            self._events.append(Connect(text[7:].strip()))
+            answers, late = self._answered()
+            self._events.append(Connect(text[7:].strip(), answers, late))
             return
-        if self._pending is not None:
-            if self._pending.endswith("-TRV"):
+        owed = self._answering()
+        if owed is not None and not owed.cancelled:
+            command = owed.command
+            if command.text.endswith("-TRV"):
                 volts = _VOLTS_RE.match(text)
                 if volts:
-                    self._events.append(LineVoltage(float(volts.group(1))))
+                    self._events.append(LineVoltage(float(volts.group(1)), command))
                     return
-            self._events.append(Info(self._pending, text))
+            self._events.append(Info(command.text, text, command))
             return
         self._end_burst()
         self._events.append(Unsolicited(text))
+
+    def _echoed(self, upper: str) -> Command | None:
+        """Rule 1: the owed command this echo is of (the newest with its text); older ones go."""
+        owed = self._owed
+        for i in range(len(owed) - 1, -1, -1):
+            command = owed[i].command
+            if command.line and command.text.strip() == upper:
+                for _ in range(i):
+                    owed.popleft()
+                self._late_run = 0
+                return command
+        return None
+
+    def _answered(self) -> tuple[Command | None, bool]:
+        """A final result arrived: the command it ends and whether that one was cancelled."""
+        owed = self._answering()
+        if owed is None:
+            return None, False
+        self._owed.popleft()
+        if not owed.cancelled:
+            self._late_run = 0
+        elif any(not o.cancelled for o in self._owed):
+            self._late_run += 1  # a newer command waits: this answer may have been its
+        else:
+            self._late_run = 0  # nothing newer waits: plainly a late answer
+        return owed.command, owed.cancelled
 
     def _cid_field(self, key: str, value: str) -> None:
         burst = self._burst

@@ -8,21 +8,31 @@ daemons can never share a modem. Two kinds of thread:
 
 * the **supervisor** is the one owner of the port. It alone opens it, runs the profile's init
   (on-hook first, then country and caller ID), watches it, and closes it. Each open is a
-  *link* (the serial object, its protocol parser, its pending command, its reader and whether it
-  has failed); a link is never reused, so a reader or a caller still holding an old link can
-  only ever fail that link, never the next one. While connected the supervisor checks health:
-  if nothing has shown the modem alive for ``health_interval_s`` it sends ``AT``; two missed
-  replies mean a locked-up modem. A failed link is closed and the port reopened with a backoff
-  capped at ``max_backoff_s`` (2 s by default), so a modem that comes back is in use again
-  within a few seconds, with init run again.
+  *link* (the serial object, its protocol parser, the caller waiting for a reply, its reader and
+  whether it has failed); a link is never reused, so a reader or a caller still holding an old
+  link can only ever fail that link, never the next one. While connected the supervisor checks
+  health: if nothing has shown the modem alive for ``health_interval_s`` it sends ``AT``; two
+  missed replies mean a locked-up modem. A failed link is closed and the port reopened with a
+  backoff capped at ``max_backoff_s`` (2 s by default), so a modem that comes back is in use
+  again within a few seconds, with init run again.
 * one **reader** per link reads whatever arrives, feeds it to the sans-IO
-  :class:`~callguard.modem.protocol.ModemProtocol`, completes the pending command's reply, and
+  :class:`~callguard.modem.protocol.ModemProtocol`, completes the waiting caller's reply, and
   passes every event to the listeners. Listeners run on the reader thread and must not block
   (the daemon puts events on its own queue); calling :meth:`ModemTransport.command` from a
   listener would wait for a reply that only this thread can read, so it raises instead.
 
 A read or write that fails does not close anything: it *reports* the failure (the link is
 marked lost and whoever waits on it is woken) and the supervisor, woken too, does the closing.
+
+Replies: which command the modem owes a final result is known in one place, the link's
+parser: it numbers each command (:class:`~callguard.modem.protocol.Command`) and says which one
+every final result answers. The link keeps only the caller waiting (``_Pending``, holding the
+number it waits for), and the reader completes that caller's reply only with a final result
+for that same command, never with a late one (``late=True``: the answer to a command whose
+caller gave up and cancelled it in the parser), which is logged at debug and dropped. So a late
+``OK`` to a timed-out ``AT`` can never answer the ``ATH0`` sent after it. :meth:`write_then_wait`
+(``<DLE><ETX>``, which ends voice transmit with a final result but is no command line) is owed
+its final the same way (:meth:`~callguard.modem.protocol.ModemProtocol.expect_final`).
 
 Locks, outermost first; a thread holding one may take only those below it:
 
@@ -33,7 +43,7 @@ Locks, outermost first; a thread holding one may take only those below it:
    it when free and is skipped while a call is in progress (a RING or caller ID in the last
    ``quiet_after_line_activity_s``), and :meth:`ModemTransport.on_hook` waits at most 0.3 s
    before falling back to dropping DTR.
-2. ``_io_lock`` guards which link is current and each link's parser, pending command and lost
+2. ``_io_lock`` guards which link is current and each link's parser, waiting caller and lost
    flag. It is a leaf: nothing is ever done while holding it but reading and setting those
    fields. No serial I/O, sleep, join, callback or other lock is ever taken or done under
    it, so the reader, the supervisor and callers can never wait on each other through it.
@@ -76,15 +86,18 @@ from typing import Any
 
 import serial
 
+from callguard.errors import CallGuardError
 from callguard.modem import profiles
 from callguard.modem.protocol import (
     FINAL_EVENTS,
     CallerId,
+    Command,
     Connect,
     DleCode,
     Echo,
     Error,
     Event,
+    FinalEvent,
     Info,
     LineVoltage,
     ModemProtocol,
@@ -111,7 +124,7 @@ BACKOFF_SLICE_S = 1.0
 LIVENESS_FLOOR_S = 15.0
 
 
-class ModemError(Exception):
+class ModemError(CallGuardError):
     """Base of the transport's failures."""
 
 
@@ -181,12 +194,14 @@ class Reply:
 
 
 class _Pending:
-    """A command waiting for its final result. ``done`` is set by whoever ends the wait: the
-    reader (a final result), a failure of the link, the close, or :meth:`ModemTransport.stop`
-    (``cancelled``, only for the supervisor's own commands)."""
+    """A caller waiting for the final result to ``command`` (numbered by the link's parser,
+    which alone knows what the modem still owes). ``done`` is set by whoever ends the wait: the
+    reader (that command's final result), a failure of the link, the close, or
+    :meth:`ModemTransport.stop` (``cancelled``, only for the supervisor's own commands)."""
 
-    def __init__(self, command: str, cancel_on_stop: bool) -> None:
-        self.reply = Reply(command)
+    def __init__(self, command: Command, label: str, cancel_on_stop: bool) -> None:
+        self.command = command
+        self.reply = Reply(label)
         self.done = threading.Event()
         self.cancel_on_stop = cancel_on_stop
         self.cancelled = False
@@ -496,14 +511,20 @@ class ModemTransport:
         if own:
             self._beat()
         with self._session:
-            pending = _Pending(label, cancel_on_stop=own)
             with self._io_lock:
                 link = self._link
                 if own and self._stop.is_set():
                     raise ModemUnavailable(f"the transport on {self.port} is stopping")
                 if link is None or link.lost.is_set():
                     raise ModemUnavailable(self._not_connected())
-                data = raw if raw is not None else link.proto.send_command(label)
+                if raw is None:
+                    data = link.proto.send_command(label)
+                    command = link.proto.awaiting
+                    assert command is not None
+                else:
+                    data = raw
+                    command = link.proto.expect_final(label)
+                pending = _Pending(command, label, cancel_on_stop=own)
                 link.pending = pending
             try:
                 self._write(link, data)
@@ -512,7 +533,8 @@ class ModemTransport:
                 with self._io_lock:
                     if link.pending is pending:
                         link.pending = None
-                        link.proto.cancel_command()
+                    if pending.reply.final is None:
+                        link.proto.cancel_command(command)  # a late answer is nobody's reply
             if own:
                 self._beat()
             if pending.reply.final is not None:
@@ -557,6 +579,7 @@ class ModemTransport:
 
     def _feed(self, link: _Link, data: bytes) -> None:
         now = self._monotonic()
+        unanswered: list[FinalEvent] = []
         with self._io_lock:
             if self._link is not link:
                 return  # a reader that outlived its link: nobody is listening to it
@@ -564,15 +587,29 @@ class ModemTransport:
             events = link.proto.events()
             pending = link.pending
             for event in events:
-                if pending is None:
-                    continue
                 if isinstance(event, FINAL_EVENTS):
-                    pending.reply.final = event
-                    link.pending = None
-                    pending.done.set()
-                    pending = None
-                elif isinstance(event, Info | LineVoltage | Echo):
+                    if pending is not None and event.answers == pending.command and not event.late:
+                        pending.reply.final = event
+                        link.pending = None
+                        pending.done.set()
+                        pending = None
+                    else:
+                        unanswered.append(event)
+                elif (
+                    isinstance(event, Info | LineVoltage | Echo)
+                    and pending is not None
+                    and event.answers == pending.command
+                ):
                     pending.reply.events.append(event)
+        for event in unanswered:
+            if event.answers is None:
+                log.debug("a final result with no command owed it, dropped: %r", event)
+            else:
+                log.debug(
+                    "a late answer to %s (its caller gave up waiting), dropped: %r",
+                    event.answers.text,
+                    event,
+                )
         self._last_alive = now
         for event in events:
             if isinstance(event, Ring | CallerId | DleCode):
