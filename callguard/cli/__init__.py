@@ -61,11 +61,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"callguard: error: {shown(exc, lines=True)}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        if args.debug:
-            raise
-        print(
-            f"callguard: error: {shown(exc, lines=True)} (run with --debug for details)",
-            file=sys.stderr,
-        )
-        return 1
+    # anything else is a bug in CallGuard: its traceback is what a developer needs

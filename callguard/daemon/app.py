@@ -205,6 +205,8 @@ class Daemon:
                 gpio_pin=self.config.line_sense.gpio_pin,
                 active_high=self.config.line_sense.gpio_active_high,
                 off_hook_below_v=self.config.line_sense.off_hook_below_v,
+                pin_factory=self.pin_factory,  # the lights' pins: one factory, one set of fakes
+                clock=self.monotonic,  # changes are dated on the daemon's own clock
             )
             self.line_sense.start()
             self.actions.line_sense = self.line_sense
