@@ -1,27 +1,34 @@
-"""Shared by the end-to-end tests: polling with a deadline (never a bare sleep), and a unit
-under test (the daemon on the simulated modem, and the CLI)."""
+"""Shared by the tests: waiting with a deadline (never a bare sleep), the one writer of TOML
+configs, and a unit under test (the daemon on the simulated modem, and the CLI)."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from callguard.config import Config, from_dict
+from callguard.core.call import Timing
 from callguard.daemon.app import Daemon, Observed
 from callguard.sim import Call, CallRecord, SimModem
 from callguard.store.lists import Store
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something true, and return that; fail at the deadline."""
+    """Poll ``predicate`` until it returns something true, and return that; fail at the deadline.
+
+    For what only shows in a file or another process; in-process, wait on an event
+    (:meth:`Running.wait_seen`, ``wait_connected``, a queue) where there is one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = predicate()
@@ -31,20 +38,157 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
 
 
+# -- configs ---------------------------------------------------------------------------------
+
+ConfigData = Mapping[str, Mapping[str, Any]]
+"""A config as data, ``{"section": {"key": value}}``: str, int, float, bool or list values."""
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_string(text: str) -> str:
+    out = []
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)  # "0.1", "1e-05", "300.0": all TOML floats
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"a test config cannot hold {value!r} ({type(value).__name__})")
+
+
+def toml_text(data: ConfigData) -> str:
+    """``data`` as TOML text; :mod:`tomllib` reads it back as ``data`` (checked here)."""
+    lines: list[str] = []
+    for section, values in data.items():
+        if not isinstance(values, Mapping):
+            raise TypeError(f"[{section}] must be a table of keys, not {values!r}")
+        lines.append(f"[{_toml_key(section)}]")
+        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in values.items()]
+    text = "\n".join(lines) + "\n"
+    expected = json.loads(json.dumps(data))  # tuples become lists, as TOML reads them
+    read = tomllib.loads(text)
+    assert read == expected or _has_nan(data), (text, data)  # NaN is not equal to itself
+    return text
+
+
+def _has_nan(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, Mapping):
+        return any(_has_nan(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nan(v) for v in value)
+    return False
+
+
+def write_config(path: Path, data: ConfigData) -> Path:
+    """Write ``data`` to ``path`` as a TOML config and return ``path``: the one way the tests
+    write a config (tests of broken TOML write their text themselves)."""
+    path.write_text(toml_text(data))
+    return path
+
+
+def merged(base: ConfigData, extra: ConfigData | None = None) -> dict[str, dict[str, Any]]:
+    """``base`` with each section of ``extra`` laid over it, key by key."""
+    data = {section: dict(values) for section, values in base.items()}
+    for section, values in (extra or {}).items():
+        data.setdefault(section, {}).update(values)
+    return data
+
+
+# -- the daemon as a process -----------------------------------------------------------------
+
+DAEMON = """
+import sys
+from callguard.daemon import app
+
+config, ring_gap_s, grooming_minutes = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+
+
+class Daemon(app.Daemon):
+    # `callguard run`, its waits matched to the sped-up line: the constructor's own seams
+    def __init__(self, *args, **kw):
+        kw.setdefault("ring_gap_s", ring_gap_s)
+        super().__init__(*args, **kw)
+        if grooming_minutes and self.machine.grooming_minutes is not None:
+            self.machine.grooming_minutes = float(grooming_minutes)
+        print(
+            f"test timings: ring gap {self.ring_gap_s:g} s, "
+            f"grooming alert after {self.machine.grooming_minutes} min",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+app.Daemon = Daemon  # before the CLI is imported: `run` builds this one
+from callguard.cli import main
+
+raise SystemExit(main(["--config", config, "run"]))
+"""
+
+
 class DaemonUnit:
     """A unit under test: `callguard run` as a subprocess on a simulated modem, and the CLI
-    pointed at the same config. ``config`` is the TOML after the [modem] and [storage] lines."""
+    pointed at the same config. ``extra`` is config sections laid over [modem] and [storage].
+
+    The simulated line runs at ``scale`` times real time, so the daemon's ring gap (how long
+    after the last RING a ringing call is over) is scaled with it, as ``callguard demo`` does.
+    ``grooming_minutes`` sets the grooming threshold below what the config allows (0.1 min), for
+    a test that cannot wait six seconds; the config file still says ``grooming.minutes``.
+    """
 
     def __init__(
-        self, tmp: Path, config: str = "", *, identity: str = "conexant", scale: float = 0.5
+        self,
+        tmp: Path,
+        extra: ConfigData | None = None,
+        *,
+        identity: str = "conexant",
+        scale: float = 0.5,
+        grooming_minutes: float | None = None,
     ) -> None:
         self.tmp = tmp
         self.link = str(tmp / "modem")
         self.sim = SimModem(identity=identity, link_path=self.link, time_scale=scale)
-        self.config = tmp / "callguard.toml"
-        self.config.write_text(
-            f'[modem]\nport = "{self.link}"\n[storage]\ndir = "{tmp / "state"}"\n' + config
+        self.ring_gap_s = Timing().ring_gap_s * scale
+        self.grooming_minutes = grooming_minutes
+        self.data = merged(
+            {"modem": {"port": self.link}, "storage": {"dir": str(tmp / "state")}}, extra
         )
+        self.config = write_config(tmp / "callguard.toml", self.data)
+        self.store = Store(tmp / "state")
         self.proc: subprocess.Popen[str] | None = None
         self._log: IO[str] | None = None
 
@@ -59,15 +203,25 @@ class DaemonUnit:
     def start(self) -> DaemonUnit:
         self.sim.start()
         self._log = open(self.tmp / "daemon.log", "w")  # noqa: SIM115 (closed in stop)
+        grooming = "" if self.grooming_minutes is None else repr(self.grooming_minutes)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), "run"],
+            [sys.executable, "-c", DAEMON, str(self.config), repr(self.ring_gap_s), grooming],
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        wait_for(lambda: self.status().get("modem") == "connected", 20, "the daemon to connect")
+        wait_for(self._connected, 20, "the daemon to connect")
+        assert self.status()["modem"] == "connected"
+        assert "test timings: " in self.log_text(), self.log_text()  # the seam took
         return self
+
+    def _connected(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited {self.proc.returncode}: {self.log_text()}")
+        status = self.store.read_status() if self.store.status_path.exists() else None
+        mine = bool(status and self.proc is not None and status.get("pid") == self.proc.pid)
+        return mine and status is not None and status.get("modem") == "connected"
 
     def stop(self) -> int | None:
         """SIGTERM the daemon (if still running) and stop the modem; the daemon's exit code."""
@@ -95,9 +249,12 @@ class DaemonUnit:
         return list(json.loads(self.cli("log", "--json").stdout))
 
     def call(self, call: Call) -> tuple[CallRecord, dict[str, Any]]:
-        before = len(self.calls())
+        """Place ``call``; the sim's record and the call as ``callguard log --json`` shows it."""
+        before = len(self.store.calls())
         record = self.sim.place_call(call).wait(60)
-        logged = wait_for(lambda: self.calls()[before:], 30, "the call to be logged")
+        wait_for(lambda: len(self.store.calls()) > before, 30, "the call to be logged")
+        logged = self.calls()[before:]
+        assert logged, "the call is in the log file but `callguard log` does not show it"
         return record, logged[-1]
 
     def log_text(self) -> str:
@@ -111,7 +268,9 @@ stamp = time.monotonic()  # CLOCK_MONOTONIC: the same clock as the simulator's r
 n = len([f for f in os.listdir(out) if f.endswith(".time")])
 shutil.copy(wav, f"{out}/.partial")  # then renamed: a test never reads half a file
 os.replace(f"{out}/.partial", f"{out}/played-{n}.wav")
-open(f"{out}/played-{n}.time", "w").write(repr(stamp))
+with open(f"{out}/.partial", "w") as f:  # the time too; it comes last: the sign of a whole play
+    f.write(repr(stamp))
+os.replace(f"{out}/.partial", f"{out}/played-{n}.time")
 """
 
 
@@ -135,46 +294,78 @@ def played(folder: Path) -> list[tuple[Path, float]]:
     ]
 
 
+# -- the daemon in-process -------------------------------------------------------------------
+
+
 class Running:
     """The daemon in-process (a thread) on a simulated modem, with an observer; ``daemon_kw``
-    reaches the Daemon's constructor (clocks, a notifier, a transport factory)."""
+    reaches the Daemon's constructor (clocks, a notifier, a transport factory).
 
-    def __init__(self, tmp: Path, extra: dict[str, Any] | None = None, **daemon_kw: Any) -> None:
+    Everything the daemon observes lands in ``seen``; :meth:`wait_seen` waits for it there."""
+
+    SCALE = 0.25
+
+    def __init__(self, tmp: Path, extra: ConfigData | None = None, **daemon_kw: Any) -> None:
         self.daemon_kw = daemon_kw
         self.link = str(tmp / "modem")
         self.config_path = tmp / "callguard.toml"
-        data: dict[str, Any] = {
-            "modem": {"port": self.link},
-            "storage": {"dir": str(tmp / "state")},
-            "warning": {"room_command": ""},
-        }
-        for section, values in (extra or {}).items():
-            data.setdefault(section, {}).update(values)
+        data = merged(
+            {
+                "modem": {"port": self.link},
+                "storage": {"dir": str(tmp / "state")},
+                "warning": {"room_command": ""},
+            },
+            extra,
+        )
         self.config: Config = from_dict(data)
         self.write_config(data)
         self.store = Store(self.config.storage.dir)
         self.seen: list[Observed] = []
-        self.sim = SimModem(identity="conexant", link_path=self.link, time_scale=0.25)
+        self._seen_changed = threading.Condition()
+        self.sim = SimModem(identity="conexant", link_path=self.link, time_scale=self.SCALE)
 
-    def write_config(self, data: dict[str, Any]) -> None:
-        lines = []
-        for section, values in data.items():
-            lines.append(f"[{section}]")
-            lines += [f"{k} = {v!r}".replace("'", '"') for k, v in values.items()]
-        self.config_path.write_text("\n".join(lines) + "\n")
+    def write_config(self, data: ConfigData) -> None:
+        write_config(self.config_path, data)
+
+    def _observe(self, observed: Observed) -> None:
+        with self._seen_changed:
+            self.seen.append(observed)
+            self._seen_changed.notify_all()
+
+    def wait_seen(
+        self,
+        kind: str,
+        timeout_s: float = 5.0,
+        *,
+        since: int = 0,
+        where: Callable[[Observed], bool] = lambda o: True,
+    ) -> Observed:
+        """The first observation of ``kind`` (from ``seen[since:]``) that ``where`` accepts;
+        waits for it, and fails at the deadline."""
+        deadline = time.monotonic() + timeout_s
+        with self._seen_changed:
+            while True:
+                for observed in self.seen[since:]:
+                    if observed.kind == kind and where(observed):
+                        return observed
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"timed out after {timeout_s} s waiting for {kind!r}")
+                self._seen_changed.wait(left)
 
     def __enter__(self) -> Running:
         self.sim.start()
         self.daemon = Daemon(
             self.config,
             config_path=str(self.config_path),
-            observer=self.seen.append,
-            ring_gap_s=2.0,
+            observer=self._observe,
+            ring_gap_s=Timing().ring_gap_s * self.SCALE,
             **self.daemon_kw,
         )
         self.thread = threading.Thread(target=self.daemon.run, kwargs={"install_signals": False})
         self.thread.start()
-        wait_for(lambda: self.daemon.status()["modem"] == "connected", 10, "the modem")
+        self.wait_seen("modem", 10, where=lambda o: o.detail.connected)
+        assert self.daemon.status()["modem"] == "connected"
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -184,7 +375,11 @@ class Running:
         assert not self.thread.is_alive()
 
     def call(self, call: Call) -> tuple[Any, dict[str, Any]]:
+        """Place ``call``; the sim's record and the call as the log file has it."""
         before = len(self.store.calls())
+        mark = len(self.seen)
         record = self.sim.place_call(call).wait(30)
-        calls = wait_for(lambda: self.store.calls()[before:], 15, "the call log")
+        self.wait_seen("logged", 15, since=mark)
+        calls = self.store.calls()[before:]
+        assert calls, "the daemon logged the call but it is not in the log file"
         return record, calls[-1]

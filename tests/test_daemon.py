@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Running, wait_for
+from helpers import Running, wait_for, write_config
 
 from callguard.core import screening
 from callguard.core.lists import target_for
@@ -54,7 +54,7 @@ def test_a_call_log_that_cannot_be_written_does_not_stop_screening(
     monkeypatch.setattr(running.daemon.store, "append_call", full_disk)
     handle = running.sim.place_call(Call(number="01134960000", rings=2))
     assert handle.wait(30).outcome == "seized"
-    wait_for(lambda: any(o.kind == "logged" for o in running.seen), 10, "the log attempt")
+    running.wait_seen("logged", 10)  # the log attempt
     assert not running.sim.off_hook
     assert running.thread.is_alive()
 
@@ -71,27 +71,32 @@ def test_reload_picks_up_a_new_mode(running: Running) -> None:
         }
     )
     running.daemon.reload()
-    wait_for(lambda: any(o.kind == "reloaded" for o in running.seen), 5, "the reload")
+    running.wait_seen("reloaded", 5)
     record, logged = running.call(Call(number="02079460123", rings=2))
     assert record.outcome == "seized" and logged["rule"] == "mode:allowlist-only"
 
 
 def test_a_bad_config_on_reload_keeps_the_old_one(running: Running) -> None:
-    running.config_path.write_text("[screening]\nmode = 'shouty'\n")
+    write_config(running.config_path, {"screening": {"mode": "shouty"}})
     running.daemon.reload()
-    wait_for(lambda: any(o.kind == "reloaded" for o in running.seen), 5, "the reload")
+    running.wait_seen("reloaded", 5)
     assert running.daemon.config.screening.mode == "guarded"
 
 
 def test_modem_unplugged_mid_call_is_logged_and_screening_resumes(running: Running) -> None:
-    handle = running.sim.place_call(Call(number="02079460123", rings=8))
+    handle = running.sim.place_call(Call(number="02079460123", rings=5))
     wait_for(lambda: handle.record.rings, 10, "the first ring")
+    mark = len(running.seen)
     running.sim.unplug()
-    wait_for(lambda: running.daemon.status()["modem"] == "disconnected", 5, "disconnected")
-    logged = wait_for(lambda: running.store.calls(), 10, "the interrupted call in the log")
-    assert "the modem was lost during the call" in logged[-1]["notes"]
+    running.wait_seen("modem", 5, since=mark, where=lambda o: not o.detail.connected)
+    assert running.daemon.status()["modem"] == "disconnected"
+    running.wait_seen("logged", 10, since=mark)  # the interrupted call
+    logged = running.store.calls()
+    assert logged and "the modem was lost during the call" in logged[-1]["notes"]
+    mark = len(running.seen)
     running.sim.replug()
-    wait_for(lambda: running.daemon.status()["modem"] == "connected", 10, "reconnected")
+    running.wait_seen("modem", 10, since=mark, where=lambda o: o.detail.connected)
+    assert running.daemon.status()["modem"] == "connected"
     handle.wait(30)  # the first caller gives up (the line is busy until then)
     record, logged = running.call(Call(number="01134960000", rings=2))
     assert record.outcome == "seized"

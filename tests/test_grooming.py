@@ -3,17 +3,15 @@ restart, and end to end on the simulator with modem line sensing."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
-from helpers import DaemonUnit, wait_for
+from helpers import DaemonUnit, Running, wait_for
 
-from callguard.config import from_dict
-from callguard.daemon.app import Daemon
+from callguard.config import ConfigError, from_dict
 from callguard.hardware.indicators import Indicators
-from callguard.sim import Call, SimModem
+from callguard.sim import Call
 from callguard.store.lists import Store
 
 
@@ -55,41 +53,32 @@ def test_alert_survives_a_restart_and_the_button_clears_it(
 ) -> None:
     store = Store(tmp_path / "state")
     store.raise_alert({"display": "withheld number", "category": "withheld"})
-    link = str(tmp_path / "modem")
-    config = from_dict(
-        {
-            "modem": {"port": link},
-            "storage": {"dir": str(tmp_path / "state")},
-            "warning": {"room_command": ""},
-            "line_sense": {"source": "modem"},
-        }
-    )
-    with SimModem(identity="conexant", link_path=link, time_scale=0.25):
-        daemon = Daemon(config, pin_factory=factory)
-        runner = threading.Thread(target=daemon.run, kwargs={"install_signals": False})
-        runner.start()
-        try:
-            wait_for(lambda: daemon.status()["modem"] == "connected", 10, "the modem")
-            assert daemon.status()["grooming_alert"] is True
-            assert factory.pin(23).state == 1  # steady after the restart
-            factory.pin(25).drive_low()
-            wait_for(lambda: not store.alert_active(), 5, "the button to clear the alert")
-            wait_for(lambda: factory.pin(23).state == 0, 5, "the light to go off")
-            assert store.read_alert()["acknowledged_by"] == "the button"  # type: ignore[index]
-        finally:
-            daemon.stop()
-            runner.join(20)
+    with Running(tmp_path, {"line_sense": {"source": "modem"}}, pin_factory=factory) as r:
+        assert r.daemon.status()["grooming_alert"] is True
+        assert factory.pin(23).state == 1  # steady after the restart
+        factory.pin(25).drive_low()
+        r.wait_seen("acknowledged", 5)  # the button
+        assert not store.alert_active()
+        wait_for(lambda: factory.pin(23).state == 0, 5, "the light to go off")
+        assert store.read_alert()["acknowledged_by"] == "the button"  # type: ignore[index]
 
 
 @pytest.mark.e2e
 def test_long_unknown_call_lights_the_alert_and_ack_clears_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"grooming\.minutes"):
+        from_dict({"grooming": {"minutes": 0.01}})  # too short for a unit: only through the seam
     unit = DaemonUnit(
         tmp_path,
-        '[warning]\nroom_command = ""\n[line_sense]\nsource = "modem"\n[grooming]\nminutes = 0.1\n',
+        {
+            "warning": {"room_command": ""},
+            "line_sense": {"source": "modem"},
+            "grooming": {"minutes": 0.1},  # the least the config allows: 6 s
+        },
+        grooming_minutes=0.01,  # 0.6 s, through the daemon's seam: the config refuses it
     )
     with unit:
-        # answered after one ring, 12 s of conversation: over the 6 s threshold
-        record, logged = unit.call(Call(number="02079460123", answer_after_rings=1, talk_s=24))
+        # answered after one ring, 2 s of conversation: over the 0.6 s threshold
+        record, logged = unit.call(Call(number="02079460123", answer_after_rings=1, talk_s=4))
         assert unit.status()["grooming_alert"] is True
         assert logged["answered"] is True and logged["grooming_alert"] is True
         assert record.ended_at is not None and record.answered_at is not None

@@ -96,7 +96,7 @@ def test_a_name_claim_warns_more_strongly_and_never_blocks(tmp_path: Path) -> No
 def test_spoofed_bank_number_is_seized_and_a_call_back_gets_the_reminder(tmp_path: Path) -> None:
     command, folder = room_recorder(tmp_path)
     unit = DaemonUnit(
-        tmp_path, f'[warning]\nroom_command = "{command}"\n[line_sense]\nsource = "modem"\n'
+        tmp_path, {"warning": {"room_command": command}, "line_sense": {"source": "modem"}}
     )
     added = unit.cli("protect", "add", "0306 999 0123", "--name", "Barclays card services")
     assert added.returncode == 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_config
 
 from callguard import texts
 from callguard.cli import main
@@ -74,9 +75,7 @@ def assert_safe(text: str) -> None:
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "callguard.toml"
-    path.write_text(f'[storage]\ndir = "{tmp_path / "state"}"\n')
-    return path
+    return write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(tmp_path / "state")}})
 
 
 @pytest.fixture

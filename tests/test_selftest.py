@@ -5,25 +5,33 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gpiozero.pins.mock import MockFactory
+from helpers import ConfigData, merged, write_config
 
 from callguard.cli.selftest import SelfTest
 from callguard.config import from_dict
+from callguard.modem.transport import LinkState, TransportStatus
 from callguard.sim import SimModem
 
 pytestmark = pytest.mark.e2e
 
 
-def write_config(tmp: Path, port: str, extra: str = "") -> Path:
-    cfg = tmp / "callguard.toml"
-    cfg.write_text(
-        f'[modem]\nport = "{port}"\n[storage]\ndir = "{tmp / "state"}"\n'
-        '[warning]\nroom_command = ""\n' + extra
-    )
-    return cfg
+def config_data(tmp: Path, port: str, extra: ConfigData | None = None) -> dict[str, Any]:
+    base = {
+        "modem": {"port": port},
+        "storage": {"dir": str(tmp / "state")},
+        "warning": {"room_command": ""},
+    }
+    return merged(base, extra)
+
+
+def config_file(tmp: Path, port: str, extra: ConfigData | None = None) -> Path:
+    return write_config(tmp / "callguard.toml", config_data(tmp, port, extra))
 
 
 def selftest(cfg: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -53,7 +61,7 @@ def by_name(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, str
 def test_selftest_passes_on_the_simulated_conexant(tmp_path: Path) -> None:
     link = str(tmp_path / "modem")
     with SimModem(identity="conexant", link_path=link, cid_needs_country=True):
-        result = selftest(write_config(tmp_path, link, '[line_sense]\nsource = "modem"\n'))
+        result = selftest(config_file(tmp_path, link, {"line_sense": {"source": "modem"}}))
     checks = by_name(result)
     assert checks["modem"]["status"] == "pass" and "56000" in checks["modem"]["detail"]
     assert checks["caller ID"]["status"] == "pass"
@@ -67,13 +75,13 @@ def test_selftest_passes_on_the_simulated_conexant(tmp_path: Path) -> None:
 def test_selftest_identifies_a_usr_and_skips_its_line_voltage(tmp_path: Path) -> None:
     link = str(tmp_path / "modem")
     with SimModem(identity="usr", link_path=link):
-        checks = by_name(selftest(write_config(tmp_path, link)))
+        checks = by_name(selftest(config_file(tmp_path, link)))
     assert checks["modem"]["status"] == "pass" and "USRobotics" in checks["modem"]["detail"]
     assert checks["line"]["status"] == "skip"
 
 
 def test_no_modem_is_a_clear_failure_with_its_fix(tmp_path: Path) -> None:
-    result = selftest(write_config(tmp_path, str(tmp_path / "no-modem")))
+    result = selftest(config_file(tmp_path, str(tmp_path / "no-modem")))
     assert result.returncode == 1
     modem = by_name(result)["modem"]
     assert modem["status"] == "fail" and "no modem at" in modem["detail"]
@@ -118,3 +126,50 @@ def test_lights_button_and_gpio_line_sense_on_mock_pins(
     assert checks["lights"].status == "pass"
     assert checks["button"].status == "pass" and prompts
     assert checks["line sensing"].status == "pass"
+
+
+class Transports:
+    """A transport factory that records the ports it was asked for; none of them connects."""
+
+    def __init__(self) -> None:
+        self.ports: list[str] = []
+
+    def __call__(self, port: str, **kw: Any) -> Any:
+        self.ports.append(port)
+        return Unconnected(port)
+
+
+class Unconnected:
+    def __init__(self, port: str) -> None:
+        self.status = TransportStatus(LinkState.DISCONNECTED, f"cannot open {port}", port)
+
+    def start(self) -> None:
+        pass
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return False
+
+    def stop(self) -> None:
+        pass
+
+
+def test_a_missing_modem_device_fails_at_once_without_opening_it(tmp_path: Path) -> None:
+    port = str(tmp_path / "no-modem")
+    opened = Transports()
+    test = SelfTest(from_dict(config_data(tmp_path, port)), transport_factory=opened)
+    started = time.monotonic()
+    checks = {c.name: c for c in test._modem()}
+    assert time.monotonic() - started < 1.0  # not the ten seconds a transport is given
+    assert opened.ports == []
+    assert checks["modem"].status == "fail"
+    assert checks["modem"].detail == f"no modem at {port} (is it plugged in? is modem.port right?)"
+    assert "plug the modem into a USB socket" in checks["modem"].fix
+    assert [checks[n].status for n in ("caller ID", "country", "line")] == ["skip"] * 3
+
+
+def test_a_pyserial_url_is_not_a_path_and_goes_to_the_transport(tmp_path: Path) -> None:
+    opened = Transports()
+    test = SelfTest(from_dict(config_data(tmp_path, "loop://")), transport_factory=opened)
+    checks = {c.name: c for c in test._modem()}
+    assert opened.ports == ["loop://"]  # tried, not refused as a missing file
+    assert checks["modem"].status == "fail" and "no modem at" not in checks["modem"].detail

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import write_config
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -328,8 +329,7 @@ def test_a_real_read_only_mount(state: Path, tmp_path: Path, damaged: bool) -> N
         lock.unlink()
     if damaged:
         (state / "lists.json").write_bytes(b"[" * 100_000)
-    cfg = tmp_path / "callguard.toml"
-    cfg.write_text(f'[storage]\ndir = "{state}"\n')
+    cfg = write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(state)}})
     before = snapshot(state)
 
     out = _in_namespace(
@@ -395,8 +395,7 @@ def test_each_write_error_says_what_it_is_and_what_to_do(
     seed(state)
     for lock in state.glob("*.lock"):
         lock.unlink()
-    cfg = tmp_path / "callguard.toml"
-    cfg.write_text(f'[storage]\ndir = "{state}"\n')
+    cfg = write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(state)}})
     before = snapshot(state)
     failed = _fail_on_open_for_writing(monkeypatch, code, where)
 
@@ -540,8 +539,7 @@ def test_the_daemon_and_the_cli_judge_and_repair_a_damaged_file_alike(
     index.refresh()
     daemon_allow = sorted(n for n in (DAUGHTER, SON, STRANGER) if index.match("allow", n))
 
-    cfg = tmp_path / "callguard.toml"
-    cfg.write_text(f'[storage]\ndir = "{cli_dir}"\n')
+    cfg = write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(cli_dir)}})
     capsys.readouterr()
     assert main(["--config", str(cfg), "allow", "list", "--json"]) == 0
     captured = capsys.readouterr()
@@ -838,9 +836,7 @@ def _limit_memory() -> None:  # a regression reading /dev/zero must not take the
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "callguard.toml"
-    path.write_text(f'[storage]\ndir = "{tmp_path / "state"}"\n')
-    return path
+    return write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(tmp_path / "state")}})
 
 
 @pytest.mark.parametrize(

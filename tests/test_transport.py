@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +24,14 @@ pytestmark = pytest.mark.e2e
 
 
 class Recorder:
+    """What the transport told its listeners. The transport publishes a status (``status``,
+    ``wait_connected``) before it calls ``on_status``: to assert on what the listener was told,
+    wait for it here (:meth:`wait_status`), not on the transport."""
+
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.statuses: list[TransportStatus] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
 
     def event(self, event: Event) -> None:
         with self.lock:
@@ -36,10 +40,25 @@ class Recorder:
     def status(self, status: TransportStatus) -> None:
         with self.lock:
             self.statuses.append(status)
+            self.lock.notify_all()
 
     def of(self, kind: type) -> list[Event]:
         with self.lock:
             return [e for e in self.events if isinstance(e, kind)]
+
+    def wait_status(
+        self, found: Callable[[list[TransportStatus]], bool], timeout_s: float, what: str
+    ) -> list[TransportStatus]:
+        """Wait until ``found`` accepts the statuses told so far; return them."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: found(list(self.statuses)), timeout_s):
+                raise AssertionError(f"no {what} within {timeout_s} s: {self.statuses}")
+            return list(self.statuses)
+
+
+def lost(why: str, statuses: list[TransportStatus]) -> bool:
+    """Was the listener told the modem is disconnected, saying ``why``?"""
+    return any(not s.connected and why in s.detail for s in statuses)
 
 
 @pytest.fixture
@@ -108,13 +127,14 @@ def test_unplug_reports_disconnected_and_replug_reconnects_within_5_s(conexant: 
     with make_transport(conexant.port, rec) as transport:
         assert transport.wait_connected(5)
         inits = commands(conexant).count("AT+GCI=B4")
+        told = len(rec.statuses)
         conexant.unplug()
-        wait_for(lambda: not transport.status.connected, 3, "disconnected")
-        details = [s.detail for s in rec.statuses if not s.connected]
-        assert any("lost the modem" in d for d in details), details
+        rec.wait_status(lambda now: lost("lost the modem", now[told:]), 3, "disconnected")
+        assert not transport.status.connected
         with pytest.raises(ModemUnavailable):
             transport.command("AT")
-        time.sleep(1.0)  # stays unplugged a while: the transport keeps trying
+        # stays unplugged a while: the transport keeps trying, and finds no modem
+        rec.wait_status(lambda now: lost("no modem at", now[told:]), 3, "a retry")
         conexant.replug()
         replugged = time.monotonic()
         assert transport.wait_connected(5), transport.status
@@ -122,8 +142,11 @@ def test_unplug_reports_disconnected_and_replug_reconnects_within_5_s(conexant: 
         assert commands(conexant).count("AT+GCI=B4") >= 1  # a fresh modem: init ran again
         assert conexant.vcid
         assert inits >= 1
-        states = [s.state for s in rec.statuses]
-        assert states.count(LinkState.CONNECTED) >= 2 and LinkState.DISCONNECTED in states
+        # the listener is told after wait_connected returns: wait for what it was told
+        statuses = rec.wait_status(
+            lambda told: [s.state for s in told].count(LinkState.CONNECTED) >= 2, 2, "reconnected"
+        )
+        assert LinkState.DISCONNECTED in [s.state for s in statuses]
 
 
 def test_locked_up_modem_is_caught_by_the_health_check(conexant: SimModem) -> None:
@@ -132,9 +155,10 @@ def test_locked_up_modem_is_caught_by_the_health_check(conexant: SimModem) -> No
         conexant.port, rec, health_interval_s=0.5, command_timeout_s=0.5
     ) as transport:
         assert transport.wait_connected(5)
+        told = len(rec.statuses)
         conexant.hang()
-        wait_for(lambda: not transport.status.connected, 8, "health check to fail")
-        assert "stopped answering" in rec.statuses[-1].detail or not transport.status.connected
+        rec.wait_status(lambda now: lost("stopped answering", now[told:]), 8, "the health check")
+        assert not transport.status.connected
         conexant.unhang()
         assert transport.wait_connected(8), transport.status
 
@@ -142,7 +166,7 @@ def test_locked_up_modem_is_caught_by_the_health_check(conexant: SimModem) -> No
 def test_missing_port_is_reported_then_used_when_it_appears(link: str) -> None:
     rec = Recorder()
     with make_transport(link, rec) as transport:
-        wait_for(lambda: rec.statuses, 3, "a status")
+        rec.wait_status(bool, 3, "a status")
         assert "no modem at" in transport.status.detail
         with SimModem(identity="conexant", link_path=link):
             assert transport.wait_connected(5), transport.status
@@ -153,7 +177,7 @@ def test_port_is_exclusive(conexant: SimModem) -> None:
     with make_transport(conexant.port, first) as a:
         assert a.wait_connected(5)
         with make_transport(conexant.port, second) as b:
-            wait_for(lambda: second.statuses, 3, "a status")
+            second.wait_status(bool, 3, "a status")
             assert not b.status.connected
             assert "in use by another program" in b.status.detail
 

@@ -12,6 +12,7 @@ selftest says so if it is not. Exit code 0 when nothing failed, 1 otherwise.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -28,7 +29,7 @@ from callguard.config import Config
 from callguard.errors import UsageError
 from callguard.hardware.indicators import Indicators
 from callguard.modem import profiles
-from callguard.modem.transport import ModemError, ModemTransport
+from callguard.modem.transport import ModemError, ModemTransport, _open_failure
 from callguard.store.lists import Store
 
 TEST_SENTENCE = "This is CallGuard's self-test. If you can hear this, the speaker works."
@@ -132,6 +133,13 @@ class SelfTest:
                 "sudo systemctl start callguard",
             )
             return
+        if "://" not in port and not os.path.exists(port):
+            # A device path with nothing there: no modem plugged in (or modem.port is wrong).
+            # Said at once; waiting for the transport to give up would only add ten seconds.
+            # (A pyserial URL such as loop:// or spy:// is not a path: the transport opens it.)
+            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), port)
+            yield from self._no_modem(_open_failure(port, missing), port)
+            return
         transport = self.transport_factory(
             port,
             country=self.config.modem.country,
@@ -142,10 +150,7 @@ class SelfTest:
         transport.start()
         try:
             if not transport.wait_connected(10):
-                detail = transport.status.detail
-                yield _fail("modem", detail, _modem_fix(detail, port))
-                for name in ("caller ID", "country", "line"):
-                    yield _skip(name, "needs the modem")
+                yield from self._no_modem(transport.status.detail, port)
                 return
             status = transport.status
             yield _pass("modem", f"{status.detail}; ATI0/ATI3: {status.identity}")
@@ -154,6 +159,11 @@ class SelfTest:
             yield self._line(transport)
         finally:
             transport.stop()
+
+    def _no_modem(self, detail: str, port: str) -> Iterator[Check]:
+        yield _fail("modem", detail, _modem_fix(detail, port))
+        for name in ("caller ID", "country", "line"):
+            yield _skip(name, "needs the modem")
 
     def _caller_id(self, transport: ModemTransport) -> Check:
         try:
