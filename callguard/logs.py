@@ -94,6 +94,20 @@ class _CallGuardHandler(logging.StreamHandler[TextIO]):
     """The handler :func:`setup_logging` installs; its class marks it for replacement."""
 
 
+class _StderrHandler(_CallGuardHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes, not the one it was made with:
+    a caller that swaps stderr (a test's capture, then closed) never leaves it writing to a
+    closed file."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(
     level: int = logging.INFO,
     *,
@@ -107,7 +121,7 @@ def setup_logging(
     """
     out = sys.stderr if stream is None else stream
     env = os.environ if environ is None else environ
-    handler = _CallGuardHandler(out)
+    handler = _StderrHandler() if stream is None else _CallGuardHandler(out)
     handler.setFormatter(JournalFormatter(journal=stream_is_journal(out, env)))
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _CallGuardHandler)]:

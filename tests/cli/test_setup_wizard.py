@@ -17,7 +17,7 @@ from callguard.cli.setup import run_setup, save_setting, service_cannot_read
 from callguard.core.lists import target_for
 from callguard.store.lists import Store
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config" / "callguard.toml"
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
 
 SKIP_ALL = ["", "", "", ""]
 """Enter at each step: allow list, protect list, warning voice, quiet hours."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from callguard import logs
 from callguard.daemon.systemd import Notifier, parse_notify_address
 from callguard.logs import JournalFormatter, journal_priority, setup_logging, stream_is_journal
 
@@ -287,7 +288,7 @@ def root_logger() -> Iterator[logging.Logger]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     # a command run earlier in this process (cli.main) may have left CallGuard's handler
-    root.handlers[:] = [h for h in handlers if type(h).__name__ != "_CallGuardHandler"]
+    root.handlers[:] = [h for h in handlers if not isinstance(h, logs._CallGuardHandler)]
     yield root
     root.handlers[:] = handlers
     root.setLevel(level)
