@@ -29,7 +29,10 @@ fuzz: $(STAMP)
 	CALLGUARD_FUZZ_LINES=2000000 $(BIN)/python -m pytest -q tests/modem/test_protocol_fuzz.py
 
 # The daemon on the simulated line under random faults (issue 11), CHAOS_MINUTES long (30).
+# First the fault suite at length (1000-cycle unplug storms, 20,000 call-machine sequences).
 chaos: $(STAMP)
+	CALLGUARD_CHAOS_CYCLES=1000 CALLGUARD_CHAOS_EXAMPLES=20000 $(BIN)/python -m pytest -q \
+	  tests/modem/test_transport_faults.py tests/core/test_call_properties.py
 	$(BIN)/python tests/chaos.py --minutes $${CHAOS_MINUTES:-30}
 
 bench: $(STAMP)

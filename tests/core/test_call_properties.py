@@ -4,6 +4,7 @@ do, a seized line is released within ``hold_s`` and an allowed caller is never s
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,7 +77,7 @@ class Line:
                 self.held_since = None
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=int(os.environ.get("CALLGUARD_CHAOS_EXAMPLES", "300")), deadline=None)
 @given(st.lists(timed_step, max_size=40))
 def test_any_sequence_releases_every_seizure_in_time_and_never_seizes_an_allowed_caller(
     steps: list[tuple[tuple[object, ...], float, float]],
