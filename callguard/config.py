@@ -222,6 +222,11 @@ class StorageConfig:
         "/var/lib/callguard", "where the lists, the call log and the status live", _full_path
     )
     log_retention_days: int = _number(365, "days of call log kept", 1, 3650)
+    runtime_dir: str = _key(
+        "/run/callguard",
+        "live status on tmpfs (systemd's RuntimeDirectory); storage.dir where it does not exist",
+        _full_path,
+    )
 
 
 @dataclass(frozen=True)

@@ -380,6 +380,6 @@ class Running:
         mark = len(self.seen)
         record = self.sim.place_call(call).wait(30)
         self.wait_seen("logged", 15, since=mark)
-        calls = self.store.calls()[before:]
-        assert calls, "the daemon logged the call but it is not in the log file"
+        # the writer thread puts it in the file a moment later
+        calls = wait_for(lambda: self.store.calls()[before:], 5, "the call in the log file")
         return record, calls[-1]

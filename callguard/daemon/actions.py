@@ -9,8 +9,9 @@ confirmed is retried on a timer (:data:`ON_HOOK_RETRY_S`, doubling to :data:`ON_
 for as long as it takes, and after every :data:`REINIT_AFTER_FAILURES` failures the transport is
 asked to reconnect and re-initialise. The status shows the line in a call while it is held.
 
-A call record that cannot be written (a full or read-only SD card) is kept in memory (up to
-:data:`UNLOGGED_MAX` records) and written when the card takes it again.
+Call records and the grooming alert are handed to the :class:`~callguard.daemon.writer.Writer`,
+which writes them on its own thread (a record that cannot be written is kept until the card
+takes it): nothing here waits for the SD card.
 
 The grooming alert lives in the alert file, so ``callguard ack`` (another process) can clear
 it: the runner follows the file's signature and keeps the alert light in step.
@@ -22,7 +23,6 @@ seconds to time out, and the next caller ID must be screened at once).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import threading
@@ -47,6 +47,7 @@ from callguard.core.call import (
 )
 from callguard.core.record import CallRecord
 from callguard.daemon.status import StatusBoard
+from callguard.daemon.writer import Writer
 from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem.transport import ModemError, ModemTransport
@@ -60,7 +61,6 @@ log = logging.getLogger(__name__)
 ON_HOOK_RETRY_S = 1.0
 ON_HOOK_RETRY_MAX_S = 5.0
 REINIT_AFTER_FAILURES = 2
-UNLOGGED_MAX = 1000
 
 Observe = Callable[[str, Any], None]
 
@@ -76,6 +76,7 @@ class ActionRunner:
         prompts: Prompts,
         speaker: RoomSpeaker,
         board: StatusBoard,
+        writer: Writer,
         observe: Observe,
         monotonic: Callable[[], float],
     ) -> None:
@@ -84,6 +85,7 @@ class ActionRunner:
         self.prompts = prompts
         self.speaker = speaker
         self.board = board
+        self.writer = writer
         self.observe = observe
         self.monotonic = monotonic
         self.transport: ModemTransport | None = None
@@ -96,7 +98,6 @@ class ActionRunner:
         self._seize_pause = contextlib.ExitStack()
         self.voice_thread: threading.Thread | None = None
         self.after_call_thread: threading.Thread | None = None
-        self.unlogged: collections.deque[CallRecord] = collections.deque(maxlen=UNLOGGED_MAX)
         self.alert_active = False
         self._alert_signature: Signature | None = None
 
@@ -217,8 +218,10 @@ class ActionRunner:
             who,
             self.config.grooming.minutes,
         )
-        self.store.raise_alert(record.to_json())
-        self.follow_alert(line, force=True)
+        self.writer.alert(record.to_json())  # the file follows; the light goes on now
+        if not self.alert_active:
+            self.alert_active = True
+            self.board.changed()
         if self.indicators is not None:
             self.indicators.alert_blinking()
         self.observe("grooming-alert", record)
@@ -251,23 +254,8 @@ class ActionRunner:
         if record.grooming_alert and self.indicators is not None and self.alert_active:
             self.indicators.alert_steady()  # the call is over; the light stays until ack
         self.board.call_logged(record)
-        self.unlogged.append(record)
-        self.write_unlogged()
+        self.writer.log_call(record.to_json())
         self.observe("logged", record)
-
-    def write_unlogged(self) -> None:
-        """Write the records not yet in the log, oldest first; keep them if the card refuses."""
-        while self.unlogged:
-            try:
-                self.store.append_call(self.unlogged[0].to_json())
-            except Exception as exc:
-                log.error(
-                    "could not write the call log (%s); %d call(s) kept in memory until it can",
-                    exc,
-                    len(self.unlogged),
-                )
-                return
-            self.unlogged.popleft()
 
     def after_call(self) -> None:
         """Re-assert caller ID on a worker thread: a deaf modem must not stall the main loop

@@ -31,6 +31,7 @@ SIGHUP, ``STOPPING=1`` on the way out.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -63,8 +64,10 @@ from callguard.core.call import (
 from callguard.core.hook import Hook, HookChange
 from callguard.core.numbers import Caller, warm_up
 from callguard.daemon.actions import ActionRunner
+from callguard.daemon.reloader import IndexReloader
 from callguard.daemon.status import Live, StatusBoard
 from callguard.daemon.systemd import Notifier
+from callguard.daemon.writer import Writer
 from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
@@ -76,7 +79,8 @@ from callguard.store.lists import Store
 log = logging.getLogger("callguard.daemon.app")
 
 LOOP_TICK_S = 0.2
-INDEX_CHECK_S = 2.0
+INDEX_CHECK_S = 0.25
+"""How often the reloader looks at the lists file (one stat() when unchanged)."""
 VOICE_JOIN_ON_STOP_S = 2.0
 
 
@@ -129,6 +133,7 @@ class Daemon:
             config.storage.dir,
             region=config.screening.region,
             retention_days=config.storage.log_retention_days,
+            runtime_dir=config.storage.runtime_dir,
         )
         self.index = ListIndex(self.store)
         self.machine = self._make_machine(config)
@@ -143,19 +148,30 @@ class Daemon:
         self.pin_factory = pin_factory
         self.indicators: Indicators | None = None
         self.board = StatusBoard(clock, config.modem.port)
+        self.writer = Writer(
+            # looked up at each write, so a test (or a reload) may swap the store's methods
+            append_call=lambda call: self.store.append_call(call),
+            write_status=lambda status: self.store.write_status(status),
+            raise_alert=lambda call: self.store.raise_alert(call),
+            monotonic=monotonic,
+        )
         self.actions = ActionRunner(
             config,
             store=self.store,
             prompts=self.prompts,
             speaker=self.speaker,
             board=self.board,
+            writer=self.writer,
             observe=self._observe,
             monotonic=monotonic,
         )
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # caller IDs jump the queue: screened before any other work that is waiting
+        self._caller_ids: collections.deque[CallerId] = collections.deque()
+        self._ring_waiting = threading.Event()  # RINGs coalesce: a flood is one event
+        self._reloader = IndexReloader(self.index, INDEX_CHECK_S, on_reload=self._lists_reloaded)
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
-        self._last_index_check = 0.0
         self._last_watchdog = 0.0
 
     # -- public --------------------------------------------------------------------------------
@@ -176,6 +192,9 @@ class Daemon:
             self.index.refresh()
         except Exception:  # screen anyway (unknown callers are warned) rather than not at all
             log.exception("the lists could not be read; screening without them until they can")
+        self.writer.start()
+        self._reloader.start()
+        self._log_call_cut_short()
         log.info(
             "CallGuard starting: lists %s; storage %s",
             ", ".join(f"{n} {c}" for n, c in self.index.sizes().items()),
@@ -194,7 +213,7 @@ class Daemon:
             health_interval_s=self.config.modem.health_check_s,
             on_status=lambda status: self._queue.put(("status", status)),
         )
-        self.transport.add_listener(lambda event: self._queue.put(("modem", event)))
+        self.transport.add_listener(self._line_event)
         self.actions.transport = self.transport
         try:
             self.transport.start()
@@ -219,6 +238,26 @@ class Daemon:
         finally:
             self._shutdown()
         return 0
+
+    def _log_call_cut_short(self) -> None:
+        """A daemon killed mid-call (kill -9, a crash, the watchdog) left the call in progress
+        in its status: log it now, as ended by the restart, so it is not lost."""
+        try:
+            previous = self.store.read_status()
+        except Exception:
+            log.exception("could not read the last status to find a call cut short")
+            return
+        call = (previous or {}).get("current_call")
+        if not isinstance(call, dict) or (previous or {}).get("daemon") != "running":
+            return
+        note = "CallGuard restarted during this call; it ended then at the latest"
+        record = {
+            **call,
+            "ended": str((previous or {}).get("updated") or call.get("started")),
+            "notes": [*list(call.get("notes") or []), note],
+        }
+        log.warning("logging the call that was in progress when CallGuard last stopped")
+        self.writer.log_call(record)
 
     def _start_indicators(self) -> None:
         pins = self.config.indicators
@@ -265,17 +304,41 @@ class Daemon:
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def _line_event(self, event: Event) -> None:
+        """From the transport's reader thread: only what the call machine needs, coalesced.
+
+        DLE codes, replies and the rest are not the loop's (a flood of 100,000 ``<DLE>R`` must
+        not queue up in front of a caller); a RING already waiting makes another one nothing.
+        """
+        if isinstance(event, CallerId):
+            self._caller_ids.append(event)
+            self._queue.put(("wake", None))
+        elif isinstance(event, Ring) and not self._ring_waiting.is_set():
+            self._ring_waiting.set()
+            self._queue.put(("modem", event))
+
+    def _next(self) -> tuple[str, Any]:
+        if self._caller_ids:
+            return "modem", self._caller_ids.popleft()
+        try:
+            kind, payload = self._queue.get(timeout=self._wait_s())
+        except queue.Empty:
+            return "tick", None
+        if kind == "wake":
+            return ("modem", self._caller_ids.popleft()) if self._caller_ids else ("tick", None)
+        if kind == "modem" and isinstance(payload, Ring):
+            self._ring_waiting.clear()
+        return kind, payload
+
     def _loop(self) -> None:
         while not self._stop_requested.is_set():
             if self._reload_requested.is_set():
                 self._reload_requested.clear()
                 self._reload()
-            try:
-                kind, payload = self._queue.get(timeout=self._wait_s())
-            except queue.Empty:
-                kind, payload = "tick", None
+            kind, payload = self._next()
             self._handle(kind, payload)
-            self._housekeeping()
+            if not self._caller_ids:  # housekeeping waits while a caller ID does
+                self._housekeeping()
 
     def _wait_s(self) -> float:
         deadline = self.machine.next_deadline()
@@ -364,25 +427,18 @@ class Daemon:
                 self._last_watchdog = mono
                 self.notifier.watchdog()
             # else: no ping; systemd restarts a daemon whose modem link is wedged
-        if self.actions.unlogged and self.machine.line is LineState.IDLE:
-            self.actions.write_unlogged()
-        if self.machine.line is LineState.IDLE and mono - self._last_index_check >= INDEX_CHECK_S:
-            self._last_index_check = mono
-            with contextlib.suppress(Exception):
-                if self.index.refresh():
-                    log.info("lists reloaded: %s", self.index.sizes())
-                    self.board.changed()
         with contextlib.suppress(Exception):
             self.actions.follow_alert(self.machine.line)
         if self.board.dirty:
             self._write_status()
 
     def _screen(self, caller: Caller, now: dt.datetime, name: str | None) -> screening.Verdict:
-        try:
-            self.index.refresh()  # one stat() when unchanged: a number added a moment ago counts
-        except Exception:
-            log.exception("could not reload the lists; screening with the last good copy")
+        # the index in force: a changed list is read and built off the loop, then swapped in
         return screening.screen(caller, self.index, self.config.screening, now, name)
+
+    def _lists_reloaded(self) -> None:
+        log.info("lists reloaded: %s", self.index.sizes())
+        self.board.changed()
 
     def _make_machine(self, config: Config) -> CallMachine:
         return CallMachine(
@@ -421,9 +477,7 @@ class Daemon:
             self.speaker.set_command(new.warning.room_command)
             self.actions.config = self.config
             log.info("SIGHUP: configuration reloaded from %s", new.source)
-        with contextlib.suppress(Exception):
-            self.index.loaded = False
-            self.index.refresh()
+        self._reloader.poke(force=True)  # read again off the loop, even if unchanged
         self.board.changed()
         self._observe("reloaded")
         self.notifier.ready(self._status_line())
@@ -447,7 +501,7 @@ class Daemon:
             },
             line_sense={"source": self.line_sense.name, "detail": self.line_sense.detail},
             lists=self.index.sizes(),
-            unlogged_calls=len(self.actions.unlogged),
+            unlogged_calls=self.writer.unlogged,
         )
 
     def _status_line(self) -> str:
@@ -457,11 +511,9 @@ class Daemon:
         return self.board.snapshot(state, self._live())
 
     def _write_status(self, state: str = "running") -> None:
+        """Hand the status to the writer (latest wins, a few writes a second at most)."""
         self.board.dirty = False
-        try:
-            self.store.write_status(self.status(state))
-        except Exception:
-            log.exception("could not write the status file")
+        self.writer.status(self.status(state))
         self.notifier.status(self._status_line())
 
     # -- start/stop --------------------------------------------------------------------------
@@ -496,4 +548,6 @@ class Daemon:
                         self.actions.log_call(action.record)
             # stop() says ATH0 (bounded), drops DTR if the modem does not answer, and closes
             transport.stop()
+        self._reloader.stop()
         self._write_status("stopped")
+        self.writer.stop()  # writes what waits: the last calls and the "stopped" status

@@ -69,6 +69,7 @@ class Store(StoreFolder):
         *,
         region: str = "GB",
         retention_days: int = 365,
+        runtime_dir: str = "",
         clock: Clock = now_local,
         on_recovery: Callable[[Recovery], None] | None = None,
     ) -> None:
@@ -78,7 +79,9 @@ class Store(StoreFolder):
         self.log = CallLog(
             directory, retention_days=retention_days, clock=clock, on_recovery=on_recovery
         )
-        self.state = StateFiles(directory, clock=clock, on_recovery=on_recovery)
+        self.state = StateFiles(
+            directory, runtime_dir=runtime_dir, clock=clock, on_recovery=on_recovery
+        )
 
     # -- lists ---------------------------------------------------------------------------
 

@@ -1,11 +1,16 @@
 """Live state files: the daemon's status and the grooming alert.
 
-The alert is kept in its own file so that it survives a restart and ``callguard ack`` can clear
-it while the daemon runs (the daemon follows the file's signature).
+The status changes with every call and is only true while the daemon runs, so it lives on
+tmpfs (``storage.runtime_dir``, ``/run/callguard``: systemd's ``RuntimeDirectory``, kept after
+a stop so ``callguard status`` still works) and costs the SD card nothing; where that folder
+does not exist (a developer's machine, the tests) it lives in ``storage.dir``. The alert must
+survive a power cut: it is kept in ``storage.dir``, so ``callguard ack`` can clear it while the
+daemon runs (the daemon follows the file's signature).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +20,19 @@ from callguard.store.folder import StoreFolder, exists, who
 
 
 class StateFiles(StoreFolder):
-    """``status.json`` and ``alert.json`` in the store's folder."""
+    """``status.json`` (on tmpfs where there is one) and ``alert.json`` (on the card)."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, runtime_dir: str = "", **kw: Any
+    ) -> None:
+        super().__init__(directory, **kw)
+        self.runtime_dir = Path(runtime_dir) if runtime_dir else None
 
     @property
     def status_path(self) -> Path:
+        """In ``runtime_dir`` when that folder exists, else in the store's folder."""
+        if self.runtime_dir is not None and self.runtime_dir.is_dir():
+            return self.runtime_dir / "status.json"
         return self.dir / "status.json"
 
     def write_status(self, status: dict[str, Any]) -> None:

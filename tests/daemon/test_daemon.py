@@ -91,7 +91,7 @@ def test_modem_unplugged_mid_call_is_logged_and_screening_resumes(running: Runni
     running.wait_seen("modem", 5, since=mark, where=lambda o: not o.detail.connected)
     assert running.daemon.status()["modem"] == "disconnected"
     running.wait_seen("logged", 10, since=mark)  # the interrupted call
-    logged = running.store.calls()
+    logged = wait_for(running.store.calls, 5, "the interrupted call in the file")
     assert logged and "the modem was lost during the call" in logged[-1]["notes"]
     mark = len(running.seen)
     running.sim.replug()

@@ -1,0 +1,72 @@
+"""The writer: the daemon's disk writes, off the main loop (issue 13). No thread needed here:
+``flush()`` writes what waits on the test's thread, with an injected clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callguard.daemon.writer import STATUS_EVERY_S, Writer
+
+
+class Disk:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.full = False
+
+    def append_call(self, call: dict[str, Any]) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        self.calls.append(call)
+
+    def writer(self, clock: dict[str, float]) -> Writer:
+        return Writer(
+            append_call=self.append_call,
+            write_status=self.statuses.append,
+            raise_alert=self.alerts.append,
+            monotonic=lambda: clock["t"],
+        )
+
+
+def test_records_are_kept_in_order_until_the_card_takes_them() -> None:
+    disk, clock = Disk(), {"t": 0.0}
+    writer = disk.writer(clock)
+    disk.full = True
+    for i in range(3):
+        writer.log_call({"call_id": i})
+    writer._write_once(final=False)
+    assert disk.calls == [] and writer.unlogged == 3 and writer.failing
+    disk.full = False
+    writer._write_once(final=False)  # the retry is not due yet: nothing hammers a full card
+    assert writer.unlogged == 3
+    clock["t"] = 100.0
+    writer._write_once(final=False)
+    assert [c["call_id"] for c in disk.calls] == [0, 1, 2] and writer.unlogged == 0
+    assert writer.failing is None
+
+
+def test_only_the_latest_status_is_written_and_at_most_a_few_times_a_second() -> None:
+    disk, clock = Disk(), {"t": 10.0}
+    writer = disk.writer(clock)
+    writer.status({"n": 1})
+    writer._write_once(final=False)
+    for n in range(2, 50):  # a flood of RINGs: many changes
+        writer.status({"n": n})
+        writer._write_once(final=False)
+    assert disk.statuses == [{"n": 1}]  # nothing more within STATUS_EVERY_S
+    clock["t"] += STATUS_EVERY_S
+    writer._write_once(final=False)
+    assert disk.statuses == [{"n": 1}, {"n": 49}]  # the newest, once
+
+
+def test_stop_writes_what_waits() -> None:
+    disk, clock = Disk(), {"t": 0.0}
+    writer = disk.writer(clock)
+    writer.start()
+    writer.log_call({"call_id": 7})
+    writer.alert({"number": "+441134960000"})
+    writer.status({"daemon": "stopped"})
+    writer.stop()
+    assert disk.calls == [{"call_id": 7}] and disk.alerts == [{"number": "+441134960000"}]
+    assert disk.statuses[-1] == {"daemon": "stopped"}

@@ -1,0 +1,104 @@
+"""A busy line (issue 13): nothing on the seize path waits for a disk, a reload or a flood.
+The real daemon (in-process) on the simulated line; the assertions are "before the first ring",
+not milliseconds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import Running, wait_for
+
+from callguard.cli import main
+from callguard.core.lists import target_for
+from callguard.modem.protocol import DleCode, DleMeaning
+from callguard.sim import Call
+from callguard.store.lists import Store
+
+pytestmark = pytest.mark.e2e
+
+SCAM = "01134960000"
+
+
+def block_scam(tmp: Path) -> Store:
+    store = Store(tmp / "state")
+    store.add("block", target_for(SCAM, "GB"), name="scam")
+    return store
+
+
+def test_a_redial_at_once_is_seized_before_the_first_ring_eight_times(tmp_path: Path) -> None:
+    block_scam(tmp_path)
+    with Running(tmp_path, {"block": {"hold_s": 0.5}}) as r:
+        for _ in range(8):
+            record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+            assert record.outcome == "seized" and record.rings == []
+
+
+def test_a_blocked_caller_just_after_a_list_edit_is_seized_before_the_first_ring(
+    tmp_path: Path,
+) -> None:
+    store = block_scam(tmp_path)
+    for i in range(2000):  # a list big enough that rebuilding the index takes a while
+        store.add("block", target_for(f"0161 496 {i:04d}", "GB"), name=f"n{i}")
+    with Running(tmp_path) as r:
+        for i in range(4):
+            store.add("allow", target_for(f"01707 35400{i}", "GB"), name="family")
+            record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+            assert record.outcome == "seized" and record.rings == []
+
+
+def test_a_flood_of_line_codes_does_not_delay_a_seizure(tmp_path: Path) -> None:
+    block_scam(tmp_path)
+    with Running(tmp_path) as r:
+        for _ in range(100_000):  # what a noisy line in voice mode can send
+            r.daemon._line_event(DleCode("b", DleMeaning.BUSY))
+        record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+        assert record.outcome == "seized" and record.rings == []
+
+
+def test_a_call_cut_short_by_a_kill_is_logged_at_the_next_start(tmp_path: Path) -> None:
+    store = block_scam(tmp_path)
+    # what a daemon killed mid-call leaves: its status says running, with the call on
+    call = {
+        "call_id": 3,
+        "started": "2026-11-25T09:30:00+00:00",
+        "ended": None,
+        "number": "+442079460123",
+        "display": "020 7946 0123",
+        "category": "landline",
+        "name": None,
+        "verdict": "warned",
+        "rule": "mode:guarded",
+        "reason": "Warned: not on any list (a landline).",
+        "answered": True,
+        "duration_s": None,
+        "rings": 1,
+        "caller_id": True,
+        "impersonation": False,
+        "grooming_alert": False,
+        "name_claim": False,
+        "notes": [],
+    }
+    store.write_status(
+        {"daemon": "running", "updated": "2026-11-25T10:05:00+00:00", "current_call": call}
+    )
+    with Running(tmp_path):
+        logged = wait_for(store.calls, 10, "the call cut short in the log")
+    assert logged[0]["number"] == "+442079460123" and logged[0]["ended"].startswith(
+        "2026-11-25T10:05"
+    )
+    assert any("restarted during this call" in n for n in logged[0]["notes"])
+
+
+def test_the_live_status_is_kept_on_tmpfs_where_there_is_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    with Running(tmp_path, {"storage": {"runtime_dir": str(run)}}) as r:
+        wait_for(lambda: (run / "status.json").exists(), 5, "the status on tmpfs")
+        assert not (tmp_path / "state" / "status.json").exists()
+        capsys.readouterr()
+        assert main(["--config", str(r.config_path), "status", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["daemon"] == "running"
