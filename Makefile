@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The exact libraries every unit gets (install.sh installs from it with --require-hashes).
 LOCK := requirements/callguard.txt
 
-.PHONY: demo test bench fuzz chaos lint clean prompts speech lock lock-upgrade lock-check
+.PHONY: demo test bench fuzz chaos lint clean prompts places speech lock lock-upgrade lock-check
 
 # The runtime libraries come from the lock, with their hashes checked, so the tests run on what
 # the units run; then CallGuard itself (editable) and the developer tools.
@@ -50,6 +50,11 @@ clean:
 # Re-render the prompts that ship pre-rendered (callguard/data), after changing their text.
 prompts: $(STAMP)
 	$(BIN)/python -c 'import subprocess; from callguard.audio.prompts import SHIPPED, DEFAULT_VOICE, DEFAULT_SPEED_WPM, shipped; [subprocess.run(["espeak-ng", "-v", DEFAULT_VOICE, "-s", str(DEFAULT_SPEED_WPM), "-w", str(shipped(n)), t], check=True) for n, t in SHIPPED.items()]'
+
+# Re-extract the UK towns by dialling prefix (callguard/data/uk-places.tsv) from the installed
+# phonenumbers' geocoder data, after the lock upgrades phonenumbers; commit the result.
+places: $(STAMP)
+	$(BIN)/python tools/make_places.py
 
 # espeak-ng renders the spoken warnings. Installed here when this machine allows it (root with
 # apt); otherwise CallGuard uses its pre-rendered default warning and the tests that need

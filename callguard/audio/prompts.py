@@ -74,15 +74,22 @@ def shipped(name: str) -> Path:
 
 
 def intro_text(caller: Caller, *, with_place: bool = True) -> str:
-    """Who is calling, in words: "A call from an unknown number in Welwyn Garden City."."""
+    """Who is calling, in words: "A call from an unknown number in Welwyn Garden City.".
+
+    The place (:func:`~callguard.core.numbers.place_of`) comes from a small table read once,
+    not from phonenumbers' geocoder, so ``with_place`` costs no memory worth counting. Where
+    the table names two towns ("Aboyne/Ballater") they are spoken as "Aboyne or Ballater".
+    """
     if caller.category is Category.WITHHELD:
         return "A call from a withheld number."
     if caller.category is Category.UNAVAILABLE:
         return "A call from a number that is not available."
     place = None
     if with_place and caller.e164:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # a place is a nicety: never a reason to be silent
             place = place_of(caller)
+    if place:
+        place = place.replace("/", " or ")
     if caller.category is Category.INTERNATIONAL:
         return f"A call from abroad, from {place}." if place else "A call from abroad."
     if caller.category is Category.MOBILE:

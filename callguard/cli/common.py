@@ -1,16 +1,21 @@
-"""What every command needs: the store from the config, recovery warnings, argument types."""
+"""What every command needs: the store from the config, recovery warnings, argument types.
+
+Importing this module (and so building the parser) loads neither the config nor the store:
+:func:`open_store` imports them when a command runs, so each command pays only for what it uses.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
-from callguard.config import Config
-from callguard.config import load as load_config
-from callguard.store.jsonfile import Recovery
-from callguard.store.lists import Store
 from callguard.texts import shown
+
+if TYPE_CHECKING:
+    from callguard.config import Config
+    from callguard.store.jsonfile import Recovery
+    from callguard.store.lists import Store
 
 
 class Parser(argparse.ArgumentParser):
@@ -26,11 +31,15 @@ Commands: TypeAlias = "argparse._SubParsersAction[Parser]"
 
 
 def open_store(args: argparse.Namespace) -> tuple[Config, Store]:
+    from callguard.config import load as load_config
+    from callguard.store.lists import Store
+
     config = load_config(args.config)
     store = Store(
         config.storage.dir,
         region=config.screening.region,
         retention_days=config.storage.log_retention_days,
+        runtime_dir=config.storage.runtime_dir,
         on_recovery=report_recovery,
     )
     return config, store

@@ -1,4 +1,6 @@
-"""``callguard config check``: validate the config and print the effective one."""
+"""``callguard config check``: validate the config and print the effective one.
+
+The config module is imported when the command runs, not when the parser is built."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ import json
 import sys
 
 from callguard.cli.common import Commands, Parser
-from callguard.config import as_dict, render
-from callguard.config import load as load_config
 from callguard.texts import shown
 
 
@@ -22,6 +22,9 @@ def register(sub: Commands) -> None:
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    from callguard.config import as_dict, render
+    from callguard.config import load as load_config
+
     config = load_config(args.config)
     if args.json:
         print(json.dumps(as_dict(config), indent=2))

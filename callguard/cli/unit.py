@@ -1,5 +1,6 @@
 """Commands that run or fit a unit: ``run`` (the daemon), ``demo``, ``sim``, ``selftest``,
-``setup``. Each imports what it runs only when it runs, so ``callguard log`` stays quick."""
+``setup``. Each imports what it runs, the config included, only when it runs, so building the
+parser costs nothing and ``callguard log`` stays quick."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from callguard.cli.common import Commands
-from callguard.config import DEFAULT_PATH as DEFAULT_CONFIG_PATH
-from callguard.config import load as load_config
 from callguard.texts import shown
 
 
@@ -48,6 +46,7 @@ def register(sub: Commands) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from callguard.config import load as load_config
     from callguard.daemon.app import Daemon
 
     config = load_config(args.config)
@@ -56,6 +55,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_selftest(args: argparse.Namespace) -> int:
     from callguard.cli.selftest import SelfTest, table
+    from callguard.config import load as load_config
 
     config = load_config(args.config)
     if not args.debug:
@@ -73,7 +73,10 @@ def _cmd_selftest(args: argparse.Namespace) -> int:
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from callguard.cli.setup import run_setup
+    from callguard.config import DEFAULT_PATH as DEFAULT_CONFIG_PATH
     from callguard.config import resolve_path
 
     path = resolve_path(args.config) or DEFAULT_CONFIG_PATH

@@ -9,7 +9,7 @@ Prefix rules (:func:`parse_prefix`) are E.164-style digit prefixes (``+44870``),
 a caller when ``caller.key.startswith(rule)``; short-code keys have no ``+`` and never match one.
 
 The phonenumbers library does the numbering-plan work (parsing, validity, number type,
-formatting, short numbers, geocoding); this module decides what those answers mean here:
+formatting, short numbers); this module decides what those answers mean here:
 
 * A number is valid when phonenumbers gives it a type; the type becomes a :class:`Category`, and
   any valid number whose country code is not the home region's is ``INTERNATIONAL``.
@@ -31,13 +31,20 @@ number in the home region's national format (``01707 354000``) or the internatio
 (``+33 1 23 45 67 89``), a short code as its digits, and a prefix rule as people dial it
 (``+44870*`` is ``0870*`` at home; a whole country's code gets its name: ``+234* (Nigeria)``).
 
-Towns come from phonenumbers' geocoder (its supported API), which has no light part:
-importing it loads all of its data at once (about 100 MB of memory and 0.3 to 0.5 s on a
-desktop, several seconds on a Pi). ``Caller.place`` (the town of a home landline) loads it on
-first use, never when a caller is made: :func:`from_caller_id` and :func:`parse_typed` never
-touch it; a process that will need it calls :func:`load_geocoder` at start-up. Country names
-(:func:`country_of`) need only the region phonenumbers gives a number and pycountry's ISO 3166
-names (about 6 MB): :func:`load_country_names`.
+Places (:func:`place_of`, ``Caller.place``) never use phonenumbers' geocoder: importing it
+loads every country's places in every language at once (about 100 MB of memory, 0.3 to 0.5 s on
+a desktop and several seconds on a Pi). The town of a UK landline comes from
+``callguard/data/uk-places.tsv`` instead, the geocoder's English places for +44 (about 800
+prefixes, 15 KB) extracted when the package is built (``make places``, tools/make_places.py),
+looked up by longest prefix as the geocoder does: read once, on first use or by
+:func:`load_places`, and small. Country names (:func:`country_of`) need only the region
+phonenumbers gives a number and pycountry's ISO 3166 names (about 6 MB):
+:func:`load_country_names`.
+
+Importing this module is cheap: phonenumbers (its metadata costs 10 to 15 ms to import on a
+desktop, ten times that on a Pi) and the modem protocol are imported by the functions that use
+them, so a command that only needs :class:`Caller`, :class:`Category` or :class:`NumberError`
+(``callguard status``, ``callguard log``) never loads them.
 """
 
 from __future__ import annotations
@@ -46,24 +53,16 @@ import enum
 import functools
 import re
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Final, TypeAlias
-
-import phonenumbers
-from phonenumbers import (
-    UNKNOWN_REGION,
-    NumberParseException,
-    PhoneNumber,
-    PhoneNumberFormat,
-    PhoneNumberType,
-    shortnumberinfo,
-)
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from callguard.errors import UsageError
-from callguard.modem.protocol import absence_of
+
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber
 
 __all__ = [
     "DRAMA_RANGES",
+    "PLACES_FILE",
     "UK_SHORT_CODES",
     "Caller",
     "Category",
@@ -72,11 +71,13 @@ __all__ = [
     "for_people",
     "from_caller_id",
     "load_country_names",
-    "load_geocoder",
+    "load_places",
+    "parse_places",
     "parse_prefix",
     "parse_typed",
     "place_of",
     "region_ok",
+    "town_of",
     "warm_up",
 ]
 
@@ -132,18 +133,20 @@ class Caller:
 
 
 _TYPE_CATEGORY: Final[dict[int, Category]] = {
-    PhoneNumberType.FIXED_LINE: Category.LANDLINE,
-    PhoneNumberType.FIXED_LINE_OR_MOBILE: Category.LANDLINE,
-    PhoneNumberType.MOBILE: Category.MOBILE,
-    PhoneNumberType.TOLL_FREE: Category.FREEPHONE,
-    PhoneNumberType.PREMIUM_RATE: Category.PREMIUM_RATE,
-    PhoneNumberType.SHARED_COST: Category.NON_GEOGRAPHIC,
-    PhoneNumberType.UAN: Category.NON_GEOGRAPHIC,
-    PhoneNumberType.PERSONAL_NUMBER: Category.NON_GEOGRAPHIC,
-    PhoneNumberType.VOIP: Category.NON_GEOGRAPHIC,
-    PhoneNumberType.PAGER: Category.NON_GEOGRAPHIC,
-    PhoneNumberType.VOICEMAIL: Category.NON_GEOGRAPHIC,
+    0: Category.LANDLINE,  # PhoneNumberType.FIXED_LINE
+    2: Category.LANDLINE,  # PhoneNumberType.FIXED_LINE_OR_MOBILE
+    1: Category.MOBILE,  # PhoneNumberType.MOBILE
+    3: Category.FREEPHONE,  # PhoneNumberType.TOLL_FREE
+    4: Category.PREMIUM_RATE,  # PhoneNumberType.PREMIUM_RATE
+    5: Category.NON_GEOGRAPHIC,  # PhoneNumberType.SHARED_COST
+    9: Category.NON_GEOGRAPHIC,  # PhoneNumberType.UAN
+    7: Category.NON_GEOGRAPHIC,  # PhoneNumberType.PERSONAL_NUMBER
+    6: Category.NON_GEOGRAPHIC,  # PhoneNumberType.VOIP
+    8: Category.NON_GEOGRAPHIC,  # PhoneNumberType.PAGER
+    10: Category.NON_GEOGRAPHIC,  # PhoneNumberType.VOICEMAIL
 }
+"""phonenumbers' number types (libphonenumber's stable enum values, written out so that importing
+this module does not import phonenumbers; a test checks them against ``PhoneNumberType``)."""
 
 UK_SHORT_CODES: Final[dict[str, str]] = {
     "999": "emergency services",
@@ -177,6 +180,12 @@ DRAMA_RANGES: Final[tuple[tuple[int, str, Category], ...]] = (
 """(country code, national-number prefix, category) of ten-digit ranges phonenumbers calls
 invalid but Ofcom reserves for TV and radio drama, so they can never belong to a real subscriber."""
 
+_UK_REGIONS: Final = frozenset({"GB", "GG", "IM", "JE"})
+"""The UK and the Crown dependencies (+44): regions every phonenumbers supports."""
+
+PLACES_FILE: Final = "uk-places.tsv"
+"""The places table in ``callguard/data``: written by tools/make_places.py (``make places``)."""
+
 _SEPARATORS: Final = re.compile(r"[\s().\-/]+")
 _MODEM_NUMBER: Final = re.compile(r"\+?[0-9]+")
 _ANY_DIGIT: Final = re.compile(r"[0-9]")
@@ -193,7 +202,13 @@ def region_ok(region: str) -> bool:
     """Whether ``region`` is a region code phonenumbers supports, as written ("GB", not "gb").
 
     The parsing functions forgive lower case; a config file should hold the canonical code.
+    The UK's regions are answered without importing phonenumbers, so that loading a UK config
+    (``callguard status``) does not import it.
     """
+    if region in _UK_REGIONS:
+        return True
+    import phonenumbers
+
     return region in phonenumbers.SUPPORTED_REGIONS
 
 
@@ -208,6 +223,8 @@ def from_caller_id(
     ``PRIVATE``, ``O``, ``OUT-OF-AREA`` ...) are understood as ``raw`` too. Text with no digit
     at all is an unknown reason for absence (unavailable); digits that make no number are INVALID.
     """
+    from callguard.modem.protocol import absence_of
+
     text = raw or ""
     if absence is not None:
         return _absent(_absence_category(absence), text)
@@ -234,6 +251,8 @@ def parse_typed(text: str, region: str = "GB") -> Caller:
     ``0044 1707 354000``, ``07700-900123``, ``+33 1 23 45 67 89``, ``tel:+441707354000``, ``159``).
     Raises :class:`NumberError` naming the value and saying what would be accepted.
     """
+    import phonenumbers
+
     home = _home_region(region)
     value = text.strip()
     if not value:
@@ -277,6 +296,8 @@ def parse_prefix(text: str, region: str = "GB") -> str:
     The region's international prefix (``00``) becomes ``+``; the national trunk prefix (``0``)
     becomes ``+`` and the region's country code. ``(0)`` after a country code is dropped.
     """
+    import phonenumbers
+
     home = _home_region(region)
     value = text.strip()
     what = "a number prefix such as 0870, 0870* or +44 870 (or +234 for a whole country)"
@@ -343,15 +364,48 @@ def parse_prefix(text: str, region: str = "GB") -> str:
     return "+" + digits
 
 
-def place_of(caller: Caller, lang: str = "en") -> str | None:
-    """Where phonenumbers places the caller: a town for a home landline, a country abroad.
+def place_of(caller: Caller) -> str | None:
+    """Where the caller is, in English: a UK landline's town, an international number's country.
 
-    None for mobiles, non-geographic numbers, short codes and no number. The first call loads
-    phonenumbers' geocoder (all of its data: about 100 MB); answers are cached per number.
+    A landline's town is the place of the longest prefix of its number in the places table
+    (phonenumbers' geocoder data for +44, see the module's docstring), so it is what the
+    geocoder says, with two differences: a landline the table has no town for (a new range,
+    say) is None where the geocoder would say "United Kingdom", and the Ofcom drama ranges,
+    which the geocoder does not place, get their area's town (0115 496 0xxx: Nottingham). Only
+    +44 numbers have towns: a home landline in another numbering plan (``screening.region``
+    "US") has None. An international number's place is its country (:func:`country_of`).
+    None for mobiles, non-geographic numbers, short codes and no number.
     """
     if caller.e164 is None or caller.category not in (Category.LANDLINE, Category.INTERNATIONAL):
         return None
-    return _place(caller.e164, caller.category is Category.INTERNATIONAL, lang)
+    return _place(caller.e164, international=caller.category is Category.INTERNATIONAL)
+
+
+def town_of(e164: str) -> str | None:
+    """The town of the places table's longest prefix of an E.164 number (``"+441707354000"``:
+    "Welwyn Garden City"), or None. It does not check that the number is valid or a landline:
+    :func:`place_of` does."""
+    table, longest = _places()
+    digits = e164.removeprefix("+")
+    for end in range(min(longest, len(digits)), 0, -1):
+        town = table.get(digits[:end])
+        if town is not None:
+            return town
+    return None
+
+
+def parse_places(text: str) -> dict[str, str]:
+    """The places table's text (``prefix<TAB>town`` lines; ``#`` starts a comment line) as
+    {prefix: town}. Raises ValueError naming the first line that is neither."""
+    table: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line or line.startswith("#"):
+            continue
+        prefix, tab, town = line.partition("\t")
+        if not tab or not prefix.isdigit() or not town.strip():
+            raise ValueError(f"line {number} of the places table is not prefix<TAB>town: {line!r}")
+        table[prefix] = town
+    return table
 
 
 def country_of(number: str | int) -> str | None:
@@ -363,6 +417,8 @@ def country_of(number: str | int) -> str | None:
     (``+800``), or something that is not a number. The first call loads the country names
     (see the module's docstring).
     """
+    from phonenumbers import NumberParseException
+
     try:
         return _country(number)
     except (NumberParseException, ValueError):
@@ -378,10 +434,12 @@ def for_people(number_or_prefix: str, region: str = "GB") -> str:
     rule keeps its ``*`` and is shown as dialled from home, ``+44870*`` -> ``0870*``, where
     that typed back is the same rule (``+490*`` stays: ``00*`` would dial abroad). A code that
     is exactly one country's gets its name, ``+234*`` -> ``+234* (Nigeria)`` (the name loads
-    the geocoder, see :func:`country_of`). The same digits without the ``*``
+    the country names, see :func:`country_of`). The same digits without the ``*``
     (``+44870``, a rule's prefix in a sentence such as "numbers starting 0870") show the same
     way when they are not a whole number. Anything else is returned as given.
     """
+    import phonenumbers
+
     text = number_or_prefix.strip()
     body = text.removesuffix("*")
     star = "*" if body != text else ""
@@ -403,9 +461,9 @@ def for_people(number_or_prefix: str, region: str = "GB") -> str:
     return f"+{digits}{star} ({name})" if name else f"+{digits}{star}"
 
 
-def load_geocoder() -> None:
-    """Load phonenumbers' geocoder now (about 100 MB), so that no call waits for it later."""
-    _geocoder()
+def load_places() -> None:
+    """Read the places table now (about 800 prefixes, well under 1 MB), not on a call."""
+    _places()
 
 
 def load_country_names() -> None:
@@ -413,16 +471,17 @@ def load_country_names() -> None:
     _country_names()
 
 
-def warm_up(region: str = "GB", *, places: bool = False) -> None:
-    """Load the home region's metadata now (and the geocoder with ``places``), not on a call."""
+def warm_up(region: str = "GB") -> None:
+    """Load phonenumbers, the home region's metadata and the places now, not on a call."""
+    import phonenumbers
+
     home = region.strip().upper()
     example = phonenumbers.example_number(home)
     if example is not None:
-        e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+        e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
         from_caller_id(e164, home)
         _is_short_code("999", home)
-    if places:
-        load_geocoder()
+    load_places()
 
 
 @functools.lru_cache(maxsize=512)
@@ -447,14 +506,19 @@ def _caller_id_lookup(digits: str, home: str) -> _Found | None:
 
 
 def _parse(text: str, home: str) -> PhoneNumber | None:
+    import phonenumbers
+
     try:
         return phonenumbers.parse(text, home)
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return None
 
 
 def _full_number(number: PhoneNumber, home: str) -> _Found | None:
     """The category, key and display of a full number, or None if it is not a valid one."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
     category = _TYPE_CATEGORY.get(phonenumbers.number_type(number))
     if category is None:
         category = _drama_category(number)
@@ -468,6 +532,8 @@ def _full_number(number: PhoneNumber, home: str) -> _Found | None:
 
 
 def _drama_category(number: PhoneNumber) -> Category | None:
+    import phonenumbers
+
     nsn = phonenumbers.national_significant_number(number)
     for country_code, prefix, category in DRAMA_RANGES:
         if number.country_code == country_code and len(nsn) == 10 and nsn.startswith(prefix):
@@ -480,23 +546,16 @@ def _is_short_code(digits: str, home: str) -> bool:
         return False
     if home == "GB" and (digits in UK_SHORT_CODES or _UK_DIRECTORY_ENQUIRIES.fullmatch(digits)):
         return True
+    from phonenumbers import shortnumberinfo
+
     number = _parse(digits, home)
     return number is not None and shortnumberinfo.is_valid_short_number_for_region(number, home)
 
 
 @functools.lru_cache(maxsize=1024)
-def _place(e164: str, international: bool, lang: str) -> str | None:
-    geocoder = _geocoder()
-    number = phonenumbers.parse(e164)
-    if international:
-        name = geocoder.country_name_for_number(number, lang)
-    else:
-        name = geocoder.description_for_number(number, lang)
-    return name or None
-
-
-@functools.lru_cache(maxsize=1024)
 def _country(number: str | int) -> str | None:
+    import phonenumbers
+
     if isinstance(number, int):
         regions = phonenumbers.region_codes_for_country_code(number)
         region = regions[0] if len(regions) == 1 else None
@@ -504,17 +563,24 @@ def _country(number: str | int) -> str | None:
         numobj = phonenumbers.parse(number)
         regions = phonenumbers.region_codes_for_country_code(numobj.country_code or 0)
         region = regions[0] if len(regions) == 1 else phonenumbers.region_code_for_number(numobj)
-    if not region or region == UNKNOWN_REGION or region == "001":
+    if not region or region == phonenumbers.UNKNOWN_REGION or region == "001":
         return None
     return _country_names().get(region)
 
 
-@functools.cache
-def _geocoder() -> ModuleType:
-    """phonenumbers' geocoder, imported on first use: see the module's docstring."""
-    from phonenumbers import geocoder
+def _place(e164: str, *, international: bool) -> str | None:
+    """:func:`place_of`'s lookup: the one way to a caller's place (tests watch for it)."""
+    return country_of(e164) if international else town_of(e164)
 
-    return geocoder
+
+@functools.cache
+def _places() -> tuple[dict[str, str], int]:
+    """The places table shipped in the package, and its longest prefix's length; read once."""
+    from importlib import resources
+
+    text = (resources.files("callguard") / "data" / PLACES_FILE).read_text(encoding="utf-8")
+    table = parse_places(text)
+    return table, max(map(len, table), default=0)
 
 
 @functools.cache
@@ -567,6 +633,8 @@ def _typed_caller(found: _Found, raw: str) -> Caller:
 
 
 def _home_region(region: str) -> str:
+    import phonenumbers
+
     home = region.strip().upper()
     if home not in phonenumbers.SUPPORTED_REGIONS:
         raise NumberError(
@@ -582,6 +650,9 @@ def _region_name(home: str) -> str:
 
 
 def _example(home: str, *, international: bool) -> str:
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
     number = None if home == "GB" else phonenumbers.example_number(home)
     if number is None:
         number = phonenumbers.parse("+441707354000")  # Welwyn Garden City: a friendly example
