@@ -43,15 +43,17 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-import tomlkit
-from tomlkit.items import AoT, Item, Table
-
+from callguard.core.numbers import region_ok
 from callguard.core.screening import MODE_ACTIONS, SETTING_ACTIONS, quiet_span
 from callguard.errors import UsageError
 from callguard.store.files import UnreadableFile, read_regular_file
 from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING, shown, unsafe
+
+if TYPE_CHECKING:  # tomlkit is imported by the functions that write TOML
+    import tomlkit
+    from tomlkit.items import Item, Table
 
 DEFAULT_PATH = Path("/etc/callguard/callguard.toml")
 
@@ -120,11 +122,9 @@ def _baud(value: Any) -> str | None:
 
 
 def _region(value: Any) -> str | None:
-    import phonenumbers
-
-    if value in phonenumbers.SUPPORTED_REGIONS:
+    if region_ok(str(value)):
         return None
-    if str(value).upper() in phonenumbers.SUPPORTED_REGIONS:
+    if region_ok(str(value).upper()):
         return f"must be in capitals: {str(value).upper()!r}"
     return "must be a two-letter region code such as 'GB' (ISO 3166)"
 
@@ -623,6 +623,8 @@ def render(config: Config) -> str:
     bidi overrides, line separators, zero-width ones) appear as TOML escapes, which read back
     as the same text.
     """
+    import tomlkit
+
     doc = tomlkit.document()
     doc.add(tomlkit.comment(f"effective configuration from {shown(config.source)}"))
     for section in SECTIONS:
@@ -654,6 +656,9 @@ def set_value(
             source,
             [f"{why}; set {section}.{key} by hand, then check it with: callguard config check"],
         )
+
+    import tomlkit
+    from tomlkit.items import AoT, Table
 
     try:
         doc = tomlkit.parse(text)
@@ -688,6 +693,8 @@ def set_value(
 
 
 def _add_section(doc: tomlkit.TOMLDocument, section: str, key: str, item: Item, nl: str) -> None:
+    import tomlkit
+
     table = tomlkit.table()
     table.trivia.trail = nl
     before = doc.as_string()
@@ -700,6 +707,8 @@ def _add_section(doc: tomlkit.TOMLDocument, section: str, key: str, item: Item, 
 def _add_key(table: Table, key: str, item: Item) -> None:
     """``key`` after the table's last setting, before the blank lines and comments that end it
     (which tomlkit keeps with this table, though they introduce what follows it)."""
+    from tomlkit.items import AoT, Table
+
     body = table.value.body
     settings = [k for k, v in body if k is not None and not isinstance(v, Table | AoT)]
     insert_after = getattr(table.value, "_insert_after", None)  # in tomlkit 0.11 to 0.15 at least
@@ -711,6 +720,8 @@ def _add_key(table: Table, key: str, item: Item) -> None:
 
 def _toml_text(value: Any) -> str:
     """A value as TOML source, for messages: ``"guarded"``, ``15.0``, ``true``."""
+    import tomlkit
+
     return _visible(tomlkit.item(value).as_string())
 
 
