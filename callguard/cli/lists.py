@@ -1,9 +1,15 @@
-"""``callguard allow|block|protect add|remove|list|import``: the family's lists."""
+"""``callguard allow|block|protect add|remove|list|import``: the family's lists.
+
+``callguard block import --community FILE`` and ``block list --community``: the volunteer
+group's community block list (a separate file of numbers only, see
+:mod:`callguard.store.biglist`), checked after the family's own lists.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from callguard.cli.common import Commands, Parser, open_store
@@ -51,6 +57,12 @@ def _add_list_commands(sub: Commands, list_name: str) -> None:
 
     show = verbs.add_parser("list", help=f"show the {title}")
     show.add_argument("--json", action="store_true", help="a JSON array of entries")
+    if list_name == "block":
+        show.add_argument(
+            "--community",
+            action="store_true",
+            help="the community block list instead: its size and date, checked",
+        )
     show.set_defaults(func=_cmd_list_show, list_name=list_name)
 
     imp = verbs.add_parser(
@@ -65,6 +77,14 @@ def _add_list_commands(sub: Commands, list_name: str) -> None:
         "--force", action="store_true", help="move numbers here from conflicting lists"
     )
     imp.add_argument("--by", default=None, help="who is importing (default: your login name)")
+    if list_name == "block":
+        imp.add_argument(
+            "--community",
+            action="store_true",
+            help="FILE is the volunteer group's community block list (one number a line, or "
+            "the first column of a CSV): it replaces the community list, kept apart from the "
+            "family's block list",
+        )
     imp.set_defaults(func=_cmd_list_import, list_name=list_name)
 
 
@@ -94,6 +114,8 @@ def _cmd_list_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_list_show(args: argparse.Namespace) -> int:
+    if getattr(args, "community", False):
+        return _cmd_community_show(args)
     config, store = open_store(args)
     entries = sorted(store.entries(args.list_name), key=lambda e: (e.name.lower(), e.number))
     if args.json:
@@ -119,6 +141,8 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_list_import(args: argparse.Namespace) -> int:
+    if getattr(args, "community", False):
+        return _cmd_community_import(args)
     config, store = open_store(args)
     items, problems = parse_file(args.file, config.screening.region, args.prefix)
     for line, message in problems:
@@ -136,4 +160,96 @@ def _cmd_list_import(args: argparse.Namespace) -> int:
         f"Imported {shown(args.file)} into the {LIST_TITLES[args.list_name]}: "
         f"{added} added, {updated} updated{skipped}."
     )
+    return 0
+
+
+# -- the community block list ------------------------------------------------------------------
+
+_SHOWN_PROBLEMS = 50
+
+
+def _cmd_community_import(args: argparse.Namespace) -> int:
+    from callguard.store.biglist import NumberFile, NumberSetBuilder, community_path
+
+    for option, given in (("--prefix", args.prefix), ("--force", args.force), ("--by", args.by)):
+        if given:
+            raise UsageError(
+                f"{option} does not go with --community: the community block list holds whole "
+                "numbers only, kept apart from the family's lists (nothing moves between them), "
+                "and records no names"
+            )
+    config, store = open_store(args)
+    started = time.perf_counter()
+    source = NumberFile(args.file, config.screening.region)
+    numbers = NumberSetBuilder()
+    numbers.extend(source)
+    for line, message in source.problems[:_SHOWN_PROBLEMS]:
+        print(f"{shown(args.file)}:{line}: {shown(message)}", file=sys.stderr)
+    if source.bad > _SHOWN_PROBLEMS:
+        print(
+            f"{shown(args.file)}: ... and {source.bad - _SHOWN_PROBLEMS:,} more bad line(s)",
+            file=sys.stderr,
+        )
+    if source.bad and not args.skip_invalid:
+        raise UsageError(
+            f"{source.bad:,} bad line(s) in {args.file}; nothing was imported. Fix them, or "
+            "run again with --skip-invalid to import the good lines"
+        )
+    if not numbers.added:
+        raise UsageError(f"{args.file} has no numbers to import")
+    path = community_path(store.dir)
+    count = numbers.write(path, name="community")
+    elapsed = time.perf_counter() - started
+    repeats = numbers.added - count
+    notes = [f"{repeats:,} repeated number(s) counted once"] if repeats else []
+    if source.bad:
+        notes.append(f"skipped {source.bad:,} bad line(s)")
+    print(
+        f"Imported {shown(args.file)} as the community block list: {count:,} numbers"
+        + (f" ({'; '.join(notes)})" if notes else "")
+        + f", in {elapsed:.1f} s. It replaces the previous community list; the daemon "
+        "picks it up by itself."
+    )
+    return 0
+
+
+def _cmd_community_show(args: argparse.Namespace) -> int:
+    from callguard.store.biglist import BigList, community_path
+
+    _, store = open_store(args)
+    path = community_path(store.dir)
+    try:
+        biglist = BigList.open(path, check_order=True)
+    except FileNotFoundError:
+        if args.json:
+            print("null")
+        else:
+            print(
+                "There is no community block list. Import one with "
+                "'callguard block import --community FILE'."
+            )
+        return 0
+    try:
+        created = biglist.created_at
+        if args.json:
+            print(
+                shown_json(
+                    {
+                        "name": biglist.name,
+                        "count": len(biglist),
+                        "created": created.isoformat(),
+                        "file": str(path),
+                        "size": biglist.size,
+                        "sha256": biglist.sha256.hex(),
+                    }
+                )
+            )
+        else:
+            print(
+                f"The community block list ('{shown(biglist.name)}'): {len(biglist):,} numbers, "
+                f"imported {created:%Y-%m-%d %H:%M} UTC; {shown(path)}, "
+                f"{biglist.size / 1e6:.1f} MB, checked."
+            )
+    finally:
+        biglist.close()
     return 0

@@ -12,9 +12,10 @@ clock, so the call state machine and the tests can feed it anything.
 The rules are applied in the order of :data:`POLICY` and its companion tables below, and the
 first that has an answer decides. They are tried from the most certain knowledge to the
 least: a protect-list number (one that never calls out) is proof of a fake; the allow and
-block lists are what the family decided about this number; the category settings are what
-they decided about a kind of caller; the mode is what happens to everyone else; quiet hours
-can only turn a non-allow-listed "ring" into a block.
+block lists are what the family decided about this number; the community block list is what
+their volunteer group learnt about it; the category settings are what they decided about a
+kind of caller; the mode is what happens to everyone else; quiet hours can only turn a
+non-allow-listed "ring" into a block.
 
 Everything on this path is cheap: a handful of dict probes in the lists, and for an
 international number phonenumbers' metadata for its country code. It never touches
@@ -22,7 +23,8 @@ international number phonenumbers' metadata for its country code. It never touch
 international caller and for a whole country's prefix rule name the country
 (:func:`~callguard.core.numbers.country_of`, from pycountry: about 6 MB, and 50 ms the first
 time): :func:`warm_up` loads the names at start-up, so no call waits for them. The geocoder
-(100 MB) is never needed here.
+(100 MB) is never needed here. The community block list, millions of numbers, is one binary
+search (the daemon's reads one page of its file).
 
 The ``[screening]`` settings are checked once, by :mod:`callguard.config`, against what this
 module defines: the names in :data:`MODE_ACTIONS` and :data:`SETTING_ACTIONS`, and the quiet
@@ -37,6 +39,7 @@ import datetime as dt
 import enum
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -51,10 +54,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATEGORY_SETTINGS",
+    "COMMUNITY",
+    "COMMUNITY_STEP",
     "MODE_ACTIONS",
     "POLICY",
     "SETTING_ACTIONS",
     "Action",
+    "CommunityLookup",
     "ListStep",
     "Lookup",
     "Verdict",
@@ -84,7 +90,7 @@ class Verdict:
     category: Category
     """The caller's category, whatever decided the call."""
     rule: str
-    """Which rule decided: ``protect``, ``allow``, ``block``, ``block-prefix``,
+    """Which rule decided: ``protect``, ``allow``, ``block``, ``block-prefix``, ``community``,
     ``category:<name>``, ``mode:<mode>`` or ``quiet-hours``."""
     match: Match | None
     """The list entry that decided the call, if one did."""
@@ -108,6 +114,20 @@ class Lookup(Protocol):
     def match(self, list_name: str, key: str | None) -> Match | None: ...
 
 
+class CommunityLookup(Lookup, Protocol):
+    """A :class:`Lookup` that also knows the volunteer group's community block list.
+
+    :func:`screen` asks :meth:`match_community` of any lookup that has it (the daemon's
+    :class:`~callguard.store.index.ListIndex` does); a plain :class:`Lookup` has no community
+    list.
+    """
+
+    def match_community(self, key: str) -> Match | None:
+        """An entry for ``key`` (E.164) if the community block list holds it; whole numbers
+        only, no prefix rules."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ListStep:
     """One list in :data:`POLICY`: the action it takes and the rule names it reports."""
@@ -128,7 +148,11 @@ class ListStep:
 #    out is not something a family keeps). The allow list comes before the block list, so one
 #    friend can ring through a blocked prefix, and an allow-listed caller is never warned or
 #    delayed, whatever their category or the time. Within a list an exact number beats the
-#    longest prefix rule that covers it (Lookup.match does that).
+#    longest prefix rule that covers it (Lookup.match does that). Then COMMUNITY_STEP: the
+#    volunteer group's community block list (whole numbers only, possibly millions, asked of a
+#    CommunityLookup), after the family's lists, so whatever the family decided about a number
+#    beats it: their allow list lets it ring, and their own block entry gives the reason (with
+#    the name and the date they gave it).
 # 2. CATEGORY_SETTINGS: a kind of caller with its own [screening] key, set to "allow", "warn" or
 #    "block" (SETTING_ACTIONS). "block" is final and "allow" is what the family chose. "warn"
 #    means "at least warn": if the mode is stricter, the mode decides (rule "mode:<mode>"), so
@@ -142,11 +166,16 @@ class ListStep:
 # Callers with no number (withheld, unavailable, invalid) have no key and skip step 1.
 # ---------------------------------------------------------------------------------------------
 
+COMMUNITY: Final = "community"
+"""The community block list: its step's list name and rule."""
+
 POLICY: Final[tuple[ListStep, ...]] = (
     ListStep("protect", Action.BLOCK, exact_rule="protect", prefix_rule=None),
     ListStep("allow", Action.ALLOW, exact_rule="allow", prefix_rule="allow"),
     ListStep("block", Action.BLOCK, exact_rule="block", prefix_rule="block-prefix"),
 )
+
+COMMUNITY_STEP: Final = ListStep(COMMUNITY, Action.BLOCK, exact_rule=COMMUNITY, prefix_rule=None)
 
 CATEGORY_SETTINGS: Final[dict[Category, str]] = {
     # category               ScreeningConfig field (screening.<field> in the TOML)
@@ -275,6 +304,11 @@ def _screen(caller: Caller, lists: Lookup, config: ScreeningConfig, now: dt.date
             verdict = _list_verdict(step, match, caller, config, now)
             if verdict is not None:
                 return verdict
+        community: Callable[[str], Match | None] | None = getattr(lists, "match_community", None)
+        if community is not None:  # getattr, not isinstance: a Protocol check costs 7 µs
+            verdict = _list_verdict(COMMUNITY_STEP, community(caller.key), caller, config, now)
+            if verdict is not None:
+                return verdict
     verdict = _category_verdict(caller, config)
     if verdict is None or verdict.action is Action.WARN:
         verdict = _mode_verdict(caller, config, verdict)
@@ -361,6 +395,15 @@ def _list_verdict(
             name = _clean(organisation)
     verb = _VERB[step.action]
     title = f"{step.list_name} list"
+    if rule == COMMUNITY:
+        return Verdict(
+            step.action,
+            f"{verb}: on the community block list (shared by your volunteer group).",
+            caller.category,
+            rule,
+            match,
+            None,
+        )
     if rule == "protect":
         shown = f"{caller.display} ('{name}')" if name else caller.display
         reason = (

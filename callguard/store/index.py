@@ -1,17 +1,48 @@
-"""The daemon's lookup: dicts of exact numbers and prefixes per list, rebuilt on change."""
+"""The daemon's lookup: the family's lists as dicts, and the community block list in its file.
+
+Theory of operation
+-------------------
+Everything a lookup reads is one immutable :class:`IndexState`: per family list a dict from
+number (or prefix) to one packed string of the fields a screening reason needs, and the
+community block list (:class:`~callguard.store.biglist.BigList`, a file of sorted numbers of
+which a lookup reads one page) if there is one. :meth:`ListIndex.refresh` builds a new state
+aside, reusing whatever did not change (the dicts when only the community file changed, the
+open file when only the family's lists changed), and swaps it in with one assignment, so a
+reload may run on another thread while the main loop screens: each lookup sees the old state
+or the new one, never a mixture. An old state is never closed by hand: its open file is closed
+when the last reference to it goes, so a lookup that started before a swap finishes on what it
+started with. To see one state for a whole screening (all the lists of one call), screen
+against :meth:`ListIndex.snapshot`.
+
+The family's lists come from ``lists.json`` (:class:`~callguard.store.lists.Store`), the
+community list from ``community-block.cgl`` in the same folder; each is reloaded when its file's
+signature (inode, size, mtime) changes. A community file that is damaged is refused, logged
+once (with what is wrong and the fix) and left out: screening goes on with the family's lists.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import gc
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from callguard.core.lists import LIST_NAMES, Entry, Match
-from callguard.store.files import file_signature
+from callguard.core.screening import COMMUNITY
+from callguard.store.biglist import BigList, BigListError, community_path
+from callguard.store.files import Signature, file_signature
 from callguard.store.lists import SUPPRESSED, Store, shipped_protected
 
+log = logging.getLogger(__name__)
+
 _SEP = "\x1f"
+
+Packed = Mapping[str, Mapping[str, str]]
 
 
 def _release_freed_memory() -> None:
@@ -21,29 +52,205 @@ def _release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+def _empty() -> Packed:
+    return {n: {} for n in LIST_NAMES}
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """One consistent view of every list; never changed once built (a
+    :class:`~callguard.core.screening.CommunityLookup`)."""
+
+    exact: Packed = field(default_factory=_empty)
+    prefixes: Packed = field(default_factory=_empty)
+    max_prefix: int = 0
+    signature: Signature | None = None
+    """The lists file's signature when it was read (before the read: a racing write shows)."""
+    loaded: bool = False
+    """The family's lists have been read."""
+    generation: int = 0
+    """The reload request it answers (see :attr:`ListIndex.loaded`)."""
+    community: BigList | None = None
+    community_signature: Signature | None = None
+    community_problem: str | None = None
+    """Why the community file there is not used, when it is damaged."""
+
+    def sizes(self) -> dict[str, int]:
+        return {n: len(self.exact[n]) + len(self.prefixes[n]) for n in LIST_NAMES}
+
+    def match(self, list_name: str, key: str | None) -> Match | None:
+        """The exact entry for ``key`` in a family list, else the longest prefix rule that
+        covers it."""
+        if not key:
+            return None
+        packed = self.exact[list_name].get(key)
+        if packed is not None:
+            return Match(list_name, _entry(key, packed), "exact")
+        prefixes = self.prefixes[list_name]
+        if prefixes and key.startswith("+"):
+            for length in range(min(len(key), self.max_prefix), 1, -1):
+                packed = prefixes.get(key[:length])
+                if packed is not None:
+                    return Match(list_name, _entry(key[:length] + "*", packed), "prefix")
+        return None
+
+    def match_community(self, key: str | None) -> Match | None:
+        """An entry for ``key`` if the community block list holds it (whole numbers only)."""
+        community = self.community
+        if not key or community is None or key not in community:
+            return None
+        extra = {"list": community.name, "list_created": community.created_at.isoformat()}
+        return Match(COMMUNITY, Entry(key, kind="number", extra=extra), "exact")
+
+
+def _entry(number: str, packed: str) -> Entry:
+    name, note, added, added_by, kind, organisation = packed.split(_SEP)
+    extra = {"organisation": organisation} if organisation else {}
+    return Entry(number, name, note, added_by, added, kind=kind or "number", extra=extra)
+
+
 class ListIndex:
-    """In-memory index of the lists for the daemon; :meth:`refresh` reloads a changed file.
+    """The daemon's index of the lists; :meth:`refresh` reloads a changed file.
 
     Kept compact, since a volunteer's block list can hold 100,000 numbers on a Pi with little
     memory: per list, a dict from number (or prefix) to one packed string of the fields a
-    screening reason needs. The full :class:`Entry` is rebuilt only for a match.
+    screening reason needs; the full :class:`Entry` is rebuilt only for a match. The
+    community list (millions of numbers) stays in its file.
     """
 
     FIELDS = ("name", "note", "added", "added_by", "kind", "organisation")
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._signature: tuple[int, int, int] | None = None
-        self._exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        self._prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        self._max_prefix = 0
-        self.loaded = False
+        self.community_path: Path = community_path(store.dir)
+        self._state = IndexState()
+        self._requested = 0
+        self._refreshing = threading.Lock()
+
+    # -- what lookups read: one attribute, replaced whole -----------------------------------
+
+    def snapshot(self) -> IndexState:
+        """The state in force: screen a call against it to see one version of every list."""
+        return self._state
+
+    def match(self, list_name: str, key: str | None) -> Match | None:
+        return self._state.match(list_name, key)
+
+    def match_community(self, key: str | None) -> Match | None:
+        return self._state.match_community(key)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries per family list (the community list: :meth:`community_size`)."""
+        return self._state.sizes()
+
+    def community_size(self) -> int:
+        community = self._state.community
+        return 0 if community is None else len(community)
+
+    @property
+    def community(self) -> BigList | None:
+        return self._state.community
+
+    @property
+    def community_problem(self) -> str | None:
+        return self._state.community_problem
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the lists have been read (and no reload was asked for since).
+
+        Setting it False asks the next :meth:`refresh` to read every file again even if it
+        looks unchanged (after SIGHUP): the request is remembered until a refresh that started
+        after it has finished, so it is not lost to a refresh already under way.
+        """
+        state = self._state
+        return state.loaded and state.generation == self._requested
+
+    @loaded.setter
+    def loaded(self, value: bool) -> None:
+        if not value:
+            self._requested += 1
+
+    # -- reloading ---------------------------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Reload if the lists file changed since the last load. True when it reloaded."""
-        signature = file_signature(self.store.lists_path)
-        if self.loaded and signature == self._signature:
+        """Reload whatever changed since the last load. True when it swapped in a new state.
+
+        Never waits: if another thread is refreshing already, returns False at once (a call
+        is screened against the state in force). A damaged or unreadable community file is
+        logged and left out, never raised; the family's lists raise
+        :class:`~callguard.store.files.StoreError` if they cannot be read, after any new
+        community state has been swapped in.
+        """
+        if not self._refreshing.acquire(blocking=False):
             return False
+        try:
+            return self._refresh()
+        finally:
+            self._refreshing.release()
+
+    def _refresh(self) -> bool:
+        old = self._state
+        requested = self._requested
+        forced = old.generation != requested
+        lists_signature = file_signature(self.store.lists_path)
+        community_signature = file_signature(self.community_path)
+        lists_stale = forced or not old.loaded or lists_signature != old.signature
+        community_stale = forced or community_signature != old.community_signature
+        if not (lists_stale or community_stale):
+            return False
+        new = old
+        if community_stale:
+            community, problem = self._open_community(community_signature)
+            new = replace(
+                new,
+                community=community,
+                community_signature=community_signature,
+                community_problem=problem,
+            )
+        if lists_stale:
+            try:
+                exact, prefixes = self._read_lists()
+            except BaseException:
+                if new is not old:
+                    self._state = new
+                raise
+            new = replace(
+                new,
+                exact=exact,
+                prefixes=prefixes,
+                max_prefix=max((len(p) for d in prefixes.values() for p in d), default=0),
+                signature=lists_signature,
+                loaded=True,
+                generation=requested,
+            )
+        self._state = new  # the one assignment that makes the new lists the ones in force
+        return True
+
+    def _open_community(self, signature: Signature | None) -> tuple[BigList | None, str | None]:
+        if signature is None:
+            if self._state.community is not None:
+                log.info("the community block list %s is gone", self.community_path)
+            return None, None
+        try:
+            community = BigList.open(self.community_path)
+        except FileNotFoundError:  # removed between the stat and the open
+            return None, None
+        except BigListError as exc:
+            log.error("%s. Screening goes on without the community block list.", exc)
+            return None, str(exc)
+        except Exception as exc:  # never stop screening over the community list
+            log.exception("the community block list %s could not be opened", self.community_path)
+            return None, f"{self.community_path} could not be opened: {exc}"
+        log.info(
+            "community block list %r: %s numbers, made %s",
+            community.name,
+            f"{len(community):,}",
+            community.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        )
+        return community, None
+
+    def _read_lists(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
         prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
         seen: dict[str, str] = {}  # shares identical packed values (imported lists repeat names)
@@ -67,32 +274,4 @@ class ListIndex:
                 exact["protect"][number] = pack(entry.to_json())[1]
         seen.clear()
         _release_freed_memory()
-        self._exact, self._prefixes = exact, prefixes
-        self._max_prefix = max((len(p) for d in prefixes.values() for p in d), default=0)
-        # the signature from *before* the read: a write racing with it shows up next time
-        self._signature = signature
-        self.loaded = True
-        return True
-
-    def sizes(self) -> dict[str, int]:
-        return {n: len(self._exact[n]) + len(self._prefixes[n]) for n in LIST_NAMES}
-
-    def match(self, list_name: str, key: str | None) -> Match | None:
-        """The exact entry for ``key``, else the longest prefix rule that covers it."""
-        if not key:
-            return None
-        packed = self._exact[list_name].get(key)
-        if packed is not None:
-            return Match(list_name, self._entry(key, packed), "exact")
-        prefixes = self._prefixes[list_name]
-        if prefixes and key.startswith("+"):
-            for length in range(min(len(key), self._max_prefix), 1, -1):
-                packed = prefixes.get(key[:length])
-                if packed is not None:
-                    return Match(list_name, self._entry(key[:length] + "*", packed), "prefix")
-        return None
-
-    def _entry(self, number: str, packed: str) -> Entry:
-        name, note, added, added_by, kind, organisation = packed.split(_SEP)
-        extra = {"organisation": organisation} if organisation else {}
-        return Entry(number, name, note, added_by, added, kind=kind or "number", extra=extra)
+        return exact, prefixes
