@@ -16,7 +16,6 @@ from callguard.cli.common import Commands, Parser, open_store
 from callguard.core.lists import LIST_NAMES, LIST_TITLES, target_for
 from callguard.core.numbers import for_people
 from callguard.errors import UsageError
-from callguard.store.contacts import parse_file
 from callguard.texts import shown, shown_json
 
 
@@ -143,6 +142,8 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
 def _cmd_list_import(args: argparse.Namespace) -> int:
     if getattr(args, "community", False):
         return _cmd_community_import(args)
+    from callguard.store.contacts import parse_file
+
     config, store = open_store(args)
     items, problems = parse_file(args.file, config.screening.region, args.prefix)
     for line, message in problems:

@@ -43,8 +43,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
-import phonenumbers
-
 from callguard.core.numbers import Caller, Category, country_of, for_people, load_country_names
 from callguard.errors import UsageError
 
@@ -479,6 +477,8 @@ def _country_of(caller: Caller) -> str | None:
     """The country of an international number, or its +code; never a town."""
     if caller.e164 is None:
         return None
+    import phonenumbers  # only for a call from abroad: the CLI never pays for it
+
     try:
         number = phonenumbers.parse(caller.e164)
     except phonenumbers.NumberParseException:

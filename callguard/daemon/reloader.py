@@ -5,7 +5,9 @@ blocked caller has about 200 ms before the first ring. So the main loop never re
 thread looks at the file's signature every ``interval_s`` (one ``stat()``), and when it changed
 (or :meth:`poke` says so), :meth:`~callguard.store.index.ListIndex.refresh` builds the new index
 aside and swaps it in with one assignment. A call arriving meanwhile is screened against the
-index in force.
+index in force; the daemon gives a reload already under way a short grace
+(:meth:`IndexReloader.current_within`, tens of milliseconds), so a number the family added a
+moment ago counts when the list is small, while a huge list never holds up a seizure.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class IndexReloader:
         self.interval_s = interval_s
         self.on_reload = on_reload
         self._wake = threading.Event()
+        self._refreshed = threading.Condition()
         self._force = False
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -40,6 +43,15 @@ class IndexReloader:
         """Look now (``force``: read the file again even if it looks unchanged)."""
         self._force = self._force or force
         self._wake.set()
+
+    def current_within(self, budget_s: float) -> bool:
+        """Wait up to ``budget_s`` for the index to match the files as they are now; True if
+        it does. Returns at once when nothing changed (two stat()s)."""
+        if self.index.is_current():
+            return True
+        self.poke()
+        with self._refreshed:
+            return self._refreshed.wait_for(self.index.is_current, budget_s)
 
     def stop(self) -> None:
         self._stopping = True
@@ -65,6 +77,9 @@ class IndexReloader:
                     log.exception("could not reload the lists; screening with the last good copy")
                 failing = True
                 continue
+            finally:
+                with self._refreshed:
+                    self._refreshed.notify_all()
             failing = False
             if reloaded:
                 self.on_reload()

@@ -171,6 +171,15 @@ class ListIndex:
         if not value:
             self._requested += 1
 
+    def is_current(self) -> bool:
+        """Whether the state in force was read from the files as they are now (two stat()s)."""
+        state = self._state
+        return (
+            state.loaded
+            and file_signature(self.store.lists_path) == state.signature
+            and file_signature(self.community_path) == state.community_signature
+        )
+
     # -- reloading ---------------------------------------------------------------------------
 
     def refresh(self) -> bool:

@@ -49,17 +49,9 @@ NOT_FOR_THE_PARSER = (
 """What building the parser (every command's options) may not import: the config and the store
 are imported by the commands that use them (cli/common.py's open_store)."""
 
-STILL_PULLED_IN_BY_OTHERS = {
-    "phonenumbers": "cli/lists.py imports callguard.store.biglist at module level, which imports "
-    "it; core/screening.py imports it at module level (config.py imports screening); config.py's "
-    "_region() imports it to check screening.region",
-    "tomlkit": "config.py imports it at module level; only render() and set_value() use it",
-    "callguard.store.contacts": "cli/lists.py imports parse_file at module level",
-    "callguard.store.biglist": "cli/lists.py imports it at module level",
-}
-"""Modules ``status`` still imports because of files other than the CLI's own modules (cli/
-__init__.py, common.py, unit.py, settings.py) and core/numbers.py: see the report of issue 13
-item 6. When those files are changed the xfails below pass, and must then be removed."""
+NOT_FOR_STATUS = ["phonenumbers", "tomlkit", "callguard.store.contacts", "callguard.store.biglist"]
+"""What ``status`` must not import: the phone library, TOML writing, the import parsers, the
+community list."""
 
 CONFIG = """\
 [storage]
@@ -132,9 +124,6 @@ def test_building_the_whole_parser_loads_no_modem_gpio_speech_or_daemon() -> Non
     assert _loaded(modules, ["callguard.config", "callguard.store.lists", "tinydb"]) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="; ".join(f"{m}: {why}" for m, why in STILL_PULLED_IN_BY_OTHERS.items())
-)
 def test_building_the_whole_parser_loads_no_phone_library_or_store() -> None:
     modules = _modules_after("from callguard.cli import build_parser\nbuild_parser()")
     assert _loaded(modules, NOT_FOR_THE_PARSER) == []
@@ -147,12 +136,9 @@ def test_status_and_log_load_no_modem_gpio_speech_or_daemon(config: Path, argv: 
     assert _loaded(modules, NEVER_FOR_STATUS) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="; ".join(f"{m}: {why}" for m, why in STILL_PULLED_IN_BY_OTHERS.items())
-)
 def test_status_loads_no_phonenumbers_tomlkit_or_contacts(config: Path) -> None:
     modules = _modules_after(_command(config, "status"))
-    assert _loaded(modules, list(STILL_PULLED_IN_BY_OTHERS)) == []
+    assert _loaded(modules, NOT_FOR_STATUS) == []
 
 
 def test_version_is_worked_out_only_when_asked_for() -> None:

@@ -39,7 +39,7 @@ def test_a_blocked_caller_just_after_a_list_edit_is_seized_before_the_first_ring
     tmp_path: Path,
 ) -> None:
     store = block_scam(tmp_path)
-    for i in range(2000):  # a list big enough that rebuilding the index takes a while
+    for i in range(500):  # a list big enough that rebuilding the index takes a moment
         store.add("block", target_for(f"0161 496 {i:04d}", "GB"), name=f"n{i}")
     with Running(tmp_path) as r:
         for i in range(4):

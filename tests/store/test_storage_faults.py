@@ -179,7 +179,7 @@ def test_a_read_only_folder_gives_the_daemon_every_list_and_attempts_no_write(
     state: Path, read_only: Callable[[Path], ReadOnlyFolder]
 ) -> None:
     seed(state)
-    for name in ("lists.json.lock", "calls.json.lock", "status.json.lock", "alert.json.lock"):
+    for name in ("lists.json.lock", "status.json.lock", "alert.json.lock"):
         (state / name).unlink()  # a fresh boot: reading must not need them
     stale = state / "lists.json.tmp-999-deadbeef"
     stale.write_text("{")
@@ -651,7 +651,9 @@ OPERATIONS: dict[str, Callable[[Store], None]] = {
     "lists.json": _add,
     "lists.json.bak": _list_after_damage,
     "calls.json": lambda s: s.append_call({"started": "2026-05-03T09:30:00", "number": SCAM}),
-    "calls.json.lock": lambda s: s.append_call({"started": "2026-05-03T09:30:00"}),
+    # the call log is SQLite now: a link at the database or its WAL is refused, not followed
+    "calls.sqlite3": lambda s: s.append_call({"started": "2026-05-03T09:30:00", "number": SCAM}),
+    "calls.sqlite3-wal": lambda s: s.calls(),
     "status.json": lambda s: s.write_status({"state": "ringing"}),
     "status.json.lock": lambda s: s.write_status({"state": "ringing"}),
     "alert.json": lambda s: s.ack_alert(by="test"),
