@@ -102,3 +102,25 @@ def test_the_live_status_is_kept_on_tmpfs_where_there_is_one(
         capsys.readouterr()
         assert main(["--config", str(r.config_path), "status", "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["daemon"] == "running"
+
+
+def test_a_redial_with_a_year_of_calls_in_the_log_is_seized_before_the_first_ring(
+    tmp_path: Path,
+) -> None:
+    store = block_scam(tmp_path)
+    # a year of a busy line in today's format; the first use of the log migrates it to SQLite
+    record = {
+        "started": "2026-01-05T09:30:00+00:00",
+        "number": "+442079460123",
+        "verdict": "warned",
+        "reason": "Warned.",
+        "category": "landline",
+        "notes": [],
+    }
+    calls = {str(i): {**record, "call_id": i} for i in range(1, 50_001)}
+    (tmp_path / "state" / "calls.json").write_text(json.dumps({"calls": calls}))
+    with Running(tmp_path, {"block": {"hold_s": 0.5}}) as r:
+        for _ in range(4):
+            seized = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+            assert seized.outcome == "seized" and seized.rings == []
+        wait_for(lambda: len(store.calls()) >= 50_004, 20, "the new calls after the year's")
