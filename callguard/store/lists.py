@@ -1,11 +1,12 @@
-"""The family's lists and the call log, in TinyDB on power-safe storage.
+"""The family's lists, in TinyDB on power-safe storage (with one handle on the call log and the
+state files of the same folder: :mod:`callguard.store.calllog`, :mod:`callguard.store.state`).
 
 Theory of operation
 -------------------
-One directory (``storage.dir``) holds ``lists.json`` (tables ``allow``, ``block``, ``protect``)
-and ``calls.json`` (table ``calls``), each written through
-:class:`~callguard.storage.AtomicJSONStorage` (temp file, fsync, rename, one backup) and guarded
-by the advisory lock of :func:`~callguard.storage.locked`, which every read-check-write here
+One directory (``storage.dir``) holds ``lists.json`` (tables ``allow``, ``block``, ``protect``),
+written through :class:`~callguard.store.jsonfile.AtomicJSONStorage` (temp file, fsync, rename,
+one backup) and guarded by the advisory lock of :func:`~callguard.store.lock.locked`, which
+every read-check-write here
 holds from start to end, so the CLI and the daemon never lose each other's writes. A plain
 read (the lists, the daemon's index, the call log, the status, the alert) takes no lock and
 needs no write access, so a card the kernel has remounted read-only still gives the daemon
