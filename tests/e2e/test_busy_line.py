@@ -5,6 +5,7 @@ not milliseconds."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from helpers import Running, wait_for
 
 from callguard.cli import main
 from callguard.core.lists import target_for
-from callguard.modem.protocol import DleCode, DleMeaning
+from callguard.modem.protocol import CallerId, DleCode, DleMeaning
 from callguard.sim import Call
 from callguard.store.lists import Store
 
@@ -131,3 +132,18 @@ def test_a_redial_with_a_year_of_calls_in_the_log_is_seized_before_the_first_rin
             seized = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
             assert seized.outcome == "seized" and seized.rings == []
         wait_for(lambda: len(store.calls()) >= 50_004, 20, "the new calls after the year's")
+
+
+def test_a_flood_of_caller_ids_builds_no_backlog_in_front_of_a_real_caller(tmp_path: Path) -> None:
+    """A faulty line repeating a caller ID every 10 ms: each is screened (none dropped), and a
+    real blocked caller after the flood is still seized before the first ring."""
+    block_scam(tmp_path)
+    with Running(tmp_path) as r:
+        for i in range(300):
+            number = f"0207946{i:04d}"
+            r.daemon._line_event(CallerId(number, None, number, burst=10_000 + i))
+            time.sleep(0.01)  # the flood's own pace, not a wait for the daemon
+        record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+        assert record.outcome == "seized" and record.rings == []
+        screened = [o for o in r.seen if o.kind == "screened"]
+        assert len(screened) >= 301  # every caller ID of the flood was screened
