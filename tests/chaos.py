@@ -141,6 +141,14 @@ class Chaos:
         self.r.daemon._queue.put(("modem", CallerId(number, None, number, burst=-1)))
         handle.wait(60)
         self.on_hook_within(HOLD_S + 3.0, "after a second caller ID during a hold")
+        # the injected caller ID is a call the simulated line knows nothing about: the daemon
+        # may still hold it (a blocked number) or wait for its rings; let it end before the
+        # next round, or the next caller finds the line busy with a phantom
+        try:
+            wait_for(lambda: self.r.daemon.status()["line"] == "idle", 15, "the phantom call over")
+        except AssertionError:
+            self.fail("stuck", "the daemon did not return to idle after a second caller ID")
+        self.on_hook_within(HOLD_S + 3.0, "after the phantom call")
 
     def clock_step(self, hours: float) -> None:
         self.offset[0] += dt.timedelta(hours=hours)
