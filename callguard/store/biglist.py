@@ -94,10 +94,12 @@ from callguard.store.files import (
     SAFE_OPEN,
     Signature,
     StoreError,
+    UnreadableFile,
     file_type,
     fsync_dir,
     give_to_folder_owner,
     not_a_regular_file,
+    open_regular_file,
     os_error_advice,
     sibling,
     unlink_quietly,
@@ -658,24 +660,12 @@ class NumberFile:
     def _open(self) -> Iterator[io.TextIOWrapper]:
         name = self.path
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+            fd = open_regular_file(name, what="the file")
         except FileNotFoundError:
             raise UsageError(f"{name}: no such file; check the name and the folder") from None
-        except IsADirectoryError:
-            raise UsageError(f"{name} is a folder; give the file inside it") from None
-        except OSError as exc:
-            raise UsageError(
-                f"{name}: cannot be opened ({exc.strerror or exc}); check its permissions"
-            ) from None
+        except UnreadableFile as exc:
+            raise UsageError(str(exc)) from None
         try:
-            st = os.fstat(fd)
-            if stat.S_ISDIR(st.st_mode):
-                raise UsageError(f"{name} is a folder; give the file inside it")
-            if not stat.S_ISREG(st.st_mode):
-                raise UsageError(
-                    f"{name} is {file_type(st.st_mode)}, not an ordinary file; give the path "
-                    "of a file saved on disk"
-                )
             raw = io.FileIO(fd, "r", closefd=True)
         except BaseException:
             os.close(fd)

@@ -248,14 +248,13 @@ class UnreadableFile(CallGuardError):
     """A file named by a person (a config, an import, a recording) that cannot be used."""
 
 
-def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``, read without ever blocking.
+def open_regular_file(path: str | os.PathLike[str], *, what: str) -> int:
+    """A read-only descriptor of a regular file named by a person, opened without blocking.
 
-    ``/dev/zero``, a FIFO, a folder or a device would make a plain read grow without end or
-    wait for ever; they are refused by their type before anything is read (``O_NONBLOCK`` so
-    opening a FIFO cannot wait for a writer). ``what`` names the file for the message, e.g.
-    ``"the config file"``. Raises :class:`FileNotFoundError` for a missing file (callers say
-    what that means in their own words) and :class:`UnreadableFile` for everything else.
+    ``/dev/zero``, a FIFO, a folder or a device are refused by their type before anything is
+    read (``O_NONBLOCK``: opening a FIFO cannot wait for a writer). Raises
+    :class:`FileNotFoundError` for a missing file and :class:`UnreadableFile` for the rest,
+    naming ``what`` (e.g. ``"the config file"``). The caller closes the descriptor.
     """
     name = os.fspath(path)
     try:
@@ -277,6 +276,25 @@ def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str
                 f"{name}: {what} is {file_type(st.st_mode)}, not an ordinary file; "
                 "give the path of a file saved on disk"
             )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular_file(path: str | os.PathLike[str], *, max_bytes: int, what: str) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, read without ever blocking.
+
+    ``/dev/zero``, a FIFO, a folder or a device would make a plain read grow without end or
+    wait for ever; they are refused by their type before anything is read (``O_NONBLOCK`` so
+    opening a FIFO cannot wait for a writer). ``what`` names the file for the message, e.g.
+    ``"the config file"``. Raises :class:`FileNotFoundError` for a missing file (callers say
+    what that means in their own words) and :class:`UnreadableFile` for everything else.
+    """
+    name = os.fspath(path)
+    fd = open_regular_file(name, what=what)
+    try:
+        st = os.fstat(fd)
         if st.st_size > max_bytes:
             raise UnreadableFile(
                 f"{name}: {what} is {st.st_size:,} bytes, more than the {max_bytes:,} allowed; "
