@@ -14,10 +14,13 @@ when the last reference to it goes, so a lookup that started before a swap finis
 started with. To see one state for a whole screening (all the lists of one call), screen
 against :meth:`ListIndex.snapshot`.
 
-The family's lists come from ``lists.json`` (:class:`~callguard.store.lists.Store`), the
-community list from ``community-block.cgl`` in the same folder; each is reloaded when its file's
-signature (inode, size, mtime) changes. A community file that is damaged is refused, logged
-once (with what is wrong and the fix) and left out: screening goes on with the family's lists.
+The family's lists come from a file each (``allow.json``, ``block.json``, ``protect.json``, or
+an older store's one ``lists.json``: :meth:`~callguard.store.lists.Store.sources`), the
+community list from ``community-block.cgl`` in the same folder; each list is reloaded when its
+file's signature (inode, size, mtime) changes, and only that list: the family adding the GP
+surgery to the allow list costs a re-read of the allow list, not of a 100,000-number block list.
+A community file that is damaged is refused, logged once (with what is wrong and the fix) and
+left out: screening goes on with the family's lists.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from callguard.store.lists import SUPPRESSED, Store, shipped_protected
 log = logging.getLogger(__name__)
 
 _SEP = "\x1f"
+BIG_LIST = 10_000
+"""Rows read after which the parse's garbage is worth handing back to the OS at once."""
 
 Packed = Mapping[str, Mapping[str, str]]
 
@@ -64,8 +69,10 @@ class IndexState:
     exact: Packed = field(default_factory=_empty)
     prefixes: Packed = field(default_factory=_empty)
     max_prefix: int = 0
-    signature: Signature | None = None
-    """The lists file's signature when it was read (before the read: a racing write shows)."""
+    sources: Mapping[str, Path] = field(default_factory=dict)
+    """The file each family list was read from."""
+    signatures: Mapping[Path, Signature | None] = field(default_factory=dict)
+    """Those files' signatures when they were read (before the read: a racing write shows)."""
     loaded: bool = False
     """The family's lists have been read."""
     generation: int = 0
@@ -172,11 +179,12 @@ class ListIndex:
             self._requested += 1
 
     def is_current(self) -> bool:
-        """Whether the state in force was read from the files as they are now (two stat()s)."""
+        """Whether the state in force was read from the files as they are now (a few stat()s)."""
         state = self._state
         return (
             state.loaded
-            and file_signature(self.store.lists_path) == state.signature
+            and self.store.sources() == state.sources
+            and all(file_signature(p) == sig for p, sig in state.signatures.items())
             and file_signature(self.community_path) == state.community_signature
         )
 
@@ -201,12 +209,19 @@ class ListIndex:
     def _refresh(self) -> bool:
         old = self._state
         requested = self._requested
-        forced = old.generation != requested
-        lists_signature = file_signature(self.store.lists_path)
+        forced = old.generation != requested or not old.loaded
+        sources = self.store.sources()
+        signatures = {p: file_signature(p) for p in dict.fromkeys(sources.values())}
+        stale = [
+            n
+            for n in LIST_NAMES
+            if forced
+            or old.sources.get(n) != sources[n]
+            or old.signatures.get(sources[n]) != signatures[sources[n]]
+        ]
         community_signature = file_signature(self.community_path)
-        lists_stale = forced or not old.loaded or lists_signature != old.signature
         community_stale = forced or community_signature != old.community_signature
-        if not (lists_stale or community_stale):
+        if not (stale or community_stale):
             return False
         new = old
         if community_stale:
@@ -217,19 +232,24 @@ class ListIndex:
                 community_signature=community_signature,
                 community_problem=problem,
             )
-        if lists_stale:
+        if stale:
             try:
-                exact, prefixes = self._read_lists()
+                exact, prefixes = self._read_lists(stale)
             except BaseException:
                 if new is not old:
                     self._state = new
                 raise
+            exact_all = {n: exact[n] if n in exact else old.exact[n] for n in LIST_NAMES}
+            prefixes_all = {
+                n: prefixes[n] if n in prefixes else old.prefixes[n] for n in LIST_NAMES
+            }
             new = replace(
                 new,
-                exact=exact,
-                prefixes=prefixes,
-                max_prefix=max((len(p) for d in prefixes.values() for p in d), default=0),
-                signature=lists_signature,
+                exact=exact_all,
+                prefixes=prefixes_all,
+                max_prefix=max((len(p) for d in prefixes_all.values() for p in d), default=0),
+                sources=sources,
+                signatures=signatures,
                 loaded=True,
                 generation=requested,
             )
@@ -259,9 +279,12 @@ class ListIndex:
         )
         return community, None
 
-    def _read_lists(self) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
-        exact: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
-        prefixes: dict[str, dict[str, str]] = {n: {} for n in LIST_NAMES}
+    def _read_lists(
+        self, list_names: list[str]
+    ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+        """The lists named, indexed (the others are not read)."""
+        exact: dict[str, dict[str, str]] = {n: {} for n in list_names}
+        prefixes: dict[str, dict[str, str]] = {n: {} for n in list_names}
         seen: dict[str, str] = {}  # shares identical packed values (imported lists repeat names)
 
         def pack(doc: dict[str, Any]) -> tuple[str, str]:
@@ -269,7 +292,7 @@ class ListIndex:
             return str(doc.get("number", "")), seen.setdefault(fields, fields)
 
         removed: set[str] = set()
-        for list_name, rows in self.store.read_packed(pack).items():
+        for list_name, rows in self.store.read_packed(pack, list_names).items():
             if list_name == SUPPRESSED:
                 removed.update(number for number, _ in rows)
                 continue
@@ -278,9 +301,11 @@ class ListIndex:
                     prefixes[list_name][number[:-1]] = packed
                 else:
                     exact[list_name][number] = packed
-        for number, entry in shipped_protected().items():
-            if number not in removed and number not in exact["protect"]:
-                exact["protect"][number] = pack(entry.to_json())[1]
+        if "protect" in exact:
+            for number, entry in shipped_protected().items():
+                if number not in removed and number not in exact["protect"]:
+                    exact["protect"][number] = pack(entry.to_json())[1]
         seen.clear()
-        _release_freed_memory()
+        if sum(map(len, exact.values())) + sum(map(len, prefixes.values())) > BIG_LIST:
+            _release_freed_memory()  # a full collection holds the interpreter: only when it pays
         return exact, prefixes

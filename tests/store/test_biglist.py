@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callguard.cli import main
-from callguard.core.lists import target_for
+from callguard.core.lists import LIST_NAMES, target_for
 from callguard.core.numbers import NumberError, parse_typed
 from callguard.errors import UsageError
 from callguard.store import biglist
@@ -661,9 +661,9 @@ class SlowStore(Store):
 
     during: Callable[[], None] = staticmethod(lambda: None)
 
-    def read_packed(self, pack: Any) -> Any:
+    def read_packed(self, pack: Any, list_names: Any = LIST_NAMES) -> Any:
         self.during()
-        return super().read_packed(pack)
+        return super().read_packed(pack, list_names)
 
 
 def test_while_a_reload_builds_lookups_see_the_old_lists_and_after_it_the_new(

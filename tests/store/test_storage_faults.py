@@ -58,7 +58,7 @@ def t(text: str, prefix: bool = False):  # type: ignore[no-untyped-def]
 
 
 def seed(folder: Path) -> Store:
-    """Lists, a call, a status and an alert; lists.json.bak holds the daughter only."""
+    """Lists, a call, a status and an alert; allow.json.bak holds the daughter only."""
     store = Store(folder)
     store.add("allow", t("01707 354000"), name="Daughter")
     store.add("allow", t("07700 900123"), name="Son")
@@ -69,7 +69,7 @@ def seed(folder: Path) -> Store:
     store.append_call({"started": store.clock().isoformat(), "number": SCAM})
     store.write_status({"state": "idle"})
     store.raise_alert({"number": SCAM})
-    Path(folder, "lists.json.bak").write_bytes(
+    Path(folder, "allow.json.bak").write_bytes(
         json.dumps({"allow": {"1": {"number": DAUGHTER, "name": "Daughter"}}}).encode()
     )
     return store
@@ -179,9 +179,9 @@ def test_a_read_only_folder_gives_the_daemon_every_list_and_attempts_no_write(
     state: Path, read_only: Callable[[Path], ReadOnlyFolder]
 ) -> None:
     seed(state)
-    for name in ("lists.json.lock", "status.json.lock", "alert.json.lock"):
-        (state / name).unlink()  # a fresh boot: reading must not need them
-    stale = state / "lists.json.tmp-999-deadbeef"
+    for lock in state.glob("*.lock"):
+        lock.unlink()  # a fresh boot: reading must not need them
+    stale = state / "allow.json.tmp-999-deadbeef"
     stale.write_text("{")
     os.utime(stale, (0, 0))  # a dead writer's, long ago
     before = snapshot(state)
@@ -206,8 +206,8 @@ def test_a_read_only_folder_gives_the_daemon_every_list_and_attempts_no_write(
     assert [c["number"] for c in store.calls()] == [SCAM]
     assert store.read_status() == {"state": "idle"}
     assert store.alert_active() is True
-    lists = os.lstat(state / "lists.json")
-    assert file_signature(state / "lists.json") == (lists.st_ino, lists.st_size, lists.st_mtime_ns)
+    lists = os.lstat(state / "allow.json")
+    assert file_signature(state / "allow.json") == (lists.st_ino, lists.st_size, lists.st_mtime_ns)
     assert folder.attempts == []
     assert snapshot(state) == before
 
@@ -222,7 +222,7 @@ def test_damaged_lists_in_a_read_only_folder_are_read_from_the_backup_moving_not
     damage: bytes,
 ) -> None:
     seed(state)
-    (state / "lists.json").write_bytes(damage)
+    (state / "allow.json").write_bytes(damage)
     before = snapshot(state)
     read_only(state)
     recoveries: list[Recovery] = []
@@ -236,9 +236,9 @@ def test_damaged_lists_in_a_read_only_folder_are_read_from_the_backup_moving_not
     [recovery] = recoveries
     assert recovery.in_place is not None and "read-only" in recovery.in_place
     assert recovery.moved_to is None
-    assert recovery.restored_from == state / "lists.json.bak"
+    assert recovery.restored_from == state / "allow.json.bak"
     message = recovery.message()
-    assert str(state / "lists.json") in message and "read-only" in message
+    assert str(state / "allow.json") in message and "read-only" in message
     assert "nothing else was moved" in message
     assert message in caplog.text
     assert [e.number for e in store.entries("allow")] == [DAUGHTER]  # the CLI reads the same
@@ -249,7 +249,7 @@ def test_damaged_lists_in_a_read_only_folder_are_read_from_the_backup_moving_not
 
 def test_once_the_card_is_writable_again_the_next_read_repairs_the_file(state: Path) -> None:
     seed(state)
-    (state / "lists.json").write_bytes(b"[" * 100_000)
+    (state / "allow.json").write_bytes(b"[" * 100_000)
     with pytest.MonkeyPatch.context() as mp:
         ReadOnlyFolder(mp, state)
         assert [e.number for e in Store(state).entries("allow")] == [DAUGHTER]
@@ -260,7 +260,7 @@ def test_once_the_card_is_writable_again_the_next_read_repairs_the_file(state: P
     [recovery] = recoveries
     assert recovery.in_place is None and recovery.moved_to is not None
     assert recovery.moved_to.read_bytes() == b"[" * 100_000
-    assert (state / "lists.json").read_bytes() == (state / "lists.json.bak").read_bytes()
+    assert (state / "allow.json").read_bytes() == (state / "allow.json.bak").read_bytes()
 
 
 # -- A and E on a real read-only mount -------------------------------------------------------
@@ -328,7 +328,7 @@ def test_a_real_read_only_mount(state: Path, tmp_path: Path, damaged: bool) -> N
     for lock in state.glob("*.lock"):
         lock.unlink()
     if damaged:
-        (state / "lists.json").write_bytes(b"[" * 100_000)
+        (state / "allow.json").write_bytes(b"[" * 100_000)
     cfg = write_config(tmp_path / "callguard.toml", {"storage": {"dir": str(state)}})
     before = snapshot(state)
 
@@ -340,13 +340,13 @@ def test_a_real_read_only_mount(state: Path, tmp_path: Path, damaged: bool) -> N
     )
 
     assert out["allow"] == ([DAUGHTER] if damaged else [DAUGHTER, SON])
-    assert out["block"] == (0 if damaged else 2)  # the backup holds the daughter only
+    assert out["block"] == 2  # the block list's own file is sound
     rc, listed, _ = out["list"]
     assert rc == 0
     assert {e["number"] for e in json.loads(listed)} == set(out["allow"])
     if damaged:
         [message] = out["recoveries"]
-        assert "read-only" in message and str(state / "lists.json.bak") in message
+        assert "read-only" in message and str(state / "allow.json.bak") in message
     else:
         assert out["recoveries"] == []
     rc, _, err = out["add"]
@@ -447,8 +447,8 @@ def test_a_full_card_loses_nothing_already_saved(
     monkeypatch.undo()
     message = str(caught.value)
     assert "the SD card is full" in message and "unchanged" in message
-    assert str(state / "lists.json") in message
-    assert snapshot(state) == before  # old lists.json and its backup intact, no temp file left
+    assert str(state / "allow.json") in message
+    assert snapshot(state) == before  # old allow.json and its backup intact, no temp file left
     assert index.refresh() is False
     assert {e.number for e in store.entries("allow")} == {DAUGHTER, SON}
     store.add("allow", t("01707 354001"), name="New")  # space freed: the store carries on
@@ -464,7 +464,7 @@ state = sys.argv[1]
 store = Store(state)
 for i in range(20):
     store.add("block", target_for(f"0113 496 {i:04d}", "GB"), name="x" * 200)
-saved = {p: open(os.path.join(state, p), "rb").read() for p in ("lists.json", "lists.json.bak")}
+saved = {p: open(os.path.join(state, p), "rb").read() for p in ("block.json", "block.json.bak")}
 filler = os.path.join(os.path.dirname(state), "filler")
 with open(filler, "wb", buffering=0) as f:
     try:
@@ -479,7 +479,7 @@ for i in range(5):
         store.add("block", target_for(f"0113 496 {100 + i:04d}", "GB"), name="y" * 2000)
     except CallGuardError as e:
         errors.append(str(e))
-after = {p: open(os.path.join(state, p), "rb").read() for p in ("lists.json", "lists.json.bak")}
+after = {p: open(os.path.join(state, p), "rb").read() for p in ("block.json", "block.json.bak")}
 names = sorted(os.listdir(state))
 blocked = len(store.entries("block"))
 os.unlink(filler)
@@ -500,7 +500,7 @@ def test_a_really_full_file_system_loses_nothing(tmp_path: Path) -> None:
     assert len(out["errors"]) == 5
     assert all("the SD card is full" in e and "unchanged" in e for e in out["errors"])
     assert out["same"] is True
-    assert out["names"] == ["lists.json", "lists.json.bak", "lists.json.lock"]
+    assert out["names"] == ["block.json", "block.json.bak", "block.json.lock", "lists.json.lock"]
     assert out["blocked"] == 20 and out["later"] == 21
 
 
@@ -522,7 +522,7 @@ DAMAGE = {
 def _damaged_copy(tmp_path: Path, name: str, damage: bytes) -> Path:
     folder = tmp_path / name
     seed(folder)
-    (folder / "lists.json").write_bytes(damage)
+    (folder / "allow.json").write_bytes(damage)
     return folder
 
 
@@ -547,12 +547,12 @@ def test_the_daemon_and_the_cli_judge_and_repair_a_damaged_file_alike(
 
     assert daemon_allow == cli_allow == [DAUGHTER]  # both: the backup
     [recovery] = recoveries
-    assert recovery.restored_from == daemon_dir / "lists.json.bak"
+    assert recovery.restored_from == daemon_dir / "allow.json.bak"
     assert recovery.moved_to is not None and recovery.moved_to.read_bytes() == damage
     assert "WARNING" in captured.err and "damaged" in captured.err
     for folder in (daemon_dir, cli_dir):
-        assert (folder / "lists.json").read_bytes() == (folder / "lists.json.bak").read_bytes()
-        [kept] = folder.glob("lists.json.corrupt-*")
+        assert (folder / "allow.json").read_bytes() == (folder / "allow.json.bak").read_bytes()
+        [kept] = folder.glob("allow.json.corrupt-*")
         assert kept.read_bytes() == damage
     index.refresh()  # the repaired file is a new file: read once more, and no more repairs
     assert index.refresh() is False and len(recoveries) == 1
@@ -642,14 +642,15 @@ def _add(store: Store) -> None:
 
 
 def _list_after_damage(store: Store) -> None:
-    store.lists_path.write_bytes(b"{")
+    store.list_paths["allow"].write_bytes(b"{")
     store.entries("allow")
 
 
 OPERATIONS: dict[str, Callable[[Store], None]] = {
-    "lists.json.lock": _add,
-    "lists.json": _add,
-    "lists.json.bak": _list_after_damage,
+    "lists.json.lock": _add,  # the lock every change to a list holds
+    "allow.json.lock": _add,
+    "allow.json": _add,
+    "allow.json.bak": _list_after_damage,
     "calls.json": lambda s: s.append_call({"started": "2026-05-03T09:30:00", "number": SCAM}),
     # the call log is SQLite now: a link at the database or its WAL is refused, not followed
     "calls.sqlite3": lambda s: s.append_call({"started": "2026-05-03T09:30:00", "number": SCAM}),
@@ -736,15 +737,15 @@ def test_a_dangling_symlinked_lock_file_creates_nothing(
     service_folder: Path, tmp_path: Path, no_fd_leak: None
 ) -> None:
     target = tmp_path / "etc-cron.d-evil"
-    (service_folder / "lists.json.lock").unlink()
-    (service_folder / "lists.json.lock").symlink_to(target)
+    (service_folder / "allow.json.lock").unlink()
+    (service_folder / "allow.json.lock").symlink_to(target)
     error: StoreError | None = None
     try:
         _add(Store(service_folder))
     except StoreError as exc:
         error = exc
     assert not os.path.lexists(target)
-    assert error is not None and "lists.json.lock is a symbolic link" in str(error)
+    assert error is not None and "allow.json.lock is a symbolic link" in str(error)
 
 
 def test_a_temp_file_name_taken_by_a_link_is_never_written_through(
@@ -753,7 +754,7 @@ def test_a_temp_file_name_taken_by_a_link_is_never_written_through(
     target = tmp_path / "root-only"
     original = _root_only_file(target, b"root's own\n")
     monkeypatch.setattr(storage_module.secrets, "token_hex", lambda n: "0badc0de")
-    temp = service_folder / f"lists.json.tmp-{os.getpid()}-0badc0de"
+    temp = service_folder / f"allow.json.tmp-{os.getpid()}-0badc0de"
     temp.symlink_to(target)
     os.lchown(temp, SERVICE_UID, SERVICE_UID)
     # as if planted just after the write's clean-up of leftover temp files
@@ -773,7 +774,7 @@ def test_a_temp_file_name_taken_by_a_link_is_never_written_through(
 def test_a_symlinked_backup_is_replaced_not_followed(service_folder: Path, tmp_path: Path) -> None:
     target = tmp_path / "root-only"
     original = _root_only_file(target, b"root's own\n")
-    backup = service_folder / "lists.json.bak"
+    backup = service_folder / "allow.json.bak"
     backup.unlink()
     backup.symlink_to(target)
     _add(Store(service_folder))
@@ -784,7 +785,7 @@ def test_a_symlinked_backup_is_replaced_not_followed(service_folder: Path, tmp_p
 def test_a_lock_file_made_by_root_goes_to_the_folder_owner_but_an_existing_one_keeps_its_owner(
     service_folder: Path,
 ) -> None:
-    lock = service_folder / "lists.json.lock"
+    lock = service_folder / "allow.json.lock"
     lock.unlink()
     _add(Store(service_folder))
     assert (lock.stat().st_uid, lock.stat().st_gid) == (SERVICE_UID, SERVICE_UID)
@@ -811,7 +812,7 @@ except CallGuardError as e:
 """
 
 
-@pytest.mark.parametrize(("name", "what"), [("lists.json", "read"), ("lists.json.lock", "add")])
+@pytest.mark.parametrize(("name", "what"), [("allow.json", "read"), ("allow.json.lock", "add")])
 def test_a_fifo_in_the_folder_is_refused_without_waiting(state: Path, name: str, what: str) -> None:
     seed(state)
     (state / name).unlink()
@@ -864,7 +865,7 @@ def test_importing_a_device_or_a_fifo_is_refused_at_once(
     )
     assert done.returncode == 2, done.stderr
     assert f"{path}: the file to import {says}" in done.stderr
-    assert not (tmp_path / "state" / "lists.json").exists()
+    assert not (tmp_path / "state" / "allow.json").exists()
 
 
 def test_an_import_file_over_the_limit_is_refused_unread(
