@@ -8,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from callguard.core.numbers import Caller, Category, for_people, parse_prefix, parse_typed
+from callguard.core.numbers import (
+    Caller,
+    Category,
+    for_people,
+    parse_prefix,
+    parse_typed,
+    prefix_scope,
+)
 from callguard.errors import UsageError
 
 LIST_NAMES = ("allow", "block", "protect")
@@ -121,12 +128,44 @@ def check_list(name: str) -> None:
         raise UsageError(f"{name!r} is not a list; use one of {', '.join(LIST_NAMES)}")
 
 
-def check_target(list_name: str, target: Target) -> None:
+def check_target(list_name: str, target: Target, *, force: bool = False) -> None:
+    """Refuse what cannot go on ``list_name``: a prefix on the protect list; on the allow list, a
+    prefix that would let a whole country or a whole type of number through (unless
+    ``force``)."""
     if list_name == "protect" and target.kind == "prefix":
         raise UsageError(
             f"the protect list takes whole numbers, not prefix rules ({target.describe()}): "
             "a protected number is matched exactly. Add each number, e.g. "
             "'callguard protect add \"0345 600 0000\"', or put the prefix on the block list"
+        )
+    if list_name == "allow" and target.kind == "prefix" and not force:
+        scope = prefix_scope(target.number, target.region or "GB")
+        if scope is not None:
+            raise UsageError(
+                f"{target.describe()} on the allow list would let through {scope}, scammers' "
+                "calls included, with no warning. Allow the numbers you know one by one, or a "
+                "narrower prefix (such as 01707 for one exchange); if you really mean all of "
+                "them, run the same command with --force"
+            )
+
+
+MAX_NAME = 60
+MAX_NOTE = 200
+
+
+def check_text(what: str, value: str, limit: int) -> None:
+    """A name or note: at most ``limit`` characters, and nothing that is not printable (a
+    control character would garble the log, the page and the spoken warning)."""
+    bad = next((c for c in value if not c.isprintable()), None)
+    if bad is not None:
+        raise UsageError(
+            f"the {what} {value!r} has a control character ({bad!r}) in it; type it again "
+            "with letters, digits, spaces and punctuation only"
+        )
+    if len(value) > limit:
+        raise UsageError(
+            f"the {what} {value[:20]!r}... is {len(value)} characters long; keep it to {limit} "
+            f"(e.g. {value[: min(limit, 30)].rstrip()!r})"
         )
 
 

@@ -645,6 +645,55 @@ def _home_region(region: str) -> str:
     return home
 
 
+UK_NUMBER_TYPES = {
+    "1": "every UK landline number starting 01",
+    "2": "every UK landline number starting 02",
+    "3": "every 03 number (banks, councils and charities, and anyone who rents one)",
+    "5": "every 05 number (internet phone lines)",
+    "7": "every UK mobile (07), and the pagers and personal numbers that start 07",
+    "8": "every 08 number (freephone and business numbers)",
+    "9": "every 09 premium-rate number",
+}
+
+
+SHARED_CODES = {
+    "44": "the UK (and the Channel Islands and the Isle of Man)",
+    "1": "the US, Canada and the Caribbean",
+    "7": "Russia and Kazakhstan",
+}
+
+
+def prefix_scope(prefix: str, region: str = "GB") -> str | None:
+    """What a prefix rule (``+44``, ``+447``: E.164 digits, star or not) covers, in words, when
+    it is a whole country or a whole type of number in it; None for anything narrower.
+
+    A country code (``+44``, ``+1``) is a whole country; a country code and one more digit
+    (``+447``: every UK mobile; ``+441``: every landline starting 01) is a whole type.
+    """
+    import phonenumbers
+
+    digits = prefix.strip().rstrip("*").removeprefix("+")
+    for length in (1, 2, 3):
+        code = digits[:length]
+        if len(digits) < length or not phonenumbers.region_codes_for_country_code(int(code)):
+            continue
+        regions = phonenumbers.region_codes_for_country_code(int(code))
+        place = SHARED_CODES.get(code) or (
+            _country(int(code))
+            or ", ".join(_country_names().get(r, r) for r in regions[:3])
+            or f"+{code}"
+        )
+        rest = digits[length:]
+        if not rest:
+            return f"every number in {place}"
+        if len(rest) == 1:
+            if code == "44":
+                return UK_NUMBER_TYPES.get(rest, f"every UK number starting 0{rest}")
+            return f"every number in {place} starting +{code} {rest}"
+        return None
+    return None
+
+
 def _region_name(home: str) -> str:
     return "UK" if home == "GB" else home
 

@@ -55,6 +55,8 @@ from callguard.core.lists import (
     CONFLICTS,
     LIST_NAMES,
     LIST_TITLES,
+    MAX_NAME,
+    MAX_NOTE,
     WHY_CONFLICT,
     AddResult,
     Entry,
@@ -62,6 +64,7 @@ from callguard.core.lists import (
     Target,
     check_list,
     check_target,
+    check_text,
     target_for,
 )
 from callguard.core.numbers import NumberError
@@ -319,19 +322,30 @@ class Store(StoreFolder):
         """Add or update one entry. Conflicts with another list need ``force`` (then it moves:
         the list it goes to is written first)."""
         check_list(list_name)
-        check_target(list_name, target)
+        check_target(list_name, target, force=force)
+        check_text("name", name, MAX_NAME)
+        check_text("note", note, MAX_NOTE)
         stamp = self.clock().isoformat(timespec="seconds")
         with self._change() as change:
             found = self.find(target.number)
             conflicts = [c for c in CONFLICTS[list_name] if c in found]
             if conflicts and not force:
                 raise UsageError(_conflict_message(list_name, target, conflicts, found))
+            old = found.get(list_name)
+            shipped = shipped_protected().get(target.number)
+            if list_name == "protect" and shipped is not None:
+                if old is not None and old.extra.get("shipped"):
+                    raise UsageError(
+                        f"{target.describe()} is protected already: CallGuard ships it as "
+                        f"{old.name!r}, and it is left as it is. To protect a bank's number, "
+                        "type the number on the back of the card"
+                    )
+                if old is None:  # the family had taken it off: CallGuard's entry comes back
+                    change.table(SUPPRESSED).remove(lambda d: d.get("number") == target.number)
+                    return AddResult(shipped, updated=False, moved_from=())
             if list_name == "protect":
                 change.table(SUPPRESSED).remove(lambda d: d.get("number") == target.number)
             table = change.table(list_name)
-            old = found.get(list_name)
-            if old is not None and old.extra.get("shipped"):
-                old = None  # the family's own entry for a shipped number: a new document
             doc: dict[str, Any] = {
                 "number": target.number,
                 "kind": target.kind,
@@ -388,7 +402,12 @@ class Store(StoreFolder):
         check_list(list_name)
         items = list(items)
         for item in items:
-            check_target(list_name, item.target)
+            try:
+                check_target(list_name, item.target, force=force)
+                check_text("name", item.name, MAX_NAME)
+                check_text("note", item.note, MAX_NOTE)
+            except UsageError as exc:
+                raise UsageError(f"nothing imported; line {item.line}: {exc}") from None
         stamp = self.clock().isoformat(timespec="seconds")
         author = by or who()
         with self._change() as change:
@@ -401,6 +420,8 @@ class Store(StoreFolder):
                 )
                 for number in shipped:
                     where["protect"].setdefault(number, -1)  # shipped: no document of ours
+                if list_name == "protect":  # CallGuard's own entries are never overwritten
+                    items = [i for i in items if i.target.number not in shipped]
             problems = []
             moves: dict[str, list[int]] = {}
             for item in items:

@@ -18,13 +18,6 @@ from callguard.errors import UsageError
 from callguard.store.contacts import parse_file
 
 
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    path = tmp_path / "callguard.toml"
-    path.write_text(f'[storage]\ndir = "{tmp_path / "state"}"\n')
-    return path
-
-
 def run(cfg: Path, *argv: str) -> int:
     return main(["--config", str(cfg), *argv])
 
@@ -70,11 +63,13 @@ def test_adding_again_updates_the_name(cfg: Path, capsys: pytest.CaptureFixture[
 
 
 def test_short_codes_and_prefixes(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(cfg, "protect", "add", "159", "--name", "Stop Scams UK") == 0
+    assert run(cfg, "protect", "add", "0306 999 0123", "--name", "Drama Bank") == 0
     assert run(cfg, "block", "add", "0870", "--prefix", "--name", "0870 numbers") == 0
     assert run(cfg, "block", "add", "+234*") == 0
     protect = {e["number"]: e for e in listed(cfg, capsys, "protect")}
-    assert protect["159"]["name"] == "Stop Scams UK" and "shipped" not in protect["159"]
+    bank = protect["+443069990123"]
+    assert bank["name"] == "Drama Bank" and "shipped" not in bank
+    assert protect["159"]["shipped"] is True
     assert protect["999"]["shipped"] is True  # CallGuard's own protected numbers are listed too
     numbers = {e["number"]: e["kind"] for e in listed(cfg, capsys, "block")}
     assert numbers == {"+44870*": "prefix", "+234*": "prefix"}

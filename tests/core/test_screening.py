@@ -529,7 +529,7 @@ def test_a_real_list_index(tmp_path: Path) -> None:
     store.add("allow", target_for("07700 900123", "GB"), name="Sue (daughter)")
     store.add("block", target_for("01632 960666", "GB"), name="rang pretending to be the bank")
     store.add("block", target_for("0870*", "GB"), name="all 0870 numbers")
-    store.add("protect", target_for("159", "GB"), name="Stop Scams UK")
+    store.add("protect", target_for("0306 999 0123", "GB"), name="Drama Bank plc")
     index = ListIndex(store)
     index.refresh()
     lists: screening.Lookup = index
@@ -544,16 +544,18 @@ def test_a_real_list_index(tmp_path: Path) -> None:
     assert verdict("08701234567").reason == (
         "Blocked: numbers starting 0870 are on the block list ('all 0870 numbers')."
     )
-    assert verdict("159").impersonation
+    assert verdict("159").impersonation  # shipped
+    assert verdict("03069990123").impersonation
     assert verdict("01632960123").rule == "mode:guarded"
 
 
 def test_a_protect_entrys_organisation_survives_the_list_index(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.add("protect", target_for("159", "GB"), name="159", extra={"organisation": "Stop Scams"})
+    bank = target_for("0306 999 0123", "GB")
+    store.add("protect", bank, name="card number", extra={"organisation": "Drama Bank"})
     index = ListIndex(store)
     index.refresh()
-    assert screen(parse_typed("159"), index, config(), NOON).name == "Stop Scams"
+    assert screen(parse_typed("03069990123"), index, config(), NOON).name == "Drama Bank"
 
 
 def test_a_short_code_caller_id_is_blocked_as_impersonation_by_default() -> None:

@@ -113,7 +113,7 @@ def test_allow_add_rewrites_only_the_allow_list_and_never_parses_a_big_block_lis
 ) -> None:
     store = Store(tmp_path / "state")
     store.add("block", t("0113 496 0000"), name="scam")
-    store.add("protect", t("159"))
+    store.add("protect", t("0306 999 0123"))
     block = os.stat(store.list_paths["block"])
     parsed: list[int] = []
     real = jsonfile.parse_tables

@@ -64,7 +64,7 @@ def seed(folder: Path) -> Store:
     store.add("allow", t("07700 900123"), name="Son")
     store.add("block", t("0113 496 0000"), name="scam")
     store.add("block", t("0870", True), name="0870 numbers")
-    store.add("protect", t("159"), name="Stop Scams UK")
+    store.add("protect", t("0306 999 0123"), name="Drama Bank")
     store.remove("protect", t("999"))  # a shipped number taken off
     store.append_call({"started": store.clock().isoformat(), "number": SCAM})
     store.write_status({"state": "idle"})
@@ -463,7 +463,7 @@ from callguard.errors import CallGuardError
 state = sys.argv[1]
 store = Store(state)
 for i in range(20):
-    store.add("block", target_for(f"0113 496 {i:04d}", "GB"), name="x" * 200)
+    store.add("block", target_for(f"0113 496 {i:04d}", "GB"), name="x" * 60, note="n" * 140)
 saved = {p: open(os.path.join(state, p), "rb").read() for p in ("block.json", "block.json.bak")}
 filler = os.path.join(os.path.dirname(state), "filler")
 with open(filler, "wb", buffering=0) as f:
@@ -476,7 +476,7 @@ with open(filler, "wb", buffering=0) as f:
 errors = []
 for i in range(5):
     try:
-        store.add("block", target_for(f"0113 496 {100 + i:04d}", "GB"), name="y" * 2000)
+        store.add("block", target_for(f"0113 496 {100 + i:04d}", "GB"), note="y" * 200)
     except CallGuardError as e:
         errors.append(str(e))
 after = {p: open(os.path.join(state, p), "rb").read() for p in ("block.json", "block.json.bak")}

@@ -55,11 +55,11 @@ def test_index_exact_then_longest_prefix(store: Store) -> None:
 
 
 def test_index_matches_short_codes_exactly_only(store: Store) -> None:
-    store.add("protect", t("159"))
+    store.add("protect", t("111"))
     index = ListIndex(store)
     index.refresh()
-    assert index.match("protect", "159") is not None
-    assert index.match("protect", "1590") is None
+    assert index.match("protect", "111") is not None
+    assert index.match("protect", "1110") is None
 
 
 def test_index_reloads_when_the_file_changes(store: Store) -> None:
