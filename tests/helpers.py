@@ -3,6 +3,7 @@ configs, and a unit under test (the daemon on the simulated modem, and the CLI).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -22,6 +23,16 @@ from callguard.core.call import Timing
 from callguard.daemon.app import Daemon, Observed
 from callguard.sim import Call, CallRecord, SimModem
 from callguard.store.lists import Store
+
+
+class SetClock:
+    """A wall clock a test sets (``clock.now = ...``): for the store's and screening's ``clock``."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "") -> Any:

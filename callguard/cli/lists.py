@@ -8,12 +8,21 @@ group's community block list (a separate file of numbers only, see
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 from pathlib import Path
 
 from callguard.cli.common import Commands, Parser, open_store
-from callguard.core.lists import LIST_NAMES, LIST_TITLES, target_for
+from callguard.core.lists import (
+    LIST_NAMES,
+    LIST_TITLES,
+    Entry,
+    expired,
+    once_target,
+    parse_duration,
+    target_for,
+)
 from callguard.core.numbers import for_people
 from callguard.errors import UsageError
 from callguard.texts import shown, shown_json
@@ -53,6 +62,32 @@ def _add_list_commands(sub: Commands, list_name: str) -> None:
     remove.add_argument("number")
     remove.add_argument("--prefix", action="store_true", help="remove a prefix rule")
     remove.set_defaults(func=_cmd_list_remove, list_name=list_name)
+
+    if list_name == "allow":
+        once = verbs.add_parser(
+            "once",
+            help="let one expected caller through for a while (e.g. a hospital calling back), "
+            "then stop by itself",
+        )
+        once.add_argument(
+            "number", help="as you would dial it, or 'withheld' for a call that shows no number"
+        )
+        once.add_argument(
+            "--for",
+            dest="length",
+            default="2h",
+            help="how long: 2h (the default), 90m, 1h30m, up to 7d",
+        )
+        once.add_argument("--name", default="", help="who is expected, e.g. 'Lister hospital'")
+        once.add_argument("--by", default=None, help="who is asking (default: your login name)")
+        once.set_defaults(func=_cmd_allow_once, list_name=list_name)
+    if list_name == "block":
+        last = verbs.add_parser(
+            "last", help="block the last unknown caller (the button's long press does the same)"
+        )
+        last.add_argument("--name", default="", help="a name for it (default: what was shown)")
+        last.add_argument("--by", default=None, help="who is blocking it (default: your login)")
+        last.set_defaults(func=_cmd_block_last, list_name=list_name)
 
     show = verbs.add_parser("list", help=f"show the {title}")
     show.add_argument("--json", action="store_true", help="a JSON array of entries")
@@ -103,6 +138,49 @@ def _cmd_list_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_allow_once(args: argparse.Namespace) -> int:
+    config, store = open_store(args)
+    length = parse_duration(args.length)
+    target = once_target(args.number, config.screening.region)
+    until = store.clock() + length
+    store.allow_once(target, until, name=args.name, by=args.by)
+    label = f" ({shown(args.name)})" if args.name else ""
+    print(
+        f"{shown(target.describe()).capitalize()}{label} will ring through without a warning "
+        f"until {until:%H:%M on %d %b}; after that, CallGuard screens them as before."
+    )
+    return 0
+
+
+def _cmd_block_last(args: argparse.Namespace) -> int:
+    from callguard.core.record import last_unknown_caller
+
+    config, store = open_store(args)
+    call = last_unknown_caller(store.log.read(limit=200)[::-1])
+    if call is None:
+        raise UsageError(
+            "there is no unknown caller in the call log to block ('callguard log' shows the "
+            "calls); block a number with 'callguard block add NUMBER'"
+        )
+    when = shown(str(call.get("started", ""))[:16].replace("T", " "))
+    number = call.get("number")
+    if not number:
+        raise UsageError(
+            f"the last unknown caller ({when}) showed no number ({call.get('category')}), so "
+            "it cannot be blocked by number; to block every such call set screening.withheld "
+            '(or screening.unavailable) to "block"'
+        )
+    target = target_for(str(number), config.screening.region)
+    name = args.name or str(call.get("name") or "") or f"last caller, {when}"
+    result = store.add(
+        "block", target, name=name[:60], note=f"blocked as the last caller ({when})", by=args.by
+    )
+    verb = "is on the block list already" if result.updated else "is now on the block list"
+    print(f"{shown(target.describe())}, who called at {when}, {verb}.")
+    print(f"Undo with: callguard block remove {shown(for_people(target.number))!r}")
+    return 0
+
+
 def _cmd_list_remove(args: argparse.Namespace) -> int:
     config, store = open_store(args)
     target = target_for(args.number, config.screening.region, args.prefix)
@@ -125,8 +203,9 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
         print(f"The {title} is empty.")
         return 0
     region = config.screening.region
+    now = store.clock()
     rows = [
-        (shown(for_people(e.number, region)), shown(e.name), shown(e.note), e.added[:10])
+        (shown(for_people(e.number, region)), shown(e.name), shown(_note(e, now)), e.added[:10])
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -137,6 +216,17 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
             f"added {shown(added)}"
         )
     return 0
+
+
+def _note(entry: Entry, now: dt.datetime) -> str:
+    """An entry's note; for an ``allow once`` entry, until when it lets the caller through."""
+    expires = entry.extra.get("expires")
+    if not expires:
+        return entry.note
+    if expired(entry, now):
+        return "let through once: ran out"
+    until = dt.datetime.fromisoformat(str(expires)).astimezone(now.tzinfo)
+    return f"let through once, until {until:%H:%M on %d %b}"
 
 
 def _cmd_list_import(args: argparse.Namespace) -> int:

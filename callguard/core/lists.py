@@ -5,6 +5,8 @@ Pure: no files, no clock.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,9 +93,65 @@ class Target:
     def describe(self) -> str:
         if self.kind == "prefix":
             return f"numbers starting {for_people(self.number.rstrip('*'), self.region)}"
+        if self.kind in ONCE_KEYS:
+            return f"{self.kind} callers"
         assert self.caller is not None
         place = f" ({self.caller.place})" if self.caller.place else ""
         return f"{self.caller.display}{place}"
+
+
+ONCE_KEYS = {"withheld": Category.WITHHELD, "unavailable": Category.UNAVAILABLE}
+"""What ``allow once`` takes besides a number: a caller with no number, by category."""
+
+
+def once_target(text: str, region: str) -> Target:
+    """What ``allow once`` was given: a number, or ``withheld`` / ``unavailable`` (a call-back
+    from a hospital often shows no number)."""
+    word = text.strip().lower()
+    if word in ONCE_KEYS:
+        return Target(word, word, None, region)
+    return target_for(text, region)
+
+
+def expired(entry: Entry, now: dt.datetime) -> bool:
+    """Whether a temporary entry (``allow once``) has run out at ``now``; never for others. An
+    expiry that cannot be read counts as run out (a temporary entry must never become
+    permanent)."""
+    expires = entry.extra.get("expires")
+    if not expires:
+        return False
+    try:
+        until = dt.datetime.fromisoformat(str(expires))
+    except ValueError:
+        return True
+    if until.tzinfo is None or now.tzinfo is None:
+        return True
+    return now >= until
+
+
+ONCE_DEFAULT = dt.timedelta(hours=2)
+ONCE_LONGEST = dt.timedelta(days=7)
+_DURATION = re.compile(
+    r"\s*(?:(?P<d>\d+)\s*d(?:ays?)?)?\s*(?:(?P<h>\d+)\s*h(?:ours?|rs?)?)?"
+    r"\s*(?:(?P<m>\d+)\s*m(?:in(?:ute)?s?)?)?\s*",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``2h``, ``90m``, ``1h30m``, ``3 days``: how long ``allow once`` lasts (1 minute to 7
+    days); anything else is a :class:`UsageError` naming the value and the forms."""
+    found = _DURATION.fullmatch(text)
+    if not text.strip() or found is None or not any(found.groupdict().values()):
+        raise UsageError(f"{text!r} is not a length of time; write it like 2h, 90m, 1h30m or 3d")
+    parts = {k: int(v or 0) for k, v in found.groupdict().items()}
+    length = dt.timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"])
+    if not dt.timedelta(minutes=1) <= length <= ONCE_LONGEST:
+        raise UsageError(
+            f"{text!r} is {'too short' if length < dt.timedelta(minutes=1) else 'too long'}: "
+            "allow once lasts from 1 minute to 7 days (for longer, use 'allow add')"
+        )
+    return length
 
 
 def target_for(text: str, region: str, prefix: bool = False) -> Target:

@@ -4,6 +4,7 @@ show it. One type, one :meth:`CallRecord.to_json`, so the fields are written in 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,3 +63,17 @@ class CallRecord:
             "name_claim": self.name_claim,
             "notes": list(self.notes),
         }
+
+
+def is_unknown_caller(call: dict[str, Any]) -> bool:
+    """Whether a logged call (``log --json``'s fields) came from a caller on no list that rang
+    or was answered: what the resident means by "the last caller" when they ask to block it.
+    A call the allow list let through, one CallGuard blocked, and one that never rang are not."""
+    if call.get("verdict") == "blocked" or call.get("rule") in {"allow", "protect", "block"}:
+        return False
+    return bool(call.get("rings")) or bool(call.get("answered"))
+
+
+def last_unknown_caller(calls: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest unknown caller (see :func:`is_unknown_caller`) among ``calls``, newest first."""
+    return next((c for c in calls if is_unknown_caller(c)), None)

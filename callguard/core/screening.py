@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
+from callguard.core.lists import ONCE_KEYS, expired
 from callguard.core.numbers import Caller, Category, country_of, for_people, load_country_names
 from callguard.errors import UsageError
 
@@ -296,6 +297,14 @@ _CLAIMS = {
 
 
 def _screen(caller: Caller, lists: Lookup, config: ScreeningConfig, now: dt.datetime) -> Verdict:
+    if caller.key is None and caller.category.value in ONCE_KEYS:
+        # `allow once withheld`: the family expects a call with no number (a hospital)
+        allow = POLICY[1]
+        verdict = _list_verdict(
+            allow, lists.match("allow", caller.category.value), caller, config, now
+        )
+        if verdict is not None:
+            return verdict
     if caller.key is not None:
         for step in POLICY:
             match = lists.match(step.list_name, caller.key)
@@ -379,7 +388,7 @@ def warm_up() -> None:
 def _list_verdict(
     step: ListStep, match: Match | None, caller: Caller, config: ScreeningConfig, now: dt.datetime
 ) -> Verdict | None:
-    if match is None:
+    if match is None or expired(match.entry, now):
         return None
     is_prefix = match.how == "prefix"
     rule = step.prefix_rule if is_prefix else step.exact_rule
@@ -408,6 +417,10 @@ def _list_verdict(
             f"{verb}: the call showed {shown}, a number that never calls out, "
             "so the caller was pretending."
         )
+    elif "expires" in entry.extra:
+        label = f" ('{name}')" if name else ""
+        until = _until(str(entry.extra["expires"]), now)
+        reason = f"{verb}: an expected call{label}, let through once until {until}."
     elif is_prefix:
         start = for_people(entry.prefix, config.region)
         label = f" ('{name}')" if name else ""
@@ -496,6 +509,17 @@ def _setting(table: dict[str, Action], key: str, value: str) -> Action:
             + "; check the config with 'callguard config check'"
         )
     return action
+
+
+def _until(expires: str, now: dt.datetime) -> str:
+    """An ``allow once`` expiry as the family would say it: "15:30", or "15:30 on 4 May"."""
+    try:
+        until = dt.datetime.fromisoformat(expires).astimezone(now.tzinfo)
+    except (ValueError, TypeError):
+        return expires
+    if until.date() == now.date():
+        return until.strftime("%H:%M")
+    return f"{until:%H:%M} on {until.day} {_MONTHS[until.month - 1]}"
 
 
 def _day_added(added: str, now: dt.datetime) -> str | None:

@@ -111,8 +111,10 @@ class IndexState:
 
 
 def _entry(number: str, packed: str) -> Entry:
-    name, note, added, added_by, kind, organisation = packed.split(_SEP)
+    name, note, added, added_by, kind, organisation, expires = packed.split(_SEP)
     extra = {"organisation": organisation} if organisation else {}
+    if expires:
+        extra["expires"] = expires
     return Entry(number, name, note, added_by, added, kind=kind or "number", extra=extra)
 
 
@@ -125,7 +127,7 @@ class ListIndex:
     community list (millions of numbers) stays in its file.
     """
 
-    FIELDS = ("name", "note", "added", "added_by", "kind", "organisation")
+    FIELDS = ("name", "note", "added", "added_by", "kind", "organisation", "expires")
 
     def __init__(self, store: Store) -> None:
         self.store = store

@@ -39,6 +39,7 @@ lists.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import json
 import logging
@@ -65,6 +66,7 @@ from callguard.core.lists import (
     check_list,
     check_target,
     check_text,
+    expired,
     target_for,
 )
 from callguard.core.numbers import NumberError
@@ -369,6 +371,49 @@ class Store(StoreFolder):
             return AddResult(
                 Entry.from_doc(doc), updated=old is not None, moved_from=tuple(conflicts)
             )
+
+    def allow_once(
+        self, target: Target, until: dt.datetime, *, name: str = "", by: str | None = None
+    ) -> AddResult:
+        """Let ``target`` (a number, or ``withheld``/``unavailable``) ring through until ``until``
+        (an aware time): a temporary allow-list entry, which screening ignores once it has run
+        out. A protected number is refused (a call showing it is a fake). A number on the block
+        list stays there: the allow list wins until the entry runs out, then the block is back.
+        Entries that have run out are cleared at the same time."""
+        check_text("name", name, MAX_NAME)
+        now = self.clock()
+        with self._change() as change:
+            found = self.find(target.number)
+            if "protect" in found:
+                raise UsageError(
+                    f"{target.describe()} is on the protect list: it never calls anyone, so a "
+                    "call showing it is a fake and is always blocked"
+                )
+            old = found.get("allow")
+            if old is not None and "expires" not in old.extra:
+                raise UsageError(
+                    f"{target.describe()} is on the allow list already"
+                    + (f" as {old.name!r}" if old.name else "")
+                    + ": it rings through every time"
+                )
+            table = change.table("allow")
+            table.remove(
+                lambda d: (
+                    bool(d.get("expires"))
+                    and (d.get("number") == target.number or expired(Entry.from_doc(dict(d)), now))
+                )
+            )
+            doc: dict[str, Any] = {
+                "number": target.number,
+                "kind": target.kind,
+                "name": name,
+                "note": "",
+                "added_by": by or who(),
+                "added": now.isoformat(timespec="seconds"),
+                "expires": until.astimezone(dt.UTC).isoformat(timespec="seconds"),
+            }
+            table.insert(doc)
+            return AddResult(Entry.from_doc(doc), updated=old is not None, moved_from=())
 
     def remove(self, list_name: str, target: Target) -> Entry:
         check_list(list_name)

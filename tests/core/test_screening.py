@@ -239,12 +239,12 @@ def test_a_protect_entry_without_organisation_gives_its_name() -> None:
     assert (verdict.rule, verdict.name) == ("protect", "police non-emergency")
 
 
-def test_callers_without_a_number_are_never_looked_up() -> None:
+def test_callers_without_a_number_are_looked_up_only_as_allow_once_entries() -> None:
     lists = FakeLists(allow=[entry("P", "never")])
     for raw in ("P", "O", "", "12"):
         verdict = screen(from_caller_id(raw), lists, config(), NOON)
         assert verdict.match is None
-    assert lists.asked == []
+    assert lists.asked == [("allow", c) for c in ("withheld", "unavailable", "unavailable")]
 
 
 def test_lists_are_asked_in_order_and_no_further_than_needed() -> None:

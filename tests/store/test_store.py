@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from helpers import SetClock
 
 from callguard.core.lists import ImportItem, target_for
 from callguard.errors import UsageError
@@ -15,21 +16,13 @@ from callguard.store.lists import Store, shipped_protected
 UTC = dt.UTC
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 5, 3, 9, 30, tzinfo=UTC)
-
-    def __call__(self) -> dt.datetime:
-        return self.now
+@pytest.fixture
+def clock() -> SetClock:
+    return SetClock(dt.datetime(2026, 5, 3, 9, 30, tzinfo=UTC))
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Store:
+def store(tmp_path: Path, clock: SetClock) -> Store:
     return Store(tmp_path / "state", clock=clock, retention_days=30)
 
 
@@ -79,7 +72,7 @@ def test_reading_an_absent_store_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "state" / "lists.json").exists()
 
 
-def test_add_keeps_added_date_and_by_on_update(store: Store, clock: Clock) -> None:
+def test_add_keeps_added_date_and_by_on_update(store: Store, clock: SetClock) -> None:
     first = store.add("allow", t("01707 354000"), name="Sue", by="sue")
     clock.now += dt.timedelta(days=2)
     second = store.add("allow", t("01707354000"), name="Sue S", by="volunteer")
@@ -105,7 +98,7 @@ def test_add_many_counts_and_updates(store: Store) -> None:
     assert names == {"+441134960000": "new name", "+441134960001": "duplicate line"}
 
 
-def test_call_log_order_limit_and_retention(store: Store, clock: Clock) -> None:
+def test_call_log_order_limit_and_retention(store: Store, clock: SetClock) -> None:
     for day in range(40):
         clock.now = dt.datetime(2026, 5, 1, tzinfo=UTC) + dt.timedelta(days=day)
         store.append_call({"started": clock.now.isoformat(), "number": f"+44113496{day:04d}"})
