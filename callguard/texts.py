@@ -111,3 +111,18 @@ def shown_json(data: Any, *, indent: int | None = 2) -> str:
         else "".join(_json_escaped(c) if unsafe(c) else c for c in line)
         for line in text.split("\n")
     )
+
+
+def duration_words(seconds: float | None) -> str:
+    """How long a call lasted, as a family member reads it: "25 s", "4 min 5 s", "1 h 2 min";
+    "" when it is not known."""
+    if seconds is None or seconds != seconds or seconds < 0:  # None, NaN, nonsense
+        return ""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from callguard.cli.common import Commands, open_store, positive_int
-from callguard.texts import shown, shown_json
+from callguard.texts import duration_words, shown, shown_json
 
 
 def register(sub: Commands) -> None:
@@ -38,10 +38,14 @@ def _cmd_log(args: argparse.Namespace) -> int:
         who = shown(call.get("display") or call.get("number") or call.get("category") or "?")
         name = f" ({shown(call['name'])})" if call.get("name") else ""
         answered = {True: "answered", False: "not answered", None: ""}.get(call.get("answered"))
-        duration = f", {call['duration_s'] / 60:.0f} min" if call.get("duration_s") else ""
+        seconds = call.get("duration_s")
+        length = duration_words(seconds) if isinstance(seconds, int | float) else ""
+        duration = f", {length}" if answered and length else ""
+        alert = "  << this call lit the grooming alert" if call.get("grooming_alert") else ""
         print(
             f"{when}  {who}{name}: {shown(call.get('verdict'))}. {shown(call.get('reason'))} "
             f"{answered}{duration}".rstrip()
+            + alert
         )
     return 0
 
