@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import multiprocessing
 import os
 import random
 import shutil
@@ -194,7 +195,8 @@ def test_every_read_walks_an_index_in_order_and_never_sorts(log: CallLog) -> Non
         "all": "SELECT record FROM calls ORDER BY started_utc, id",
         "number": "SELECT record FROM calls WHERE number = '+4411' "
         "ORDER BY started_utc DESC, id DESC LIMIT 20",
-        "day": "SELECT record FROM calls WHERE day = '2026-05-03' ORDER BY started_utc, id",
+        "day": "SELECT record FROM calls WHERE started_utc > 1 AND started_utc < 2 "
+        "AND day = '2026-05-03' ORDER BY started_utc, id",
     }
     db = sqlite3.connect(log.path)
     try:
@@ -202,11 +204,64 @@ def test_every_read_walks_an_index_in_order_and_never_sorts(log: CallLog) -> Non
             k: " | ".join(r[3] for r in db.execute(f"EXPLAIN QUERY PLAN {q}"))
             for k, q in queries.items()
         }
+        indexes = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='index'")]
     finally:
         db.close()
     assert "calls_by_time" in plans["newest"] and "calls_by_time" in plans["all"]
-    assert "calls_by_number" in plans["number"] and "calls_by_day" in plans["day"]
+    assert "calls_by_number" in plans["number"]
+    assert "calls_by_time (started_utc>? AND started_utc<?)" in plans["day"]  # a range
     assert not [k for k, plan in plans.items() if "TEMP B-TREE" in plan], plans
+    assert sorted(indexes) == ["calls_by_number", "calls_by_time"]  # one page each per call
+
+
+def test_a_day_is_read_whole_at_any_offset_from_the_utc_date(log: CallLog) -> None:
+    day = dt.date(2026, 10, 25)
+    log.append(record(1, "2026-10-25T00:00:00+23:59"))  # 00:01 UTC on the 24th
+    log.append(record(2, "2026-10-25T23:59:59-23:59"))  # 23:58:59 UTC on the 26th
+    log.append(record(3, "2026-10-24T23:59:59-23:59"))  # the 24th, local: 23:58:59 UTC 25th
+    log.append(record(4, "2026-10-25T12:00:00"))  # no offset: the unit's local time
+    assert ids(log.read_day(day)) == [1, 4, 2]
+    assert ids(log.read_day(dt.date(2026, 10, 24))) == [3]
+    assert log.read_day(dt.date.min) == [] and log.read_day(dt.date.max) == []
+
+
+V1_SCHEMA = (
+    "PRAGMA page_size = 4096",
+    "PRAGMA journal_mode = WAL",
+    "CREATE TABLE calls (id INTEGER PRIMARY KEY, started_utc REAL, number TEXT, day TEXT, "
+    "record TEXT NOT NULL)",
+    "CREATE INDEX calls_by_time ON calls (started_utc)",
+    "CREATE INDEX calls_by_number ON calls (number, started_utc)",
+    "CREATE INDEX calls_by_day ON calls (day, started_utc)",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_new_log_has_small_pages_and_one_made_by_version_1_keeps_its_own(
+    log: CallLog, state: Path, tmp_path: Path
+) -> None:
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / "calls.sqlite3", isolation_level=None)
+    for statement in V1_SCHEMA:
+        db.execute(statement)
+    db.execute(calllog_module._INSERT, calllog_module._row(record(1, NOW.isoformat()), old))
+    db.close()
+    old_log = CallLog(old, clock=log.clock)
+    old_log.append(record(2, NOW.isoformat()))
+    assert ids(old_log.read()) == [1, 2] and ids(old_log.read_day(NOW.date())) == [1, 2]
+    old_log.close()
+    log.close()
+    for folder, size in ((state, 1024), (old, 4096)):
+        db = sqlite3.connect(folder / "calls.sqlite3")
+        try:
+            assert db.execute("PRAGMA page_size").fetchone() == (size,)
+            assert db.execute("PRAGMA user_version").fetchone() == (2,)
+            found = db.execute("SELECT name FROM sqlite_master WHERE type='index'").fetchall()
+            assert sorted(found) == [("calls_by_number",), ("calls_by_time",)]  # day's dropped
+        finally:
+            db.close()
 
 
 def test_every_append_commits_in_wal_mode_and_fsyncs(
@@ -221,12 +276,21 @@ def test_every_append_commits_in_wal_mode_and_fsyncs(
         with real(conn):
             yield
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            seen.append((mode, conn.execute("PRAGMA synchronous").fetchone()[0]))
+            synchronous = conn.execute("PRAGMA synchronous").fetchone()[0]
+            seen.append((mode, synchronous, conn.execute("PRAGMA secure_delete").fetchone()[0]))
 
     monkeypatch.setattr(calllog_module, "_transaction", transaction)
     log.append(record(1, NOW.isoformat()))
     log.append(record(2, NOW.isoformat()))
-    assert seen and set(seen) == {("wal", 2)}  # 2: FULL, the WAL is fsynced at each commit
+    default = sqlite3.connect(":memory:")
+    try:
+        secure = default.execute("PRAGMA secure_delete").fetchone()[0]  # as SQLite was built
+    finally:
+        default.close()
+    # 2: FULL, the WAL is fsynced at each commit
+    assert seen and {(mode, synchronous) for mode, synchronous, _ in seen} == {("wal", 2)}
+    # the appends erase pruned calls as SQLite would (only the schema's change does not)
+    assert [s for _, _, s in seen[-2:]] == [secure, secure]
 
 
 # -- retention: at most once an hour --------------------------------------------------------
@@ -272,6 +336,121 @@ def test_between_appends_the_log_is_one_file_and_reading_it_creates_nothing(
     assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
 
 
+def test_the_daemons_log_keeps_its_connection_and_once_closed_is_one_file(
+    state: Path, clock: Clock
+) -> None:
+    log = CallLog(state, clock=clock, keep_open=True)
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    # between appends the connection stays open: the newest calls are in the WAL
+    assert names(state) == ["calls.sqlite3", "calls.sqlite3-shm", "calls.sqlite3-wal"]
+    assert ids(CallLog(state).read()) == [1]  # read through the WAL's index
+    assert names(state) == ["calls.sqlite3", "calls.sqlite3-shm", "calls.sqlite3-wal"]
+    log.close()
+    assert names(state) == ["calls.sqlite3"]  # no -wal or -shm: every call is in the file
+    before = os.stat(log.path)
+    assert ids(CallLog(state).read()) == [1]
+    assert names(state) == ["calls.sqlite3"]
+    after = os.stat(log.path)
+    assert (before.st_mtime_ns, before.st_size) == (after.st_mtime_ns, after.st_size)
+    log.close()  # closing again does nothing
+    log.append(record(2, "2026-05-03T10:05:00+01:00"))  # and the next append opens it again
+    assert ids(CallLog(state).read()) == [1, 2]
+
+
+def test_appends_share_one_connection_and_it_can_be_used_from_any_thread(
+    state: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = CallLog(state, clock=clock, keep_open=True)
+    opened: list[str] = []
+    real = calllog_module._connect
+
+    def connect(uri: str) -> sqlite3.Connection:
+        opened.append(uri)
+        return real(uri)
+
+    monkeypatch.setattr(calllog_module, "_connect", connect)
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    other = threading.Thread(target=log.append, args=(record(2, "2026-05-03T10:01:00+01:00"),))
+    other.start()
+    other.join(10)
+    log.append(record(3, "2026-05-03T10:02:00+01:00"))
+    assert [u for u in opened if "mode=rw" in u] == [opened[0]] and "mode=rw" in opened[0]
+    assert ids(log.read()) == [1, 2, 3]
+
+
+def _append_in_child(log: CallLog) -> None:
+    parents = log._conn
+    log.append(record(2, "2026-05-03T10:01:00+01:00"))
+    assert parents is not None and log._conn is not parents  # never the parent's
+    log.close()
+    assert log._inherited == [parents]  # nor closed here
+
+
+def test_a_forked_child_uses_its_own_connection_and_leaves_the_parents_alone(
+    state: Path, clock: Clock
+) -> None:
+    log = CallLog(state, clock=clock, keep_open=True)
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    child = multiprocessing.get_context("fork").Process(target=_append_in_child, args=(log,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    log.append(record(3, "2026-05-03T10:02:00+01:00"))
+    assert ids(log.read()) == [1, 2, 3]
+    log.close()
+    assert names(state) == ["calls.sqlite3"]
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved", "replaced"])
+def test_a_database_moved_or_replaced_under_the_connection_gets_the_next_call(
+    state: Path, clock: Clock, tmp_path: Path, how: str
+) -> None:
+    log = CallLog(state, clock=clock, keep_open=True)
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    if how == "deleted":
+        log.path.unlink()
+    elif how == "moved":
+        log.path.rename(tmp_path / "kept.sqlite3")
+    else:
+        other = CallLog(tmp_path / "other")
+        other.append(record(7, "2026-05-03T09:00:00+01:00"))
+        other.close()
+        os.replace(other.path, log.path)
+    log.append(record(2, "2026-05-03T10:05:00+01:00"))
+    # the old file's WAL is not applied to the file now there: it is kept aside
+    assert ids(CallLog(state).read()) == {"deleted": [2], "moved": [2], "replaced": [7, 2]}[how]
+    log.close()
+    (kept,) = [n for n in names(state) if ".orphaned-" in n]
+    assert names(state) == ["calls.sqlite3", kept] and kept.endswith("-wal")
+    if how == "moved":  # with the file it belongs to, the WAL gives back the call before
+        os.rename(state / kept, tmp_path / "kept.sqlite3-wal")
+        assert ids(CallLog(tmp_path).read()) == []  # (no calls.sqlite3 of that name there)
+        db = sqlite3.connect(tmp_path / "kept.sqlite3")
+        try:
+            assert db.execute("SELECT count(*) FROM calls").fetchone() == (1,)
+        finally:
+            db.close()
+
+
+def test_an_append_writes_a_few_small_pages(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes written per call (issue 13): frames appended to the WAL per append, with a
+    thousand calls logged (a page is 1 KiB; every frame is also written once more at a
+    checkpoint, shared by the calls of a hundred or so appends)."""
+    calls = legacy_calls(1000)
+    write_legacy(state, calls)
+    log = CallLog(state, clock=Clock(NOW), keep_open=True)
+    log.read(limit=1)  # migrates (and closes)
+    monkeypatch.setattr(calllog_module, "WAL_AUTOCHECKPOINT_PAGES", 1_000_000)
+    log.append(legacy_calls(1, seed=1)[0])  # the first append of a process also prunes
+    wal = state / "calls.sqlite3-wal"
+    before = wal.stat().st_size
+    for call in legacy_calls(40, seed=2):
+        log.append(call)
+    per_append = (wal.stat().st_size - before) / 40
+    assert per_append < 8 * 1024, per_append  # 4 KiB pages and three indexes wrote 20 KiB
+    log.close()
+
+
 def test_a_reader_sees_every_commit_and_is_never_blocked_by_a_writer(
     log: CallLog, state: Path
 ) -> None:
@@ -289,9 +468,11 @@ def test_a_reader_sees_every_commit_and_is_never_blocked_by_a_writer(
         other.close()
 
 
+@pytest.mark.parametrize("keep_open", [False, True])
 def test_a_writer_held_up_past_the_timeout_raises_and_the_next_append_works(
-    log: CallLog, monkeypatch: pytest.MonkeyPatch
+    state: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch, keep_open: bool
 ) -> None:
+    log = CallLog(state, clock=clock, keep_open=keep_open)
     log.append(record(1, "2026-05-03T10:00:00+01:00"))
     monkeypatch.setattr(calllog_module, "BUSY_TIMEOUT_S", 0.05)
     other = sqlite3.connect(log.path, isolation_level=None)
@@ -305,7 +486,12 @@ def test_a_writer_held_up_past_the_timeout_raises_and_the_next_append_works(
     assert ids(log.read()) == [1, 3]
 
 
-def test_appends_from_several_threads_are_all_kept(log: CallLog) -> None:
+@pytest.mark.parametrize("keep_open", [False, True])
+def test_appends_from_several_threads_are_all_kept(
+    state: Path, clock: Clock, keep_open: bool
+) -> None:
+    log = CallLog(state, clock=clock, keep_open=keep_open)
+
     def append_many(who: int) -> None:
         for i in range(40):
             log.append(record(who * 100 + i, f"2026-05-03T10:{i:02d}:00+01:00"))
@@ -332,6 +518,7 @@ def test_a_damaged_database_is_moved_aside_and_a_new_one_started(
 ) -> None:
     log = CallLog(state, clock=clock)
     _fill(log, 300)
+    log.close()  # the daemon stopped; its file was damaged while it was stopped
     if damage == "not sqlite":
         log.path.write_bytes(b'{"calls": {}}' * 100)
     else:
@@ -340,7 +527,7 @@ def test_a_damaged_database_is_moved_aside_and_a_new_one_started(
     damaged = log.path.read_bytes()
     recoveries: list[Recovery] = []
 
-    daemon_log = CallLog(state, clock=clock, on_recovery=recoveries.append)
+    daemon_log = CallLog(state, clock=clock, on_recovery=recoveries.append, keep_open=True)
     with caplog.at_level(logging.ERROR, logger="callguard.store.calllog"):
         daemon_log.append(record(1000, NOW.isoformat()))
 
@@ -364,6 +551,7 @@ def test_a_reader_reports_a_damaged_database_and_moves_nothing(
     log: CallLog, state: Path, cfg: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     log.append(record(1, NOW.isoformat()))
+    log.close()  # (with the daemon running, its WAL would hide the damage until a checkpoint)
     log.path.write_bytes(b"this is not a database" * 200)
     before = names(state)
     with pytest.raises(StoreError, match="damaged"):
@@ -684,9 +872,10 @@ import os, signal, sqlite3, sys
 from pathlib import Path
 from callguard.store import calllog
 state, how = sys.argv[1], sys.argv[2]
-log = calllog.CallLog(state)
+log = calllog.CallLog(state, keep_open=True)
 for i in range(5):
     log.append({"call_id": i, "started": f"2026-10-25T01:{10 + i}:00+0{i % 2}:00"})
+log.close()  # a daemon stopped: its calls are in the database file
 if how == "closed":
     sys.exit(0)
 # a writer killed with two more calls committed to the WAL, not yet checkpointed
@@ -733,7 +922,7 @@ import json, sqlite3, sys
 from callguard.errors import CallGuardError
 from callguard.store.calllog import CallLog
 state = sys.argv[1]
-log = CallLog(state)
+log = CallLog(state, keep_open=True)
 acked, message = [], ""
 for i in range(100000):
     try:
