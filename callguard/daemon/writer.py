@@ -14,7 +14,9 @@ work over, and one thread writes:
   most every :data:`STATUS_EVERY_S`, so a flood of RINGs cannot become a flood of writes;
 * **the grooming alert**, raised at once (it must survive a restart).
 
-:meth:`Writer.stop` writes what is waiting (bounded by ``timeout_s``) before it returns.
+:meth:`Writer.stop` writes what is waiting (bounded by ``timeout_s``), then calls ``close_log``
+on the writer's thread (the call log keeps its database open between calls and closes it then),
+before it returns.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ class Writer:
         append_call: Callable[[dict[str, Any]], None],
         write_status: Callable[[dict[str, Any]], None],
         raise_alert: Callable[[dict[str, Any]], Any],
+        close_log: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._append_call = append_call
+        self._close_log = close_log
         self._write_status = write_status
         self._raise_alert = raise_alert
         self._monotonic = monotonic
@@ -94,12 +98,14 @@ class Writer:
             self._thread.start()
 
     def stop(self, timeout_s: float = 3.0) -> None:
-        """Write what waits (for at most ``timeout_s``), then end the thread."""
+        """Write what waits (for at most ``timeout_s``), close the log, then end the thread."""
         with self._cond:
             self._stopping = True
             self._retry_at = 0.0  # one last try for records waiting on a retry
             self._cond.notify()
-        if self._thread is not None:
+        if self._thread is None:
+            self._close()  # never started: nothing else can be using the log
+        else:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 log.error(
@@ -121,7 +127,14 @@ class Writer:
                 stopping = self._stopping
             self._write_once(final=stopping)
             if stopping:
+                self._close()
                 return
+
+    def _close(self) -> None:
+        try:
+            self._close_log()
+        except Exception:
+            log.exception("could not close the call log")
 
     def _due(self) -> bool:
         now = self._monotonic()

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import pytest
 
 from callguard.daemon.writer import STATUS_EVERY_S, Writer
 
@@ -70,3 +73,51 @@ def test_stop_writes_what_waits() -> None:
     writer.stop()
     assert disk.calls == [{"call_id": 7}] and disk.alerts == [{"number": "+441134960000"}]
     assert disk.statuses[-1] == {"daemon": "stopped"}
+
+
+def test_stop_closes_the_log_after_the_last_write_on_the_writers_thread() -> None:
+    disk, events = Disk(), []
+
+    def append_call(call: dict[str, Any]) -> None:
+        events.append(("append", threading.current_thread().name))
+
+    writer = Writer(
+        append_call=append_call,
+        write_status=disk.statuses.append,
+        raise_alert=disk.alerts.append,
+        close_log=lambda: events.append(("close", threading.current_thread().name)),
+    )
+    writer.start()
+    writer.log_call({"call_id": 1})
+    writer.stop()
+    assert events[-2:] == [("append", "writer"), ("close", "writer")]
+    assert events.count(("close", "writer")) == 1
+
+
+def test_a_writer_never_started_closes_the_log_at_stop_and_a_failing_close_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    disk, closed = Disk(), []
+    writer = Writer(
+        append_call=disk.append_call,
+        write_status=disk.statuses.append,
+        raise_alert=disk.alerts.append,
+        close_log=lambda: closed.append(1),
+    )
+    writer.log_call({"call_id": 1})
+    writer.flush()
+    writer.stop()
+    assert disk.calls == [{"call_id": 1}] and closed == [1]
+
+    def fail() -> None:
+        raise OSError(5, "Input/output error")
+
+    failing = Writer(
+        append_call=disk.append_call,
+        write_status=disk.statuses.append,
+        raise_alert=disk.alerts.append,
+        close_log=fail,
+    )
+    failing.start()
+    failing.stop()  # does not raise
+    assert "could not close the call log" in caplog.text
