@@ -3,20 +3,47 @@
 The status changes with every call and is only true while the daemon runs, so it lives on
 tmpfs (``storage.runtime_dir``, ``/run/callguard``: systemd's ``RuntimeDirectory``, kept after
 a stop so ``callguard status`` still works) and costs the SD card nothing; where that folder
-does not exist (a developer's machine, the tests) it lives in ``storage.dir``. The alert must
-survive a power cut: it is kept in ``storage.dir``, so ``callguard ack`` can clear it while the
-daemon runs (the daemon follows the file's signature).
+does not exist (a developer's machine, the tests) it lives in ``storage.dir``. It is replaced
+whole (a temp file renamed over it, under its lock, never through a link) and keeps no backup:
+a status brought back from an older copy would be a lie, and could make a restarted daemon log
+a call "cut short" that had ended long before. A missing status is no status; a damaged one is
+reported and read as none. There is nothing to fsync: a power cut ends the daemon too.
+
+The alert must survive a power cut: it is kept in ``storage.dir`` on the store's power-safe
+storage (:class:`~callguard.store.jsonfile.AtomicJSONStorage`: fsynced, with a backup it is
+recovered from), so ``callguard ack`` can clear it while the daemon runs (the daemon follows
+the file's signature).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from tinydb.table import Document
 
-from callguard.store.folder import StoreFolder, exists, who
+from callguard.store.files import (
+    DEFAULT_FILE_MODE,
+    SAFE_OPEN,
+    StoreError,
+    file_type,
+    give_to_folder_owner,
+    not_a_regular_file,
+    read_store_file,
+    sibling,
+    stat_or_none,
+    unlink_quietly,
+    write_all,
+)
+from callguard.store.folder import StoreFolder, exists, storage_error, who
+from callguard.store.jsonfile import parse_tables
+from callguard.store.lock import locked
+
+log = logging.getLogger(__name__)
 
 
 class StateFiles(StoreFolder):
@@ -36,14 +63,33 @@ class StateFiles(StoreFolder):
         return self.dir / "status.json"
 
     def write_status(self, status: dict[str, Any]) -> None:
-        """Replace the daemon's status (one document, written atomically)."""
-        with self._db(self.status_path) as db:
-            table = db.table("status")
-            table.upsert(Document(status, doc_id=1))
+        """Replace the daemon's status (one document, whole or not at all; no backup)."""
+        path = self.status_path
+        try:
+            text = json.dumps({"status": {"1": status}}, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise StoreError(f"{path}: the status cannot be saved as JSON ({exc})") from None
+        if path.parent == self.dir:
+            self._prepare_write()
+        try:
+            with locked(path):
+                _replace(path, (text + "\n").encode("utf-8"))
+        except OSError as exc:
+            raise storage_error(path, exc) from None
 
     def read_status(self) -> dict[str, Any] | None:
-        doc = self._tables(self.status_path).get("status", {}).get("1")
-        return dict(doc) if doc else None
+        """The daemon's last status, or None if there is none (never an older copy)."""
+        path = self.status_path
+        try:
+            raw, _ = read_store_file(path)
+        except FileNotFoundError:
+            return None
+        tables, problem = parse_tables(raw)
+        doc = (tables or {}).get("status", {}).get("1")
+        if problem is not None or not isinstance(doc, dict):
+            log.warning("%s is not a status (%s); read as none", path, problem or "no document")
+            return None
+        return dict(doc)
 
     # -- the grooming alert -----------------------------------------------------------------
     # Kept in its own file so that it survives a restart and `callguard ack` can clear it
@@ -85,3 +131,29 @@ class StateFiles(StoreFolder):
             }
             table.upsert(Document(acked, doc_id=1))
             return dict(doc)
+
+
+def _replace(path: Path, payload: bytes) -> None:
+    """``payload`` as the content of ``path``, through a new temp file renamed over it (under
+    the file's lock): never written through a link, never half written. The backup earlier
+    versions kept is removed."""
+    current = stat_or_none(path)
+    if current is not None and not stat.S_ISREG(current.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(current.st_mode) else file_type(current.st_mode)
+        raise StoreError(not_a_regular_file(path, kind))
+    mode = DEFAULT_FILE_MODE if current is None else current.st_mode & 0o7777
+    temp = sibling(path, ".tmp")
+    unlink_quietly(temp)  # a killed writer's (only a lock holder writes it)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)
+            give_to_folder_owner(fd, path.parent)
+            write_all(fd, payload)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        unlink_quietly(temp)
+        raise
+    unlink_quietly(sibling(path, ".bak"))
