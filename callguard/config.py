@@ -312,23 +312,6 @@ class WarningConfig:
     say_place: bool = _key(True, "say where a UK number is ('...in Welwyn Garden City')")
 
 
-@dataclass(frozen=True)
-class LineSenseConfig:
-    source: str = _key(
-        "none", "'gpio', 'modem' (AT-TRV) or 'none'", _one_of("gpio", "modem", "none")
-    )
-    off_hook_below_v: float = _number(
-        20.0, "modem source: line voltage below this means a phone is off-hook", 5, 45
-    )
-    gpio_pin: int = _number(17, "gpio source: the BCM pin of the opto-isolated line sensor", 0, 27)
-    gpio_active_high: bool = _key(True, "gpio source: the pin reads high while the line is on-hook")
-
-
-@dataclass(frozen=True)
-class GroomingConfig:
-    minutes: float = _number(15.0, "an unknown call longer than this raises the alert", 0.1, 600)
-
-
 def _pin(value: Any) -> str | None:
     if value == -1 or 0 <= value <= 27:
         return None
@@ -337,6 +320,26 @@ def _pin(value: Any) -> str | None:
 
 def _pin_key(default: int, hint: str) -> Any:
     return _key(default, hint, _pin, low=-1, high=27, expect="a BCM GPIO number, or -1 for none")
+
+
+@dataclass(frozen=True)
+class LineSenseConfig:
+    source: str = _key(
+        "auto",
+        "'auto' (the modem's line voltage where it has one, else the line-sense module if "
+        "gpio_pin is set, else none), 'gpio', 'modem' (AT-TRV) or 'none'",
+        _one_of("auto", "gpio", "modem", "none"),
+    )
+    off_hook_below_v: float = _number(
+        20.0, "modem source: line voltage below this means a phone is off-hook", 5, 45
+    )
+    gpio_pin: int = _pin_key(-1, "BCM pin of the opto-isolated line-sense module (-1: none fitted)")
+    gpio_active_high: bool = _key(True, "gpio source: the pin reads high while the line is on-hook")
+
+
+@dataclass(frozen=True)
+class GroomingConfig:
+    minutes: float = _number(15.0, "an unknown call longer than this raises the alert", 0.1, 600)
 
 
 @dataclass(frozen=True)
@@ -483,17 +486,25 @@ def _suggest(name: str, known: list[str]) -> str:
 
 
 def _pin_problems(built: dict[str, Any], bad: set[str]) -> list[str]:
-    """GPIO pins used twice: gpiozero refuses the second, and those lights just go dark."""
+    """GPIO pins used twice: gpiozero refuses the second, and those lights just go dark; and
+    a line-sense module that is to be used but has no pin."""
     used: list[tuple[str, int]] = []
+    problems: list[str] = []
     sense = built.get("line_sense", LineSenseConfig())
-    if sense.source == "gpio" and "line_sense.gpio_pin" not in bad:
-        used.append(("line_sense.gpio_pin", sense.gpio_pin))
+    if sense.source in ("gpio", "auto") and "line_sense.gpio_pin" not in bad:
+        if sense.gpio_pin >= 0:
+            used.append(("line_sense.gpio_pin", sense.gpio_pin))
+        elif sense.source == "gpio":
+            problems.append(
+                'line_sense.source = "gpio" needs line_sense.gpio_pin, the BCM pin of the '
+                "line-sense module (17 in the README's wiring), e.g. gpio_pin = 17; or set "
+                'source = "auto" to use the modem\'s line voltage where it has one'
+            )
     pins = built.get("indicators", IndicatorsConfig())
     for spec in fields(IndicatorsConfig):
         name = f"indicators.{spec.name}"
         if name not in bad and getattr(pins, spec.name) >= 0:
             used.append((name, getattr(pins, spec.name)))
-    problems = []
     for i, (name, pin) in enumerate(used):
         first = next((other for other, p in used[:i] if p == pin), None)
         if first is not None:

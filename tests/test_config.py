@@ -28,7 +28,8 @@ def test_design_keys_exist_with_their_documented_defaults() -> None:
     assert c.modem.port and c.storage.dir == "/var/lib/callguard"
     assert c.screening.region == "GB"
     assert c.warning.room_command == "aplay -q {wav}" and c.warning.line is False
-    assert c.line_sense.source == "none" and c.grooming.minutes == 15
+    assert c.line_sense.source == "auto" and c.grooming.minutes == 15
+    assert c.line_sense.gpio_pin == -1  # no line-sense module unless one is set
 
 
 def test_every_problem_at_once_with_suggestions() -> None:

@@ -51,8 +51,13 @@ HOSTILE: dict[str, Any] = {
     "table": {"a": 1},
 }
 
-PINS = {"indicators.alert_led_pin", "indicators.status_led_pin", "indicators.button_pin"}
-ZERO_IS_VALID = PINS | {"line_sense.gpio_pin"}  # GPIO0 is a pin like any other
+PINS = {
+    "indicators.alert_led_pin",
+    "indicators.status_led_pin",
+    "indicators.button_pin",
+    "line_sense.gpio_pin",  # -1: no line-sense module fitted
+}
+ZERO_IS_VALID = PINS  # GPIO0 is a pin like any other
 
 VALID_STRINGS: dict[str, set[str]] = {
     # Strings that pass the form checks on purpose: any text is a valid warning or word list,
@@ -245,6 +250,29 @@ def test_a_pin_used_twice_is_reported() -> None:
     # Not in use: no conflict; -1 is "none", not a pin.
     config.from_dict({"line_sense": {"source": "modem", "gpio_pin": 24}})
     config.from_dict({"indicators": {"alert_led_pin": -1, "status_led_pin": -1}})
+
+
+def test_line_sense_pins_auto_uses_the_module_pin_and_gpio_needs_one() -> None:
+    # "auto" uses the module when the modem cannot sense the line: its pin must be free too
+    with pytest.raises(
+        config.ConfigError, match=r"indicators\.alert_led_pin = 23 is also line_sense\.gpio_pin"
+    ):
+        config.from_dict({"line_sense": {"gpio_pin": 23}})
+    assert config.from_dict({"line_sense": {"gpio_pin": 17}}).line_sense.gpio_pin == 17
+    # no module (the default): nothing to clash with, and "auto" needs none
+    assert config.from_dict({"line_sense": {"source": "auto"}}).line_sense.gpio_pin == -1
+    with pytest.raises(config.ConfigError) as exc:
+        config.from_dict({"line_sense": {"source": "gpio"}, "grooming": {"minutes": 0}})
+    assert exc.value.problems[-1] == (
+        'line_sense.source = "gpio" needs line_sense.gpio_pin, the BCM pin of the line-sense '
+        'module (17 in the README\'s wiring), e.g. gpio_pin = 17; or set source = "auto" to '
+        "use the modem's line voltage where it has one"
+    )
+    assert len(exc.value.problems) == 2  # every problem at once
+    # a bad pin is reported as itself, not also as missing
+    with pytest.raises(config.ConfigError) as exc:
+        config.from_dict({"line_sense": {"source": "gpio", "gpio_pin": 28}})
+    assert [p.split(" = ")[0] for p in exc.value.problems] == ["line_sense.gpio_pin"]
 
 
 def test_a_bad_pin_is_reported_once_not_also_as_a_clash() -> None:

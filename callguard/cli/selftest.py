@@ -8,6 +8,11 @@ fix things: the config, the storage, the modem (found, identified, caller ID on,
 the line, the voice, the lights and the button, line sensing. The modem is opened exactly as
 the daemon opens it (the same transport, exclusively), so the daemon must be stopped first;
 selftest says so if it is not. Exit code 0 when nothing failed, 1 otherwise.
+
+Line sensing is judged by the daemon's own rule (:func:`callguard.hardware.linesense.choose`)
+from the modem's answer to the line check's ``AT-TRV``: it FAILs, with the fix, when nothing
+can sense the line (``source = "none"``, or ``"auto"`` with a modem that has no ``AT-TRV`` and
+no line-sense module set), since the grooming light cannot work then.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from callguard.audio.prompts import Prompts, Voice
 from callguard.audio.speaker import RoomSpeaker
 from callguard.config import Config
 from callguard.errors import UsageError
+from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem import profiles
 from callguard.modem.transport import ModemError, ModemTransport, _open_failure
@@ -76,6 +82,11 @@ class SelfTest:
         self.say = say
         self.transport_factory = transport_factory
         self.store = Store(config.storage.dir, region=config.screening.region)
+        self._modem_profile: profiles.ModemProfile | None = None
+        self._asked = False
+        """Whether the line check asked a modem for the line voltage; its answer (see
+        ``linesense.ask_line_voltage``) is ``_line_voltage``."""
+        self._line_voltage: float | str | None = None
 
     def run(self) -> list[Check]:
         return list(self._checks())
@@ -198,16 +209,19 @@ class SelfTest:
         )
 
     def _line(self, transport: ModemTransport) -> Check:
-        profile = transport.profile
-        if profile is not None and profile.line_voltage is False:
-            return _skip("line", f"the {profile.description} cannot report the line voltage")
+        profile = self._modem_profile = transport.profile
         try:
-            reply = transport.command("AT-TRV")
+            answer = linesense.ask_line_voltage(transport, transport.command_timeout_s)
         except ModemError as exc:
             return _skip("line", f"no line voltage reading ({exc})")
-        volts = reply.volts
-        if volts is None:
+        self._asked, self._line_voltage = True, answer
+        if answer is None and profile is not None:
+            return _skip("line", f"the {profile.description} cannot report the line voltage")
+        if answer == linesense.NO_ANSWER:
+            return _skip("line", "no line voltage reading (no answer to AT-TRV)")
+        if not isinstance(answer, float):
             return _skip("line", "this modem does not report the line voltage (AT-TRV)")
+        volts = answer
         if abs(volts) >= self.config.line_sense.off_hook_below_v:
             return _pass("line", f"{volts:.1f} V: the phone line is connected and on-hook")
         if abs(volts) < 3:
@@ -314,27 +328,63 @@ class SelfTest:
         )
 
     def _line_sense(self) -> Check:
-        source = self.config.line_sense.source
+        """Whether the grooming light can work: the daemon's choice of line-sense source."""
+        name = "line sensing"
+        settings = self.config.line_sense
+        source, answer = settings.source, self._line_voltage
+        cannot = "no call durations, and the grooming light cannot work"
         if source == "none":
-            return _skip(
-                "line sensing",
-                'off (line_sense.source = "none"): no call durations, no grooming alert',
+            return _fail(
+                name,
+                f'off (line_sense.source = "none"): {cannot}',
+                'set line_sense.source = "auto" in the config (sudo callguard setup offers it): '
+                "the modem's line voltage where it has one, else the line-sense module",
             )
+        if source == "gpio":
+            return self._gpio_line_sense("")
+        if not self._asked:
+            if source == "auto" and linesense.gpio_configured(settings.gpio_pin):
+                return self._gpio_line_sense("auto, if the modem cannot sense the line: ")
+            return _skip(name, f'needs the modem (line_sense.source = "{source}")')
+        choice = linesense.choose(self._modem_profile, answer, settings.gpio_pin)
         if source == "modem":
-            return _pass("line sensing", "the modem's line voltage (see the line check above)")
-        from callguard.hardware.linesense import GpioLineSense
+            if choice.source == "modem":
+                return _pass(name, f"the modem's line voltage: {choice.reason}")
+            why = linesense.modem_cannot(self._modem_profile, answer)
+            return _fail(
+                name,
+                f'line_sense.source = "modem", but {why}: {cannot}',
+                f'this modem cannot sense the line: set line_sense.source = "auto" and '
+                f"{linesense.NO_SENSE_FIX}",
+            )
+        if choice.source == "modem":
+            return _pass(name, f"auto: {choice.reason}")
+        if choice.source == "gpio":
+            return self._gpio_line_sense(f"auto: {choice.reason}: ")
+        return _fail(
+            name,
+            f"auto: {choice.reason}: {cannot}",
+            f"this modem cannot sense the line: {linesense.NO_SENSE_FIX}",
+        )
 
-        sense = GpioLineSense(
-            self.config.line_sense.gpio_pin,
+    def _gpio_line_sense(self, why: str) -> Check:
+        settings = self.config.line_sense
+        sense = linesense.GpioLineSense(
+            settings.gpio_pin,
             lambda change: None,
-            active_high=self.config.line_sense.gpio_active_high,
+            active_high=settings.gpio_active_high,
             pin_factory=self.pin_factory,
         )
         try:
             sense.start()
             if not sense.available:
-                return _fail("line sensing", sense.detail, "check the sensor's wiring and pin")
-            return _pass("line sensing", f"{sense.detail}; the line reads {sense.hook.value}")
+                return _fail(
+                    "line sensing",
+                    f"{why}{sense.detail}",
+                    "check the line-sense module's wiring (see Wiring in the README) and "
+                    "line_sense.gpio_pin",
+                )
+            return _pass("line sensing", f"{why}{sense.detail}; the line reads {sense.hook.value}")
         finally:
             sense.stop()
 

@@ -3,10 +3,12 @@
 Theory of operation
 -------------------
 :func:`run_setup` asks through two injected functions, ``ask`` (``input``) and ``say``
-(``print``), so tests drive it with a script and the CLI with a terminal. There are four steps,
+(``print``), so tests drive it with a script and the CLI with a terminal. There are five steps,
 each a loop of questions: the allow list (family and friends), the protect list (the numbers on
-the back of the bank cards), the warning voice (CallGuard's, or a family recording) and the
-quiet hours; then a summary of what changed and what to do next.
+the back of the bank cards), the warning voice (CallGuard's, or a family recording), the
+quiet hours, and line sensing for the grooming light (is the line-sense module fitted, and on
+which pin; line sensing turned on if the config had it off); then a summary of what changed
+and what to do next.
 
 Every answer is checked as soon as it is given, with the same code that checks it elsewhere
 (:func:`~callguard.core.lists.target_for` for numbers,
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import stat
 from collections.abc import Callable
@@ -46,6 +49,7 @@ from callguard.core.lists import CONFLICTS, LIST_TITLES, WHY_CONFLICT, Entry, Ta
 from callguard.core.numbers import NumberError, for_people
 from callguard.core.screening import quiet_span
 from callguard.errors import CallGuardError, UsageError
+from callguard.hardware.linesense import MODULE_PIN
 from callguard.store.files import write_atomically
 from callguard.store.jsonfile import Recovery
 from callguard.store.lists import Store
@@ -79,6 +83,13 @@ OUT_OF_REACH: dict[str, str] = {
 YES = frozenset({"y", "yes"})
 NO = frozenset({"n", "no"})
 NONE_WORDS = frozenset({"none", "no", "off"})
+
+INDICATOR_NAMES = {
+    "alert_led_pin": "the alert light",
+    "status_led_pin": "the status light",
+    "button_pin": "the button",
+}
+_PIN_RE = re.compile(r"(?:gpio|bcm)?\s*(\d{1,3})")
 
 
 def run_setup(config_path: Path, *, ask: Ask = input, say: Say = print) -> int:
@@ -154,6 +165,7 @@ class _Wizard:
             )
             self._voice_step()
             self._quiet_hours_step()
+            self._line_sense_step()
         except EOFError:
             self.say("")
             self.say("Setup stopped. Everything saved before this point is kept.")
@@ -376,9 +388,100 @@ class _Wizard:
             self.say("Saved: no quiet hours.")
             self.changes.append("No quiet hours")
 
+    # -- step 5: line sensing, for the grooming light -------------------------------------------
+
+    def _line_sense_step(self) -> None:
+        self.say("")
+        self.say(
+            "The grooming light needs to know when the phone is in use. A Conexant-based modem "
+            "(Zoom 3095, StarTech) can tell by itself; a USRobotics 5637 needs the line-sense "
+            f"module, wired to GPIO {MODULE_PIN} (see Wiring in the README)."
+        )
+        if self.config.line_sense.source == "none":
+            self.say(
+                'Line sensing is off (line_sense.source = "none"), so the grooming light '
+                "cannot work."
+            )
+            if not self._yes_no("Turn it on? (y/n) "):
+                return
+            if not self._save("line_sense", "source", "auto"):
+                return
+            done = "Line sensing is on: the modem's line voltage, or the line-sense module"
+            self.say(f"Saved: {done[0].lower()}{done[1:]}.")
+            self.changes.append(done)
+        pin = self.config.line_sense.gpio_pin
+        self.say(
+            f"Now: the line-sense module on GPIO {pin}."
+            if pin >= 0
+            else "Now: no line-sense module."
+        )
+        while True:
+            text = self._ask(
+                f"Is a line-sense module fitted? y (on GPIO {MODULE_PIN}), its GPIO number, n "
+                "for none, or Enter to leave it as it is: "
+            )
+            if not text:
+                return
+            new_pin = self._module_pin(text)
+            if new_pin is not None:
+                break
+        self._save_module_pin(new_pin)
+
+    def _module_pin(self, text: str) -> int | None:
+        """The pin an answer names (-1: no module), or None after saying what was wrong."""
+        answer = text.lower()
+        if answer in YES:
+            return MODULE_PIN
+        if answer in NO | NONE_WORDS:
+            return -1
+        match = _PIN_RE.fullmatch(answer)
+        if match is None or not 0 <= int(match.group(1)) <= 27:
+            self.say(
+                f"Sorry, {text!r} is not a GPIO pin: type y for GPIO {MODULE_PIN} (as in the "
+                "README's wiring), a BCM GPIO number from 0 to 27, n for none, or Enter to "
+                "leave it as it is."
+            )
+            return None
+        pin = int(match.group(1))
+        for key, what in INDICATOR_NAMES.items():
+            if getattr(self.config.indicators, key) == pin:
+                self.say(
+                    f"Sorry, GPIO {pin} is {what} (indicators.{key}): the module needs its own "
+                    f"pin. Wire it to GPIO {MODULE_PIN} as in the README, or type the pin it "
+                    "is on."
+                )
+                return None
+        return pin
+
+    def _save_module_pin(self, pin: int) -> None:
+        sense = self.config.line_sense
+        if pin == sense.gpio_pin and sense.source != "modem":
+            self.say("That is already set.")
+            return
+        if pin < 0:
+            if sense.source == "gpio" and not self._save("line_sense", "source", "auto"):
+                return  # "gpio" needs a pin: "auto" first, then the pin can go
+            if pin != sense.gpio_pin and not self._save("line_sense", "gpio_pin", -1):
+                return
+            self.say(
+                "Saved: no line-sense module. The grooming light then works only if the modem "
+                "can sense the line: callguard selftest says whether it can."
+            )
+            self.changes.append("No line-sense module")
+            return
+        if pin != sense.gpio_pin and not self._save("line_sense", "gpio_pin", pin):
+            return
+        done = f"The line-sense module is on GPIO {pin}"
+        if sense.source == "modem":  # the module would never be used
+            if not self._save("line_sense", "source", "auto"):
+                return
+            done += ' (line_sense.source is now "auto": the modem\'s line voltage where it has one)'
+        self.say(f"Saved: {done[0].lower()}{done[1:]}.")
+        self.changes.append(done)
+
     # -- writing the config ----------------------------------------------------------------------
 
-    def _save(self, section: str, key: str, value: str) -> bool:
+    def _save(self, section: str, key: str, value: str | int) -> bool:
         """Set one key in the config file; False (and why, said) if it was not written."""
         try:
             self.config = save_setting(self.config_path, section, key, value)
@@ -389,7 +492,7 @@ class _Wizard:
         return True
 
 
-def save_setting(path: Path, section: str, key: str, value: str) -> configuration.Config:
+def save_setting(path: Path, section: str, key: str, value: str | int) -> configuration.Config:
     """Write ``section.key = value`` into the config file at ``path``; the new config.
 
     The file is checked before it is replaced (nothing is written if it would not load) and

@@ -33,6 +33,21 @@ Sources (``line_sense.source``):
   edge, or the pin's bounce filter swallowing one). It costs nothing, so it ignores
   :meth:`~GpioLineSense.set_active`.
 * ``none``: :class:`NoLineSense`; call durations are unknown and the grooming alert cannot work.
+* ``auto`` (the default): :class:`AutoLineSense` chooses one of the three, once, as soon as the
+  modem has connected (the transport then knows the modem's family): the modem's line voltage
+  where the modem answers ``AT-TRV`` with a voltage (the Conexant family), else the GPIO
+  sensor where ``line_sense.gpio_pin`` is set, else none. A modem whose profile is known to have
+  no ``AT-TRV`` (the USRobotics 5637) is not asked. The question is one ``AT-TRV``, sent only
+  while the line is quiet: no call ringing or in progress (the daemon's :meth:`set_active`),
+  no RING or caller ID from the modem in the last ``quiet_s`` and no :meth:`pause` held, so it
+  is not sent during a call, and a seizure can meet it only if a caller ID lands in the
+  moment it goes out (then the seizure waits for that one reply, at most ``probe_timeout_s``).
+  ``ERROR`` (or an answer that is not a voltage) means no ``AT-TRV``; no answer is asked again
+  a few times, then counts as none; an unplugged modem is asked again when it is back. Until
+  it has chosen, ``name`` is ``"auto"`` and ``available`` False; then both are the chosen
+  source's. The choice and why are logged (a WARNING with the fix when it is none), shown in
+  ``detail``, and announced through ``on_decided`` so the daemon can write its status again.
+  :func:`choose` holds the rule, so ``callguard selftest`` judges a unit as the daemon will.
 
 Pausing: when CallGuard itself takes the line (speaking a warning, holding a blocked call),
 the line voltage drops exactly as if a phone were lifted, and both sources would see it. While
@@ -52,14 +67,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import gpiozero  # type: ignore[import-untyped]
 
 from callguard.core.hook import Debouncer, Hook, HookChange
 from callguard.errors import UsageError
-from callguard.modem.protocol import Error
-from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable
+from callguard.modem.profiles import ModemProfile
+from callguard.modem.protocol import CallerId, Error, Event, Ring
+from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable, Reply
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +89,7 @@ class LineSense(Protocol):
 
     @property
     def name(self) -> str:
-        """``"modem"``, ``"gpio"`` or ``"none"``."""
+        """``"modem"``, ``"gpio"`` or ``"none"`` (``"auto"`` until auto has chosen one)."""
         ...
 
     @property
@@ -493,7 +510,7 @@ class GpioLineSense:
 
 
 # --------------------------------------------------------------------------------------------
-# None, and choosing a source
+# None
 # --------------------------------------------------------------------------------------------
 
 
@@ -517,7 +534,337 @@ class NoLineSense:
         return contextlib.nullcontext()
 
 
-SOURCES = ("gpio", "modem", "none")
+# --------------------------------------------------------------------------------------------
+# Auto: the modem's line voltage, else a configured sensor, else none
+# --------------------------------------------------------------------------------------------
+
+NO_ANSWER = "no answer"
+"""What :func:`ask_line_voltage` returns when the modem did not answer ``AT-TRV`` in time."""
+
+MODULE_PIN = 17
+"""The pin the README's wiring gives the line-sense module."""
+
+NO_SENSE_FIX = (
+    f"fit the line-sense module on GPIO {MODULE_PIN} and set line_sense.gpio_pin = {MODULE_PIN} "
+    "(callguard setup asks; see Wiring in the README), or use a Conexant-based modem "
+    "(Zoom 3095, StarTech), which senses the line by itself"
+)
+"""What to do when nothing can sense the line: for the log, ``status`` and ``selftest``."""
+
+
+def gpio_configured(pin: int | str | None) -> bool:
+    """Whether ``line_sense.gpio_pin`` names a pin (-1, or None, is "no module fitted")."""
+    return pin is not None and not (isinstance(pin, int) and pin < 0)
+
+
+def line_voltage_answer(reply: Reply) -> float | str:
+    """The volts in a reply to ``AT-TRV``, or what the modem said instead (``"ERROR"``...)."""
+    if reply.volts is not None:
+        return reply.volts
+    if isinstance(reply.final, Error):
+        return reply.final.text or "ERROR"
+    said = "; ".join(reply.lines) or reply.describe()
+    return f"{said!r}, which is not a voltage,"
+
+
+def ask_line_voltage(transport: ModemTransport, timeout_s: float) -> float | str | None:
+    """Ask the modem for the line voltage, once.
+
+    The volts; or what the modem said instead (see :func:`line_voltage_answer`), or
+    :data:`NO_ANSWER`; or None, not asked, when the modem's profile is known to have no
+    ``AT-TRV``. Raises :class:`ModemUnavailable` when there is no modem to ask.
+    """
+    profile = transport.profile
+    if profile is not None and profile.line_voltage is False:
+        return None
+    try:
+        reply = transport.command("AT-TRV", timeout_s=timeout_s)
+    except CommandTimeout:
+        return NO_ANSWER
+    return line_voltage_answer(reply)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What ``line_sense.source = "auto"`` settles on, and why, in plain English."""
+
+    source: str
+    """``"modem"``, ``"gpio"`` or ``"none"``."""
+    reason: str
+
+
+def modem_cannot(profile: ModemProfile | None, answer: float | str | None) -> str | None:
+    """Why the modem cannot sense the line, in words, from what :func:`ask_line_voltage`
+    returned; None when it gave a voltage."""
+    modem = f"the modem ({profile.description})" if profile is not None else "the modem"
+    if isinstance(answer, int | float):
+        return None
+    if answer is None:
+        without = f"the {profile.description}" if profile is not None else "the modem"
+        return f"{without} cannot report the line voltage (no AT-TRV)"
+    if answer == NO_ANSWER:
+        return f"{modem} did not answer AT-TRV"
+    return f"{modem} answered {answer} to AT-TRV"
+
+
+def choose(
+    profile: ModemProfile | None, answer: float | str | None, gpio_pin: int | str | None
+) -> Choice:
+    """The rule of ``auto``: the modem's line voltage where ``AT-TRV`` gave a voltage, else
+    the sensor where ``gpio_pin`` is set, else none. ``answer`` is what
+    :func:`ask_line_voltage` returned."""
+    why = modem_cannot(profile, answer)
+    if why is None:
+        modem = f"the modem ({profile.description})" if profile is not None else "the modem"
+        return Choice("modem", f"{modem} reports the line voltage (AT-TRV: {answer:.1f} V)")
+    if gpio_configured(gpio_pin):
+        assert gpio_pin is not None
+        return Choice("gpio", f"{why}; the line-sense module on {_pin_label(gpio_pin)} is set")
+    return Choice("none", f"{why}, and no line-sense module is set (line_sense.gpio_pin)")
+
+
+class AutoLineSense:
+    """``line_sense.source = "auto"``: chooses a source once the modem is connected, then is
+    that source. See the module docstring.
+
+    ``make`` builds the chosen source (not started) from its name. ``on_decided`` is called
+    (from the choosing thread, after the choice is in force) so the daemon can show it.
+    """
+
+    def __init__(
+        self,
+        transport: ModemTransport,
+        make: Callable[[str], LineSense],
+        *,
+        gpio_pin: int | str | None = None,
+        on_decided: Callable[[], None] | None = None,
+        clock: Clock = time.monotonic,
+        probe_timeout_s: float = 1.0,
+        attempts: int = 3,
+        retry_s: float = 5.0,
+        quiet_s: float = 2.0,
+        wait_slice_s: float = 0.25,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError(f"attempts is {attempts}; expected 1 or more")
+        self.transport = transport
+        self.gpio_pin = gpio_pin
+        self.probe_timeout_s = probe_timeout_s
+        self.attempts = attempts
+        self.retry_s = retry_s
+        self.quiet_s = quiet_s
+        self.wait_slice_s = wait_slice_s
+        self._make = make
+        self._on_decided = on_decided
+        self._clock = clock
+        self._cond = threading.Condition(threading.RLock())
+        self._chosen: LineSense | None = None
+        self.choice: Choice | None = None
+        """What was chosen and why; None until then."""
+        self._active = False
+        self._paused = 0
+        self._in_flight = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._no_answers = 0
+        self._next_try: float | None = None
+        self._heard_at: float | None = None  # when the modem last reported a call coming in
+        self._waiting = "waiting for the modem to connect"
+
+    @property
+    def name(self) -> str:
+        with self._cond:
+            return self._chosen.name if self._chosen is not None else "auto"
+
+    @property
+    def available(self) -> bool:
+        with self._cond:
+            return self._chosen is not None and self._chosen.available
+
+    @property
+    def detail(self) -> str:
+        with self._cond:
+            chosen, choice = self._chosen, self.choice
+            if chosen is None or choice is None:
+                return f"auto: not chosen yet ({self._waiting})"
+        detail = f"{chosen.detail} (auto: {choice.reason})"
+        if choice.source == "none":
+            detail += f"; to fix: {NO_SENSE_FIX}"
+        return detail
+
+    @property
+    def chosen(self) -> LineSense | None:
+        """The source in force once chosen, else None."""
+        with self._cond:
+            return self._chosen
+
+    def start(self) -> None:
+        """Start the thread that waits for the modem and chooses; returns at once."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("line sense already started")
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="line-sense-auto", daemon=True)
+        self.transport.add_listener(self._heard)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
+        self.transport.remove_listener(self._heard)
+        with self._cond:
+            chosen = self._chosen
+        if chosen is not None:
+            chosen.stop()
+
+    def set_active(self, active: bool) -> None:
+        with self._cond:
+            self._active = active
+            if self._chosen is not None:
+                self._chosen.set_active(active)
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def pause(self) -> Iterator[None]:
+        """As the chosen source's; before the choice, no ``AT-TRV`` is sent while held (an
+        ``AT-TRV`` already in flight is waited for, at most ``probe_timeout_s`` and a second)."""
+        with self._cond:
+            chosen = self._chosen
+            if chosen is None:
+                self._paused += 1
+                self._cond.wait_for(lambda: not self._in_flight, timeout=self.probe_timeout_s + 1.0)
+        if chosen is not None:
+            with chosen.pause():
+                yield
+            return
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._paused -= 1
+                self._cond.notify_all()
+
+    def may_ask(self) -> bool:
+        """Whether the modem may be asked now: connected, the line quiet, nothing paused."""
+        with self._cond:
+            now, heard_at = self._clock(), self._heard_at
+            if self._chosen is not None or self._stopping:
+                return False
+            if not self.transport.status.connected:
+                return False
+            if self._active or self._paused:
+                return False
+            if heard_at is not None and now - heard_at < self.quiet_s:
+                return False
+            return self._next_try is None or now >= self._next_try
+
+    def decide(self) -> bool:
+        """Ask the modem and choose (the thread's step, once :meth:`may_ask`; public for tests).
+
+        True once a source is chosen and started; False to try again later (the modem is gone,
+        or did not answer and has tries left, or this was stopped).
+        """
+        with self._cond:
+            if self._chosen is not None:
+                return True
+            if self._stopping:
+                return False
+            self._in_flight = True
+        try:
+            answer = ask_line_voltage(self.transport, self.probe_timeout_s)
+        except ModemUnavailable as exc:
+            log.debug("line sensing (auto): no modem to ask yet: %s", exc)
+            return False
+        finally:
+            with self._cond:
+                self._in_flight = False
+                self._cond.notify_all()
+        if answer == NO_ANSWER:
+            with self._cond:
+                self._no_answers += 1
+                if self._no_answers < self.attempts:
+                    self._next_try = self._clock() + self.retry_s
+                    self._waiting = "the modem did not answer AT-TRV; asking again"
+                    log.info(
+                        "line sensing (auto): the modem did not answer AT-TRV (try %d of %d); "
+                        "asking again in %g s",
+                        self._no_answers,
+                        self.attempts,
+                        self.retry_s,
+                    )
+                    return False
+        choice = choose(self.transport.profile, answer, self.gpio_pin)
+        chosen = self._make(choice.source)
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping or not self._paused)
+            if self._stopping:
+                return False
+            chosen.start()
+            chosen.set_active(self._active)
+            self._chosen, self.choice = chosen, choice
+        self.transport.remove_listener(self._heard)
+        self._log(choice, chosen)
+        if self._on_decided is not None:
+            try:
+                self._on_decided()
+            except Exception:
+                log.exception("line sensing (auto): the on_decided listener failed")
+        return True
+
+    def _heard(self, event: Event) -> None:
+        """A modem event, on the transport's reader thread: a RING or caller ID is a call
+        coming in before the daemon has said so (:meth:`set_active`). Takes no lock."""
+        if isinstance(event, Ring | CallerId):
+            self._heard_at = self._clock()
+
+    def _log(self, choice: Choice, chosen: LineSense) -> None:
+        if choice.source == "none":
+            log.warning(
+                'line sensing is off (line_sense.source = "auto"): %s. Call durations are '
+                "unknown and the grooming light cannot work; %s",
+                choice.reason,
+                NO_SENSE_FIX,
+            )
+        else:
+            log.info(
+                'line sensing (line_sense.source = "auto") chose %s: %s; %s',
+                choice.source,
+                choice.reason,
+                chosen.detail,
+            )
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping or self._chosen is not None:
+                    return
+            if not self.transport.wait_connected(self.wait_slice_s):
+                continue
+            with self._cond:
+                ready = self._cond.wait_for(
+                    lambda: self._stopping or self.may_ask(), timeout=self.wait_slice_s
+                )
+                if self._stopping:
+                    return
+            if not ready:
+                continue
+            try:
+                self.decide()
+            except Exception:
+                log.exception("line sensing (auto) could not choose; trying again")
+                with self._cond:
+                    self._next_try = self._clock() + self.retry_s
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing a source
+# --------------------------------------------------------------------------------------------
+
+SOURCES = ("auto", "gpio", "modem", "none")
 
 _MODEM_OPTIONS = frozenset({"interval_s", "off_hook_below_v", "hold_s", "clock"})
 _GPIO_OPTIONS = frozenset(
@@ -531,6 +878,7 @@ _GPIO_OPTIONS = frozenset(
         "external_pull",
     }
 )
+_AUTO_OPTIONS = frozenset({"on_decided", "clock"})
 
 
 def build(
@@ -538,28 +886,44 @@ def build(
     *,
     transport: ModemTransport | None,
     on_change: Callable[[HookChange], None],
-    gpio_pin: int | str = 17,
+    gpio_pin: int | str | None = None,
     **options: Any,
 ) -> LineSense:
     """The line sense for ``line_sense.source``, not yet started.
 
-    ``options`` go to the chosen source's constructor; those meant only for the other source
-    (``active_high`` for a modem, ``off_hook_below_v`` for GPIO) are ignored, so the daemon can
-    pass its whole ``[line_sense]`` section. An option no source knows is a TypeError.
+    ``options`` go to the chosen source's constructor; those meant only for another source
+    (``active_high`` for a modem, ``off_hook_below_v`` for GPIO, ``on_decided`` for all but
+    auto) are ignored, so the daemon can pass its whole ``[line_sense]`` section. An option no
+    source knows is a TypeError. ``gpio_pin`` -1 or None means no sensor is fitted.
     """
-    unknown = set(options) - _MODEM_OPTIONS - _GPIO_OPTIONS
+    unknown = set(options) - _MODEM_OPTIONS - _GPIO_OPTIONS - _AUTO_OPTIONS
     if unknown:
         raise TypeError(f"unknown line-sense option(s): {', '.join(sorted(unknown))}")
-    if source == "modem":
-        if transport is None:
-            raise ValueError('line_sense.source = "modem" needs the modem transport')
-        kwargs = {k: v for k, v in options.items() if k in _MODEM_OPTIONS}
-        return ModemLineSense(transport, on_change, **kwargs)
-    if source == "gpio":
-        kwargs = {k: v for k, v in options.items() if k in _GPIO_OPTIONS}
-        return GpioLineSense(gpio_pin, on_change, **kwargs)
-    if source == "none":
+
+    def make(name: str) -> LineSense:
+        if name == "modem":
+            assert transport is not None
+            kwargs = {k: v for k, v in options.items() if k in _MODEM_OPTIONS}
+            return ModemLineSense(transport, on_change, **kwargs)
+        if name == "gpio":
+            if not gpio_configured(gpio_pin):
+                raise ValueError(
+                    'line_sense.source = "gpio" needs line_sense.gpio_pin: the BCM pin of the '
+                    f"line-sense module (GPIO {MODULE_PIN} in the README's wiring)"
+                )
+            assert gpio_pin is not None
+            kwargs = {k: v for k, v in options.items() if k in _GPIO_OPTIONS}
+            return GpioLineSense(gpio_pin, on_change, **kwargs)
         return NoLineSense()
+
+    if source in ("modem", "auto") and transport is None:
+        raise ValueError(f'line_sense.source = "{source}" needs the modem transport')
+    if source in ("modem", "gpio", "none"):
+        return make(source)
+    if source == "auto":
+        assert transport is not None
+        kwargs = {k: v for k, v in options.items() if k in _AUTO_OPTIONS}
+        return AutoLineSense(transport, make, gpio_pin=gpio_pin, **kwargs)
     raise UsageError(
         f"line_sense.source = {source!r} is not a line-sense source; use one of "
         + ", ".join(repr(s) for s in SOURCES)

@@ -19,8 +19,14 @@ from callguard.store.lists import Store
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
 
-SKIP_ALL = ["", "", "", ""]
-"""Enter at each step: allow list, protect list, warning voice, quiet hours."""
+SKIP_ALL = ["", "", "", "", ""]
+"""Enter at each step: allow list, protect list, warning voice, quiet hours, line sensing."""
+SKIP_TO_LINE_SENSE = ["", "", "", ""]
+"""Enter at each step before line sensing."""
+MODULE_QUESTION = (
+    "Is a line-sense module fitted? y (on GPIO 17), its GPIO number, n for none, or Enter to "
+    "leave it as it is: "
+)
 
 
 @dataclass
@@ -289,8 +295,99 @@ def test_quiet_hours_are_tidied_and_can_be_turned_off(config_path: Path) -> None
     assert config.load(str(config_path)).screening.quiet_hours == "09:00-17:05"
     rc, script = run(config_path, ["", "", "", "none"])
     assert rc == 0
-    assert script.prompts[-1].startswith("Quiet hours are now 09:00-17:05.")
+    assert script.prompts[-2].startswith("Quiet hours are now 09:00-17:05.")
     assert config.load(str(config_path)).screening.quiet_hours == ""
+
+
+# -- line sensing, for the grooming light ------------------------------------------------------
+
+
+def test_the_line_sense_module_is_asked_about_and_saved(config_path: Path) -> None:
+    before = config_path.read_text()
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "y"])
+    assert rc == 0 and "Setup finished." in script.said
+    assert script.prompts[-1] == MODULE_QUESTION
+    assert "a USRobotics 5637 needs the line-sense module, wired to GPIO 17" in script.text
+    assert "Now: no line-sense module." in script.said
+    assert "Saved: the line-sense module is on GPIO 17." in script.said
+    assert "  - The line-sense module is on GPIO 17" in script.said
+    loaded = config.load(str(config_path))
+    assert (loaded.line_sense.source, loaded.line_sense.gpio_pin) == ("auto", 17)
+    assert changed_lines(before, config_path.read_text()) == [("gpio_pin = -1", "gpio_pin = 17")]
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "17"])
+    assert "Now: the line-sense module on GPIO 17." in script.said
+    assert "That is already set." in script.said
+
+
+def test_a_bad_pin_is_explained_and_asked_again(config_path: Path) -> None:
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "28", "pin 4", "-1", "23", "GPIO 22"])
+    assert rc == 0
+    assert script.prompts[-5:] == [MODULE_QUESTION] * 5
+    bad = (
+        "is not a GPIO pin: type y for GPIO 17 (as in the README's wiring), a BCM GPIO number "
+        "from 0 to 27, n for none, or Enter to leave it as it is."
+    )
+    assert f"Sorry, '28' {bad}" in script.said
+    assert f"Sorry, 'pin 4' {bad}" in script.said
+    assert f"Sorry, '-1' {bad}" in script.said
+    assert (
+        "Sorry, GPIO 23 is the alert light (indicators.alert_led_pin): the module needs its own "
+        "pin. Wire it to GPIO 17 as in the README, or type the pin it is on."
+    ) in script.said
+    assert config.load(str(config_path)).line_sense.gpio_pin == 22
+
+
+def test_no_module_takes_the_pin_away(config_path: Path) -> None:
+    run(config_path, [*SKIP_TO_LINE_SENSE, "5"])
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "n"])
+    assert rc == 0
+    assert "Saved: no line-sense module." in script.text
+    assert "callguard selftest says whether it can" in script.text
+    assert config.load(str(config_path)).line_sense.gpio_pin == -1
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, ""])  # Enter: left as it is
+    assert rc == 0 and "Nothing was changed." in script.said
+
+
+def test_line_sensing_that_was_off_is_turned_on(config_path: Path) -> None:
+    """A unit set up from the old shipped file has line_sense.source = "none" written in it."""
+    config_path.write_text(config_path.read_text().replace('source = "auto"', 'source = "none"', 1))
+    assert config.load(str(config_path)).line_sense.source == "none"
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "maybe", "y", "n"])
+    assert rc == 0
+    assert (
+        'Line sensing is off (line_sense.source = "none"), so the grooming light cannot work.'
+    ) in script.said
+    assert "Please answer y (yes) or n (no)." in script.said
+    assert script.prompts[-3:] == ["Turn it on? (y/n) ", "Turn it on? (y/n) ", MODULE_QUESTION]
+    loaded = config.load(str(config_path))
+    assert (loaded.line_sense.source, loaded.line_sense.gpio_pin) == ("auto", -1)
+    assert "  - Line sensing is on: the modem's line voltage, or the line-sense module" in (
+        script.said
+    )
+    # left off when the answer is no: and then no question about the module
+    config_path.write_text(config_path.read_text().replace('source = "auto"', 'source = "none"', 1))
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, ""])
+    assert script.prompts[-1] == "Turn it on? (y/n) "
+    assert config.load(str(config_path)).line_sense.source == "none"
+
+
+def test_a_module_on_a_modem_only_or_gpio_config(config_path: Path) -> None:
+    text = config_path.read_text()
+    config_path.write_text(text.replace('source = "auto"', 'source = "modem"', 1))
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "y"])
+    assert rc == 0
+    assert 'line_sense.source is now "auto"' in script.text  # else the module is never used
+    loaded = config.load(str(config_path))
+    assert (loaded.line_sense.source, loaded.line_sense.gpio_pin) == ("auto", 17)
+    config_path.write_text(
+        text.replace('source = "auto"', 'source = "gpio"', 1).replace(
+            "gpio_pin = -1", "gpio_pin = 17"
+        )
+    )
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "none"])  # "gpio" needs a pin: auto
+    assert rc == 0 and "Saved: no line-sense module." in script.text
+    loaded = config.load(str(config_path))
+    assert (loaded.line_sense.source, loaded.line_sense.gpio_pin) == ("auto", -1)
 
 
 # -- the config file ---------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from callguard.errors import UsageError
 from callguard.hardware import linesense
 from callguard.hardware.linesense import GpioLineSense, LineSense, ModemLineSense, NoLineSense
 from callguard.modem import profiles
-from callguard.modem.protocol import Error, Info, LineVoltage, Ok
+from callguard.modem.protocol import CallerId, Error, Info, LineVoltage, Ok
 from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable, Reply
 from callguard.sim import SimModem
 
@@ -633,3 +633,315 @@ def test_build_rejects_unknown_sources_and_options() -> None:
         linesense.build("modme", transport=None, on_change=print)
     with pytest.raises(TypeError, match="hold_ms"):
         linesense.build("none", transport=None, on_change=print, hold_ms=5)
+
+
+def test_build_gpio_needs_a_pin() -> None:
+    with pytest.raises(ValueError, match=r"needs line_sense\.gpio_pin"):
+        linesense.build("gpio", transport=None, on_change=print, gpio_pin=-1)
+
+
+# --------------------------------------------------------------------------------------------
+# Auto: the rule, then one decision at a time against a scripted transport (no threads)
+# --------------------------------------------------------------------------------------------
+
+CONEXANT, USR, GENERIC = profiles.CONEXANT, profiles.USR5637, profiles.GENERIC
+
+
+@pytest.mark.parametrize(
+    ("profile", "answer", "pin", "source", "reason"),
+    [
+        (CONEXANT, 48.0, -1, "modem", "reports the line voltage (AT-TRV: 48.0 V)"),
+        (CONEXANT, 48.0, 17, "modem", "reports the line voltage"),  # the modem comes first
+        (USR, None, -1, "none", "the USRobotics 5637 cannot report the line voltage (no AT-TRV)"),
+        (USR, None, 17, "gpio", "the line-sense module on GPIO17 is set"),
+        (GENERIC, "ERROR", -1, "none", "answered ERROR to AT-TRV"),
+        (GENERIC, "ERROR", 4, "gpio", "on GPIO4"),
+        (GENERIC, linesense.NO_ANSWER, None, "none", "did not answer AT-TRV"),
+        (None, "'LINE OK', which is not a voltage,", -1, "none", "answered 'LINE OK', which"),
+    ],
+)
+def test_choose_the_modem_then_a_set_module_then_none(
+    profile: profiles.ModemProfile | None,
+    answer: float | str | None,
+    pin: int | None,
+    source: str,
+    reason: str,
+) -> None:
+    choice = linesense.choose(profile, answer, pin)
+    assert choice.source == source and reason in choice.reason
+    if source == "none":
+        assert "no line-sense module is set (line_sense.gpio_pin)" in choice.reason
+
+
+class AutoTransport(ScriptedTransport):
+    """ScriptedTransport with what AutoLineSense also uses: event listeners, and connecting."""
+
+    def __init__(self, *script: float | str | Exception, profile: str = "conexant") -> None:
+        super().__init__(*script, profile=profile)
+        self.listeners: list[Callable[[object], None]] = []
+        self.timeouts: list[float | None] = []
+        self.connected = threading.Event()
+        self.connected.set()
+
+    def add_listener(self, listener: Callable[[object], None]) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[object], None]) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def event(self, event: object) -> None:
+        """As the reader thread passes on what the modem said."""
+        for listener in list(self.listeners):
+            listener(event)
+
+    def command(self, command: str, timeout_s: float | None = None) -> Reply:
+        self.timeouts.append(timeout_s)
+        return super().command(command, timeout_s)
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self.connected.wait(timeout_s)
+
+
+@dataclass
+class AutoRig:
+    transport: AutoTransport
+    clock: FakeClock
+    sense: linesense.AutoLineSense
+    changes: list[HookChange]
+    decided: list[str]
+
+
+MakeRig = Callable[..., AutoRig]
+
+
+@pytest.fixture
+def make_rig(factory: MockFactory) -> Iterator[MakeRig]:
+    """``AutoLineSense`` as the daemon builds it, on a transport answering ``script``."""
+    senses: list[LineSense] = []
+
+    def make(*script: float | str | Exception, profile: str = "conexant", pin: int = -1) -> AutoRig:
+        transport = AutoTransport(*script, profile=profile)
+        clock, changes, decided = FakeClock(100.0), list[HookChange](), list[str]()
+        sense = linesense.build(
+            "auto",
+            transport=transport,  # type: ignore[arg-type]
+            on_change=changes.append,
+            gpio_pin=pin,
+            pin_factory=factory,
+            clock=clock,
+            on_decided=lambda: decided.append(sense.name),
+        )
+        assert isinstance(sense, linesense.AutoLineSense)
+        senses.append(sense)
+        return AutoRig(transport, clock, sense, changes, decided)
+
+    yield make
+    for sense in senses:
+        sense.stop()
+
+
+def test_auto_build_passes_options_to_the_source_it_chooses(make_rig: MakeRig) -> None:
+    auto_rig = make_rig()
+    with pytest.raises(ValueError, match='"auto" needs the modem transport'):
+        linesense.build("auto", transport=None, on_change=print)
+    sense = auto_rig.sense
+    assert sense.name == "auto" and not sense.available
+    assert sense.detail == "auto: not chosen yet (waiting for the modem to connect)"
+
+
+def test_auto_chooses_the_modem_where_it_answers_at_trv(
+    make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    auto_rig = make_rig(48.2)
+    sense, transport = auto_rig.sense, auto_rig.transport
+    assert sense.may_ask()
+    with caplog.at_level(logging.INFO, logger="callguard.hardware.linesense"):
+        assert sense.decide()
+    assert transport.sent == ["AT-TRV"] and transport.timeouts == [sense.probe_timeout_s]
+    chosen = sense.chosen
+    assert isinstance(chosen, ModemLineSense) and chosen.transport is transport
+    assert chosen._clock is auto_rig.clock  # the daemon's clock reaches the chosen source
+    assert sense.name == "modem" and sense.available
+    assert sense.detail == (
+        "line voltage from the modem (AT-TRV), off-hook below 20 V (auto: the modem (Conexant "
+        "CX93010 family (Zoom 3095, StarTech and similar)) reports the line voltage (AT-TRV: "
+        "48.2 V))"
+    )
+    assert auto_rig.decided == ["modem"]  # told once, after the choice is in force
+    assert 'line_sense.source = "auto") chose modem' in caplog.text
+    assert not sense.may_ask() and sense.decide()  # chosen once: never asked again
+    assert transport.sent == ["AT-TRV"]
+
+
+def test_auto_on_a_usr_without_a_module_is_none_with_the_fix(
+    make_rig: MakeRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    auto_rig = make_rig(profile="usr5637")
+    sense, transport = auto_rig.sense, auto_rig.transport
+    with caplog.at_level(logging.WARNING, logger="callguard.hardware.linesense"):
+        assert sense.decide()
+    assert transport.sent == []  # its profile has no AT-TRV: nothing to ask
+    assert isinstance(sense.chosen, NoLineSense)
+    assert sense.name == "none" and not sense.available
+    assert "the USRobotics 5637 cannot report the line voltage (no AT-TRV)" in sense.detail
+    assert "to fix: fit the line-sense module on GPIO 17" in sense.detail
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    message = record.getMessage()
+    assert message.startswith('line sensing is off (line_sense.source = "auto"): the USRob')
+    assert "the grooming light cannot work; fit the line-sense module on GPIO 17" in message
+    assert "see Wiring in the README" in message
+    assert auto_rig.decided == ["none"]
+
+
+def test_auto_on_a_usr_with_a_module_set_uses_it(make_rig: MakeRig, factory: MockFactory) -> None:
+    auto_rig = make_rig(profile="usr5637", pin=17)
+    sense = auto_rig.sense
+    assert sense.decide()
+    chosen = sense.chosen
+    assert isinstance(chosen, GpioLineSense) and chosen.pin == 17
+    assert chosen.device is not None  # started: the pin is claimed
+    assert sense.name == "gpio" and sense.available
+    assert "opto sensor on GPIO17" in sense.detail and "(auto: the USRobotics" in sense.detail
+    factory.pin(17).drive_low()  # dark: a phone is off-hook
+    auto_rig.clock.t += 1.5
+    chosen.sample()
+    assert auto_rig.changes == [HookChange(OFF, 100.0)]  # dated by the edge
+
+
+def test_auto_error_to_at_trv_means_no_modem_source(make_rig: MakeRig) -> None:
+    auto_rig = make_rig("ERROR", profile="generic")
+    assert auto_rig.sense.decide()
+    assert auto_rig.transport.sent == ["AT-TRV"]
+    assert auto_rig.sense.name == "none"
+    assert "answered ERROR to AT-TRV" in auto_rig.sense.detail
+
+
+def test_auto_no_answer_is_asked_again_later_then_counts_as_none(make_rig: MakeRig) -> None:
+    auto_rig = make_rig(
+        CommandTimeout("no reply"), CommandTimeout("no reply"), CommandTimeout("no reply")
+    )
+    sense, clock = auto_rig.sense, auto_rig.clock
+    for attempt in (1, 2):
+        assert sense.may_ask()
+        assert not sense.decide()
+        assert sense.name == "auto" and len(auto_rig.transport.sent) == attempt
+        assert "did not answer AT-TRV; asking again" in sense.detail
+        assert not sense.may_ask()  # not until retry_s has passed
+        clock.t += sense.retry_s
+    assert sense.may_ask() and sense.decide()
+    assert sense.name == "none" and "did not answer AT-TRV" in sense.detail
+    assert auto_rig.decided == ["none"]
+
+
+def test_auto_modem_gone_while_asking_is_asked_again_when_back(make_rig: MakeRig) -> None:
+    auto_rig = make_rig(ModemUnavailable("unplugged"), 47.0)
+    sense = auto_rig.sense
+    assert not sense.decide()
+    assert sense.may_ask()  # not counted as a try: no waiting
+    assert sense.decide() and sense.name == "modem"
+
+
+def test_auto_asks_only_while_connected_and_the_line_is_quiet(make_rig: MakeRig) -> None:
+    auto_rig = make_rig(48.0)
+    sense, transport, clock = auto_rig.sense, auto_rig.transport, auto_rig.clock
+    transport.status.connected = False
+    assert not sense.may_ask()
+    transport.status.connected = True
+    assert sense.may_ask()
+    sense.set_active(True)  # a call ringing or in progress
+    assert not sense.may_ask()
+    sense.set_active(False)
+    transport.connected.clear()  # keeps the thread from asking: this test asks may_ask itself
+    sense.start()  # listens to the modem's events
+    transport.event(CallerId("02079460123"))  # before the daemon has said a call is on
+    assert not sense.may_ask()
+    clock.t += sense.quiet_s - 0.1
+    assert not sense.may_ask()
+    clock.t += 0.1
+    assert sense.may_ask()
+    with sense.pause():  # CallGuard holds the line (a seizure)
+        assert not sense.may_ask()
+    assert sense.may_ask()
+    assert transport.sent == []
+
+
+def test_auto_passes_active_and_pause_to_the_chosen_source(make_rig: MakeRig) -> None:
+    auto_rig = make_rig(48.0, 8.0)
+    sense = auto_rig.sense
+    sense.set_active(True)  # a call already on when the choice lands (the thread would wait)
+    assert sense.decide()
+    chosen = sense.chosen
+    assert isinstance(chosen, ModemLineSense)
+    assert chosen._active  # the state before the choice carried over
+    sense.set_active(False)
+    assert not chosen._active
+    with sense.pause():
+        assert chosen._paused == 1
+    assert chosen._paused == 0
+
+
+def test_auto_pause_waits_for_its_at_trv_in_flight(make_rig: MakeRig) -> None:
+    auto_rig = make_rig()
+    in_command, release, paused = threading.Event(), threading.Event(), threading.Event()
+
+    def slow() -> float:
+        in_command.set()
+        release.wait(2)
+        return 48.0
+
+    auto_rig.transport.script.append(slow)  # type: ignore[arg-type]
+    sense = auto_rig.sense
+    asker = threading.Thread(target=sense.decide)
+    asker.start()
+    assert in_command.wait(2)
+
+    def seize() -> None:
+        with sense.pause():
+            paused.set()
+
+    seizer = threading.Thread(target=seize)
+    seizer.start()
+    assert not paused.wait(0.2)  # the modem is still answering AT-TRV
+    release.set()
+    assert paused.wait(2)
+    asker.join(2)
+    seizer.join(2)
+    assert sense.name == "modem"
+
+
+def test_auto_thread_waits_for_the_modem_then_chooses_once(factory: MockFactory) -> None:
+    transport = AutoTransport(48.0)
+    transport.connected.clear()
+    transport.status.connected = False
+    decided = threading.Event()
+    sense = linesense.build(
+        "auto",
+        transport=transport,  # type: ignore[arg-type]
+        on_change=print,
+        pin_factory=factory,
+        on_decided=decided.set,
+    )
+    sense.start()
+    try:
+        assert not decided.wait(0.3) and transport.sent == []  # no modem yet: nothing asked
+        transport.status.connected = True
+        transport.connected.set()
+        assert decided.wait(3)
+        assert sense.name == "modem" and transport.sent == ["AT-TRV"]
+        assert transport.listeners == []  # chosen: no longer listening for calls coming in
+    finally:
+        sense.stop()
+
+
+def test_auto_stops_promptly_before_the_modem_connects() -> None:
+    transport = AutoTransport()
+    transport.connected.clear()
+    transport.status.connected = False
+    sense = linesense.build("auto", transport=transport, on_change=print)  # type: ignore[arg-type]
+    sense.start()
+    started = time.monotonic()
+    sense.stop()
+    assert time.monotonic() - started < 1.0
+    assert sense.name == "auto" and transport.sent == []
