@@ -48,7 +48,9 @@ def test_allowed_caller_rings_through_untouched(unit: Unit) -> None:
     assert record.seized_at is None and record.outcome == "unanswered" and len(record.rings) == 2
     assert logged["verdict"] == "allowed" and logged["number"] == "+441707354000"
     assert logged["name"] == "Sue (daughter)" and "allow list" in logged["reason"]
-    assert logged["answered"] is None and logged["duration_s"] is None
+    # line sensing is on by default (auto: the simulated Conexant answers AT-TRV), so an
+    # unanswered call is known to be unanswered
+    assert logged["answered"] is False and logged["duration_s"] is None
     assert logged["category"] == "landline" and logged["started"][10] == "T"
 
 
