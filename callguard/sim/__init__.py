@@ -2,7 +2,9 @@
 
 `SimModem` is the modem (Conexant- or USRobotics-like) behind a pty that pyserial opens like a
 USB modem; `Call` and `Scenario` describe what happens on the phone line; `CallRecord` and
-`VoiceSession` are what the sim saw, for tests to check. Run `python -m callguard.sim --help`.
+`VoiceSession` are what the sim saw, for tests to check. `console` is the command language
+that rings the line by hand (`call 01632 960123`, `answer`, `hangup`...), read from stdin and
+from the control socket in `control`. Run `callguard sim --help`.
 """
 
 from callguard.sim.firmware import Firmware, Identity, VoiceSession

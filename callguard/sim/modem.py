@@ -36,6 +36,7 @@ import time
 import tty
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Literal
 
 from callguard.sim.firmware import IDENTITIES, Firmware, VoiceSession
 from callguard.sim.script import (
@@ -52,6 +53,12 @@ from callguard.sim.script import (
 READ_CHUNK_BYTES = 4096
 IDLE_POLL_S = 0.25
 TICK_S = 0.02
+SETTLE_TIMEOUT_S = 2.0
+"""How long `answer`, `hang_up` and `place_call(wait_for_line=True)` wait for the call's player
+thread to act on the change (it is woken at once; this only bounds a wedged player)."""
+
+Answered = Literal["answered", "lifted", "already-off-hook"]
+HungUp = Literal["ended-call", "put-down", "caller-gave-up", "caller-hung-up", "nothing"]
 
 
 class SimModemError(RuntimeError):
@@ -381,6 +388,18 @@ class SimModem:
         with self.cond:
             return list(self._calls)
 
+    @property
+    def active_call(self) -> CallRecord | None:
+        """The call that has the line now (ringing, seized or answered), if any."""
+        with self.cond:
+            return self._active_call
+
+    @property
+    def extension_off_hook(self) -> bool:
+        """Whether a phone elsewhere in the house is off the hook."""
+        with self.cond:
+            return self._fw.extension_off_hook
+
     # ----------------------------------------------------------------- the phone line
 
     def set_extension_off_hook(self, off_hook: bool) -> None:
@@ -389,10 +408,65 @@ class SimModem:
             self._fw.extension_off_hook = off_hook
             self.cond.notify_all()
 
-    def place_call(self, call: Call) -> CallHandle:
-        """Ring the line with `call` in a background thread; returns at once."""
+    def place_call(self, call: Call, *, wait_for_line: bool = False) -> CallHandle:
+        """Ring the line with `call` in a background thread; returns at once, or with
+        `wait_for_line` once the call has the line or has found it busy."""
         record = CallRecord(call)
-        return CallHandle(record, self._start_call(record))
+        handle = CallHandle(record, self._start_call(record))
+        if wait_for_line:
+            with self.cond:
+                self.cond.wait_for(lambda: record.outcome != "pending", SETTLE_TIMEOUT_S)
+        return handle
+
+    def answer(self) -> Answered:
+        """The resident picks up a phone in the house.
+
+        A ringing call is answered (it then lasts until `hang_up`); with no call ringing the
+        phone is simply off the hook, so the line voltage drops and new calls find it busy.
+        Returns once the call's player has acted on it.
+        """
+        self._require_started()
+        with self.cond:
+            record = self._active_call
+            if self._fw.extension_off_hook:
+                return "already-off-hook"
+            if record is not None and record.outcome == "ringing" and not record._hang_up_asked:
+                record._answer_asked = True
+                self.cond.notify_all()
+                self.cond.wait_for(lambda: record.outcome != "ringing", SETTLE_TIMEOUT_S)
+                if record.answered_at is not None:
+                    return "answered"
+                if self._fw.extension_off_hook:
+                    return "already-off-hook"
+            self._fw.extension_off_hook = True
+            self.cond.notify_all()
+            return "lifted"
+
+    def hang_up(self) -> HungUp:
+        """Someone puts the phone down: the resident ends an answered call (or puts down a
+        phone lifted with no call), or the caller gives up ringing, or hangs up on a line the
+        modem has seized. Returns once the call's player has let go of it."""
+        self._require_started()
+        with self.cond:
+            record = self._active_call
+            if record is not None and record._hang_up_asked:
+                record = None  # already ending
+            if record is not None and record.outcome == "answered":
+                result: HungUp = "ended-call"
+            elif self._fw.extension_off_hook:
+                self._fw.extension_off_hook = False
+                self.cond.notify_all()
+                return "put-down"
+            elif record is not None and record.outcome == "ringing":
+                result = "caller-gave-up"
+            elif record is not None and record.outcome == "seized":
+                result = "caller-hung-up"
+            else:
+                return "nothing"
+            record._hang_up_asked = True
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: record.done, SETTLE_TIMEOUT_S)
+            return result
 
     def play(
         self, scenario: Scenario, wait: bool = True, timeout_s: float | None = None

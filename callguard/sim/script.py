@@ -25,6 +25,7 @@ Caller ID lines reach the client only if the modem's firmware decodes them (`AT+
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -121,9 +122,15 @@ class CallRecord:
     `time.monotonic()`; `cid_sent_at` and `rings` are taken after the write to the pty returned,
     and only for output that actually went out (none while the modem is hung or unplugged).
     `seized_at` / `released_at` are the modem's own hook changes during this call;
-    `answered_at` / `ended_at` a phone elsewhere picking up and hanging up; `finished_at` when
-    the player let go of the line. `outcome` goes pending -> ringing -> one of seized,
-    answered, unanswered, busy (line in use when the call came) or aborted (sim stopped).
+    `answered_at` / `ended_at` a phone elsewhere picking up and hanging up (or, on a seized
+    line, the caller hanging up: `SimModem.hang_up`); `finished_at` when the player let go of
+    the line. `outcome` goes pending -> ringing -> one of seized, answered, unanswered, busy
+    (line in use when the call came) or aborted (sim stopped).
+
+    A person can steer a call while it plays (`SimModem.answer` / `SimModem.hang_up` set the
+    two requests below under the line's lock): an answer request is taken at the next wait
+    while it rings; a hang-up request makes a ringing caller give up, ends a conversation, or
+    ends a seized call from the caller's side.
     """
 
     call: Call
@@ -139,6 +146,8 @@ class CallRecord:
     _done: threading.Event = field(
         default_factory=threading.Event, init=False, repr=False, compare=False
     )
+    _answer_asked: bool = field(default=False, init=False, repr=False, compare=False)
+    _hang_up_asked: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def done(self) -> bool:
@@ -256,14 +265,21 @@ def play_call(line: Line, record: CallRecord, timing: CallTiming = DEFAULT_TIMIN
                 record.outcome = "busy"
                 return
             record.outcome = "ringing"
+            line.cond.notify_all()
             seen = len(line.hook_log())
             for offset, kind in timeline(call, timing):
-                seize = _wait_for_seize(line, t0 + offset * line.time_scale, seen)
+                seize = _wait_for_seize(line, record, t0 + offset * line.time_scale, seen)
                 if seize is not None:
                     _hold_until_released(line, record, seize)
                     return
                 if line.stopping():
                     record.outcome = "aborted"
+                    return
+                if record._hang_up_asked:
+                    record.outcome = "unanswered"
+                    return
+                if record._answer_asked:
+                    _talk(line, record, math.inf)
                     return
                 if kind == "cid":
                     if line.decodes_cid(call.style):
@@ -289,15 +305,16 @@ def play_call(line: Line, record: CallRecord, timing: CallTiming = DEFAULT_TIMIN
             line.cond.notify_all()
 
 
-def _wait_for_seize(line: Line, due: float, seen: int) -> int | None:
-    """Wait until `due`; return the hook-log index of an off-hook event if the modem seized."""
+def _wait_for_seize(line: Line, record: CallRecord, due: float, seen: int) -> int | None:
+    """Wait until `due` (or a person's request); return the hook-log index of an off-hook
+    event if the modem seized."""
     while True:
         log = line.hook_log()
         for i in range(seen, len(log)):
             if log[i][1]:
                 return i
         remaining = due - time.monotonic()
-        if remaining <= 0 or line.stopping():
+        if remaining <= 0 or line.stopping() or record._answer_asked or record._hang_up_asked:
             return None
         line.cond.wait(remaining)
 
@@ -306,12 +323,16 @@ def _hold_until_released(line: Line, record: CallRecord, index: int) -> None:
     log = line.hook_log()
     record.seized_at = log[index][0]
     record.outcome = "seized"
+    line.cond.notify_all()
     while not line.stopping():
         log = line.hook_log()
         for t, off_hook in log[index + 1 :]:
             if not off_hook:
                 record.released_at = t
                 return
+        if record._hang_up_asked:  # the caller hangs up; the modem may still hold the line
+            record.ended_at = time.monotonic()
+            return
         line.cond.wait(0.5)
 
 
@@ -321,11 +342,11 @@ def _talk(line: Line, record: CallRecord, talk_s: float) -> None:
     record.outcome = "answered"
     line.cond.notify_all()
     due = record.answered_at + talk_s
-    while not line.stopping():
+    while not line.stopping() and not record._hang_up_asked:
         remaining = due - time.monotonic()
         if remaining <= 0:
             break
-        line.cond.wait(remaining)
+        line.cond.wait(remaining if math.isfinite(remaining) else None)
     line.set_extension_off_hook(False)
     record.ended_at = time.monotonic()
 
