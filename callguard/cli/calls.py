@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 
 from callguard.cli.common import Commands, open_store, positive_int
@@ -84,7 +85,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "detail": "the daemon is not running",
             },
         }
-    status["grooming_alert"] = store.alert_active()  # the file is the truth, daemon or not
+    from callguard.store.state import alert_calls
+
+    alert = store.read_alert()  # the file is the truth, daemon or not
+    status["grooming_alert"] = bool(alert and alert.get("active"))
+    status["grooming_alerts"] = [
+        {
+            "number": c.get("number"),
+            "display": c.get("display"),
+            "started": c.get("started"),
+            "duration_s": _so_far(c),
+        }
+        for c in (alert_calls(alert) if status["grooming_alert"] else [])
+    ]
     if args.json:
         print(shown_json(status))
         return 0
@@ -92,7 +105,17 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"daemon:         {shown(status['daemon'])}")
     print(f"modem:          {shown(status['modem'])} ({shown(detail.get('detail', ''))})")
     print(f"line:           {shown(status['line'])}")
-    print(f"grooming alert: {'ON - ask who called' if status.get('grooming_alert') else 'off'}")
+    alerts = status["grooming_alerts"]
+    if not alerts:
+        print(f"grooming alert: {'ON' if status['grooming_alert'] else 'off'}")
+    for i, call in enumerate(alerts):
+        head = "grooming alert: ON - " if i == 0 else "                and "
+        who = shown(call.get("display") or call.get("number") or "a caller with no number")
+        when = shown(str(call.get("started") or "")[:16].replace("T", " at "))
+        length = duration_words(call.get("duration_s"))
+        print(f"{head}{who} called on {when}" + (f", on the line {length}" if length else ""))
+    if alerts:
+        print("                (check with the resident, then: callguard ack)")
     last = status.get("last_call")
     if isinstance(last, dict):
         who = last.get("display") or ""
@@ -101,6 +124,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{shown(last.get('verdict'))}"
         )
     return 0
+
+
+def _so_far(call: dict[str, object]) -> float | None:
+    """How long an alerting call had lasted: its duration if it has ended, else the time from
+    its start to the alert."""
+    duration = call.get("duration_s")
+    if isinstance(duration, int | float):
+        return float(duration)
+    try:
+        started = dt.datetime.fromisoformat(str(call.get("started")))
+        raised = dt.datetime.fromisoformat(str(call.get("alert_raised")))
+    except ValueError:
+        return None
+    return max(0.0, (raised - started).total_seconds())
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:

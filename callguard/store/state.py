@@ -100,9 +100,22 @@ class StateFiles(StoreFolder):
         return self.dir / "alert.json"
 
     def raise_alert(self, call: dict[str, Any]) -> dict[str, Any]:
-        alert = {"active": True, "raised": self.clock().isoformat(timespec="seconds"), "call": call}
+        """Raise the alert for ``call`` (a call record). Every call that raised it since the
+        last acknowledgement is kept (``calls``, oldest first; ``call`` is the newest)."""
+        raised = self.clock().isoformat(timespec="seconds")
         with self._db(self.alert_path) as db:
-            db.table("alert").upsert(Document(alert, doc_id=1))
+            table = db.table("alert")
+            old = table.get(doc_id=1)
+            calls: list[Any] = []
+            if isinstance(old, dict) and old.get("active"):
+                calls = [c for c in alert_calls(old) if _key(c) != _key(call)]
+            alert = {
+                "active": True,
+                "raised": raised,
+                "call": call,
+                "calls": [*calls, {**call, "alert_raised": raised}],
+            }
+            table.upsert(Document(alert, doc_id=1))
         return alert
 
     def read_alert(self) -> dict[str, Any] | None:
@@ -131,6 +144,22 @@ class StateFiles(StoreFolder):
             }
             table.upsert(Document(acked, doc_id=1))
             return dict(doc)
+
+
+def alert_calls(alert: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The calls an alert was raised for, oldest first (an alert from before the list was kept
+    has only its ``call``)."""
+    if not alert:
+        return []
+    calls = alert.get("calls")
+    if isinstance(calls, list):
+        return [c for c in calls if isinstance(c, dict)]
+    call = alert.get("call")
+    return [call] if isinstance(call, dict) else []
+
+
+def _key(call: dict[str, Any]) -> tuple[Any, Any]:
+    return call.get("call_id"), call.get("started")
 
 
 def _replace(path: Path, payload: bytes) -> None:
