@@ -28,8 +28,10 @@ Caller ID (formatted, ``AT+VCID=1``; on older Rockwell/USR firmware ``AT#CID=1``
 
 * The modem prints ``DATE = MMDD``, ``TIME = HHMM``, ``NMBR = ...``, optionally ``NAME = ...``,
   and ``MESG = <hex>`` for parameters it does not decode. Spaces around ``=`` vary by firmware
-  (USR 5637 writes ``NMBR = ``; some Conexant builds ``NMBR=``); Rockwell firmware names the
-  number ``DDN_NMBR``.
+  (USR 5637 writes ``NMBR = ``; some Conexant builds ``NMBR=``). Other firmware names the
+  number ``DDN_NMBR`` or ``DDN`` (Rockwell) or ``NBR`` (Kortex). Kortex also gives the date and
+  time on one line (``DATE TIME=11/24 22:10``) and rings as ``CID RING`` (a :class:`Ring`);
+  ZyXEL gives the whole caller ID on one line, ``FM:<caller> TO:<the number called>``.
 * In the UK (BT SIN 227 / ETSI EN 300 659) the burst comes *before* the first RING and usually
   without NAME; in the US (Bellcore GR-30) between the first and second RING. So a
   :class:`CallerId` event is produced **the moment the number line arrives**, never held back
@@ -358,8 +360,16 @@ def decode_mesg(hex_text: str) -> list[tuple[int, bytes]]:
 # --------------------------------------------------------------------------------------------
 
 _CID_FIELD_RE = re.compile(
-    r"^\s*(DATE|TIME|DDN_NMBR|NMBR|NAME|MESG)\s*=\s?(.*?)\s*$", re.IGNORECASE
+    r"^\s*(DATE\s*TIME|DATE|TIME|DDN_NMBR|DDN|NMBR|NBR|NAME|MESG)\s*=\s?(.*?)\s*$",
+    re.IGNORECASE,
 )
+_CID_KEYS: dict[str, str] = {"DDN_NMBR": "NMBR", "DDN": "NMBR", "NBR": "NMBR"}
+"""Other firmware's names for the number line: Rockwell's ``DDN_NMBR`` and ``DDN``, Kortex's
+(and some Conexant builds') ``NBR``."""
+_DATE_TIME_RE = re.compile(r"^\s*(\d{1,2})/(\d{1,2})\s+(\d{1,2}):?(\d{2})\s*$")
+"""Kortex's one ``DATE TIME=11/24 22:10`` line: month/day hour:minute."""
+_ZYXEL_RE = re.compile(r"^\s*FM:\s*(.*?)(?:\s+TO:\s*(.*?))?\s*$", re.IGNORECASE)
+"""ZyXEL's one-line caller ID, ``FM:<caller> TO:<the number called>``."""
 
 ABSENCE_WORDS: dict[str, Absence] = {
     "P": Absence.WITHHELD,
@@ -572,13 +582,23 @@ class ModemProtocol:
             self._events.append(Unsolicited(text, truncated=True))
             return
         upper = text.upper()
-        if upper == "RING":
+        if upper in ("RING", "CID RING"):  # Kortex rings as "CID RING" when caller ID is on
             self._end_burst()
             self._events.append(Ring())
             return
         cid = _CID_FIELD_RE.match(text)
         if cid:
-            self._cid_field(cid.group(1).upper(), cid.group(2))
+            key = re.sub(r"\s+", " ", cid.group(1).upper())
+            if key == "DATE TIME":
+                self._date_time(cid.group(2))
+            else:
+                self._cid_field(_CID_KEYS.get(key, key), cid.group(2))
+            return
+        zyxel = _ZYXEL_RE.match(text)
+        if zyxel:
+            if self._burst is not None and self._burst.announced:
+                self._end_burst()  # a new call
+            self._cid_field("NMBR", zyxel.group(1))
             return
         if upper.startswith("AT") or upper.startswith("A/"):
             self._events.append(Echo(text, self._echoed(upper)))
@@ -648,16 +668,16 @@ class ModemProtocol:
         burst.fields += 1
         refine = False
         if key == "DATE":
-            burst.date = value
+            burst.date = value or None
         elif key == "TIME":
-            burst.time = value
+            burst.time = value or None
         elif key == "NAME":
             burst.name = value or None
             refine = True
         elif key == "MESG":
             burst.mesg.append(value)
             refine = True
-        else:  # NMBR or DDN_NMBR
+        else:  # NMBR (or another firmware's name for it)
             number, absence = classify_number(value)
             if burst.number is not None and number is None:
                 return  # "a number then NMBR = O": keep the number
@@ -665,8 +685,18 @@ class ModemProtocol:
                 return
             burst.number, burst.absence, burst.raw_number = number, absence, value
             refine = True
-        if refine and (burst.announced or key in ("NMBR", "DDN_NMBR")):
+        if refine and (burst.announced or key == "NMBR"):
             self._announce(burst)
+
+    def _date_time(self, value: str) -> None:
+        """Kortex's ``DATE TIME=11/24 22:10``: the DATE (MMDD) and TIME (HHMM) of one burst."""
+        found = _DATE_TIME_RE.match(value)
+        if found is None:
+            self._cid_field("DATE", "")  # a burst starts; a date it cannot read is no date
+            return
+        month, day, hour, minute = (int(g) for g in found.groups())
+        self._cid_field("DATE", f"{month:02d}{day:02d}")
+        self._cid_field("TIME", f"{hour:02d}{minute:02d}")
 
     def _announce(self, burst: _Burst) -> None:
         self._events.append(

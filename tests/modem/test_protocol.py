@@ -270,6 +270,43 @@ TRANSCRIPTS: list[tuple[str, str | None, bytes, list[Event]]] = [
         [Ring(), DleCode("R", DleMeaning.RING)],
     ),
     ("DLE DLE is a data byte, not an event", None, b"\x10\x10RING\r", [Ring()]),
+    # -- dialects seen in the wild (issue 14) --
+    (
+        "Rockwell DDN = , a UK call",
+        None,
+        b"\r\nDATE = 1124\r\nTIME = 0930\r\nDDN = 01707354000\r\n\r\nRING\r\n",
+        [cid("01707354000", date="1124", time="0930"), Ring()],
+    ),
+    (
+        "NBR = , withheld",
+        None,
+        b"\r\nDATE = 1124\r\nTIME = 0930\r\nNBR = P\r\n\r\nRING\r\n",
+        [cid(None, absence=Absence.WITHHELD, raw_number="P", date="1124", time="0930"), Ring()],
+    ),
+    (
+        "Kortex: CID RING, one DATE TIME line, NBR=",
+        None,
+        b"\r\nCID RING\r\n\r\nDATE TIME=11/24 22:10\r\nNBR=01632960123\r\n\r\nRING\r\n",
+        [Ring(), cid("01632960123", date="1124", time="2210"), Ring()],
+    ),
+    (
+        "Kortex: a DATE TIME it cannot read is no date, the number still counts",
+        None,
+        b"DATE TIME=yesterday\r\nNBR=01632960123\r\n",
+        [cid("01632960123")],
+    ),
+    (
+        "ZyXEL: FM:<caller> TO:<called>",
+        None,
+        b"\r\nFM:01632960123 TO:01707354000\r\n\r\nRING\r\n",
+        [cid("01632960123"), Ring()],
+    ),
+    (
+        "ZyXEL: withheld, then a second call is a new burst",
+        None,
+        b"FM:P TO:01707354000\r\nRING\r\nFM:01632960124\r\n",
+        [cid(None, absence=Absence.WITHHELD, raw_number="P"), Ring(), cid("01632960124", burst=2)],
+    ),
 ]
 
 
