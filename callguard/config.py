@@ -49,7 +49,14 @@ from callguard.core.numbers import region_ok
 from callguard.core.screening import MODE_ACTIONS, SETTING_ACTIONS, quiet_span
 from callguard.errors import UsageError
 from callguard.store.files import UnreadableFile, read_regular_file
-from callguard.texts import DEFAULT_CLAIM_WARNING, DEFAULT_WARNING, shown, unsafe
+from callguard.texts import (
+    DEFAULT_CLAIM_WARNING,
+    DEFAULT_LINE_WARNING,
+    DEFAULT_WARNING,
+    LINE_WARNING_MAX_CHARS,
+    shown,
+    unsafe,
+)
 
 if TYPE_CHECKING:  # tomlkit is imported by the functions that write TOML
     import tomlkit
@@ -286,6 +293,16 @@ def _speakable(value: Any) -> str | None:
     return None
 
 
+def _line_speakable(value: Any) -> str | None:
+    problem = _speakable(value)
+    if problem is None and len(str(value).strip()) > LINE_WARNING_MAX_CHARS:
+        return (
+            f"is {len(str(value).strip())} characters; keep it to {LINE_WARNING_MAX_CHARS} (about "
+            "6 seconds spoken) so the resident is not kept waiting"
+        )
+    return problem
+
+
 @dataclass(frozen=True)
 class WarningConfig:
     room_command: str = _key(
@@ -293,6 +310,12 @@ class WarningConfig:
     )
     line: bool = _key(
         False, "also speak the warning down the line when an unknown call is answered"
+    )
+    line_text: str = _key(
+        DEFAULT_LINE_WARNING,
+        "the short warning spoken down the line (under 6 s), separate from the room warning",
+        _line_speakable,
+        prose=True,
     )
     text: str = _key(DEFAULT_WARNING, "the warning, spoken by espeak-ng", _speakable, prose=True)
     recording: str = _key(

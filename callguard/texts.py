@@ -19,12 +19,18 @@ import json
 import unicodedata
 from typing import Any
 
+DEFAULT_LINE_WARNING = "This caller is not on your list. Police and banks never ask for your PIN."
+"""Spoken down the line when an unknown call is answered: short (5 s at 150 words a minute),
+so the resident is not kept waiting and the modem leaves the line quickly."""
+LINE_WARNING_MAX_CHARS = 100
+"""About 6 seconds spoken: the most ``warning.line_text`` may hold."""
+
 DEFAULT_WARNING = (
     "This is CallGuard. Police and banks will never ask for your PIN, ask you to take out cash, "
     "or send a courier to collect it. If in doubt, hang up, and call one five nine from another "
     "phone."
 )
-"""Spoken in the room while an unknown caller rings, and down the line when answered.
+"""Spoken in the room while an unknown caller rings (the line has its own, shorter one).
 "one five nine", not "159": espeak-ng would say "one hundred and fifty-nine"."""
 
 DEFAULT_ANNOUNCEMENT = "This number does not accept your calls. Goodbye."

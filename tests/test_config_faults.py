@@ -63,6 +63,7 @@ VALID_STRINGS: dict[str, set[str]] = {
     # Strings that pass the form checks on purpose: any text is a valid warning or word list,
     # and an espeak-ng voice is only known to exist on the unit itself (selftest checks it).
     "warning.text": {"x", "15"},
+    "warning.line_text": {"x", "15"},
     "warning.claim_text": {"x", "15"},
     "warning.voice": {"x", "15"},
     "screening.claim_words": {"x", "15", ""},

@@ -42,6 +42,7 @@ from callguard.store.files import write_atomically
 from callguard.texts import (
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CLAIM_WARNING,
+    DEFAULT_LINE_WARNING,
     DEFAULT_REMINDER,
     DEFAULT_WARNING,
 )
@@ -55,6 +56,7 @@ RENDER_VERSION = "1"  # bump to invalidate every cached rendering
 # Openings that ship pre-rendered (file name -> text), for units without espeak-ng.
 SHIPPED = {
     "warning.wav": DEFAULT_WARNING,
+    "line-warning.wav": DEFAULT_LINE_WARNING,
     "intro-unknown.wav": "A call from an unknown number.",
     "intro-withheld.wav": "A call from a withheld number.",
     "intro-unavailable.wav": "A call from a number that is not available.",
@@ -113,6 +115,7 @@ def _shipped_intro(text: str) -> str | None:
 @dataclass(frozen=True)
 class Voice:
     text: str = DEFAULT_WARNING
+    line_text: str = DEFAULT_LINE_WARNING
     claim_text: str = DEFAULT_CLAIM_WARNING
     recording: str = ""
     voice: str = DEFAULT_VOICE
@@ -273,10 +276,7 @@ class Prompts:
         return path
 
     def modem_bytes(self, kind: str = "warning") -> bytes:
-        """8 kHz 8-bit unsigned audio for the line: ``warning`` or ``announcement``."""
-        audio = (
-            self.warning()
-            if kind == "warning"
-            else wavconv.read_wav(self.speech(DEFAULT_ANNOUNCEMENT))
-        )
-        return wavconv.to_modem_bytes(audio)
+        """8 kHz 8-bit unsigned audio for the line: ``warning`` (the short line warning,
+        ``warning.line_text``) or ``announcement``."""
+        text = self.voice.line_text if kind == "warning" else DEFAULT_ANNOUNCEMENT
+        return wavconv.to_modem_bytes(wavconv.read_wav(self.speech(text)))
