@@ -13,9 +13,11 @@ Everything is a gpiozero device built from one pin factory, so the same code dri
   seconds) while the daemon runs and the modem answers; a fast blink while the modem is
   missing; dark when the daemon is not running (it is switched off on the way out, and a dead
   process drives nothing).
-* **Button** (``indicators.button_pin``, to ground, internal pull-up): a press acknowledges
-  the alert. The press is handed to the daemon through a callback (its queue), never acted on
-  in gpiozero's thread.
+* **Button** (``indicators.button_pin``, to ground, internal pull-up): a short press
+  acknowledges the alert; holding it for :data:`LONG_PRESS_S` seconds is "block the last
+  caller" (the short press then counts on release, so a long press does not also acknowledge).
+  Both are handed to the daemon through callbacks (its queue), never acted on in gpiozero's
+  thread.
 
 A unit without GPIO (a laptop running the demo, a Pi whose pins are taken) logs one line and
 carries on without lights: screening calls matters more than the lamp.
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT = {"on_time": 0.1, "off_time": 1.9}
 MODEM_MISSING = {"on_time": 0.15, "off_time": 0.15}
 ALERT_BLINK = {"on_time": 0.5, "off_time": 0.5}
+LONG_PRESS_S = 3.0
+"""Holding the button this long means "block the last caller"."""
 
 
 class Indicators:
@@ -46,6 +50,8 @@ class Indicators:
         status_pin: int | None,
         button_pin: int | None,
         on_button: Callable[[], None] | None = None,
+        on_long_press: Callable[[], None] | None = None,
+        long_press_s: float = LONG_PRESS_S,
         pin_factory: Any = None,
     ) -> None:
         self.alert: Any = None
@@ -65,10 +71,13 @@ class Indicators:
                 self.status = LED(status_pin, pin_factory=pin_factory)
             if button_pin is not None:
                 self.button = Button(
-                    button_pin, pull_up=True, bounce_time=0.05, pin_factory=pin_factory
+                    button_pin,
+                    pull_up=True,
+                    bounce_time=0.05,
+                    hold_time=long_press_s,
+                    pin_factory=pin_factory,
                 )
-                if on_button is not None:
-                    self.button.when_pressed = lambda *_: on_button()
+                self._wire_button(on_button, on_long_press)
             self.detail = (
                 f"alert LED GPIO{alert_pin}, status LED GPIO{status_pin}, button GPIO{button_pin}"
             )
@@ -117,6 +126,30 @@ class Indicators:
         self._status_state = state
         if self.status is not None:
             self.status.blink(**(HEARTBEAT if connected else MODEM_MISSING))
+
+    def _wire_button(
+        self, on_press: Callable[[], None] | None, on_long: Callable[[], None] | None
+    ) -> None:
+        if on_long is None:
+            if on_press is not None:
+                self.button.when_pressed = lambda *_: on_press()
+            return
+        held = [False]
+
+        def pressed(*_: Any) -> None:
+            held[0] = False
+
+        def long_press(*_: Any) -> None:
+            held[0] = True
+            on_long()
+
+        def released(*_: Any) -> None:
+            if not held[0] and on_press is not None:
+                on_press()
+
+        self.button.when_pressed = pressed
+        self.button.when_held = long_press
+        self.button.when_released = released
 
     def close(self) -> None:
         """Lights off and pins released (the status LED goes dark: the daemon is stopping)."""
