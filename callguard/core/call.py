@@ -30,7 +30,8 @@ The rules, in one place::
               5 min of a suspicious    once; needs line sensing)
               call
   seized      hold_s passes         -> Release, end: blocked
-  any call    new caller ID burst   -> end the current call, start the new one
+  any call    new caller ID burst   -> end the current call, start the new one (a Seize
+                                       comes before the ended call's LogCall and AfterCall)
   seized      any end               -> Release first: no path out of "seized" leaves the
                                        line off-hook (the daemon retries until it is down)
   any call    modem lost            -> end the call ("the modem was lost"); a seized line is
@@ -316,14 +317,14 @@ class CallMachine:
                 Screened(call.call_id, call.caller, verdict),
                 Warn(call.call_id, call.caller, verdict),
             ]
-        actions: list[CallAction] = []
+        ended: list[CallAction] = []
         late_for_this_call = (
             call is not None
             and not call.had_caller_id
             and self.phase in (Phase.AWAITING_CID, Phase.RINGING)
         )
         if call is not None and not late_for_this_call:
-            actions += self._end(now, note="a new call arrived")
+            ended = self._end(now, note="a new call arrived")
             call = None
         if call is None:
             call = self._start(now)
@@ -337,7 +338,11 @@ class CallMachine:
         caller = from_caller_id(event.number, self.region, absence=absence)
         if event.number is None and event.raw_number and absence == "other":
             call.notes.append(f"caller ID said {event.raw_number!r}")
-        return actions + self._decide(call, caller, now)
+        decided = self._decide(call, caller, now)
+        # the new call's seizure before the old call's log and after-call work (every
+        # millisecond counts), but after its release: the line is put down, then taken again
+        first = [a for a in [*ended, *decided] if isinstance(a, Release | Seize)]
+        return first + [a for a in [*ended, *decided] if not isinstance(a, Release | Seize)]
 
     def ring(self, at: Instant) -> list[CallAction]:
         now = moment(at)

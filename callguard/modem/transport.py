@@ -295,6 +295,7 @@ class ModemTransport:
         self._write_started: float | None = None
         self._last_alive = 0.0
         self._last_line_activity = 0.0
+        self._line_events = 0
         self._caller_id_command: str | None = None
         self._supervisor: threading.Thread | None = None
         self._status = TransportStatus(LinkState.DISCONNECTED, "not started", port)
@@ -484,13 +485,37 @@ class ModemTransport:
                 break
         return reply
 
-    def after_call(self) -> None:
-        """Back to command class with caller ID on; run after every call and voice session."""
+    @property
+    def line_events(self) -> int:
+        """How many RINGs and caller IDs the modem has reported (each is a call coming in): a
+        mark for :meth:`after_call`'s ``step_aside_after``."""
+        return self._line_events
+
+    def after_call(self, *, step_aside_after: int | None = None) -> bool:
+        """Back to command class with caller ID on; run after every call and voice session.
+
+        With ``step_aside_after`` (a :attr:`line_events` reading), it gives way to a new call:
+        once the line has had a RING or caller ID since that reading, it sends no further
+        command and returns False, so a seizure waits for one command in flight at most, never
+        for the whole sequence (the daemon asserts caller ID again after the new call). True
+        when every command was sent.
+        """
         with self.session():
+            if self._stepping_aside(step_aside_after):
+                return False
             self.command("AT+FCLASS=0")
+            if self._stepping_aside(step_aside_after):
+                return False
             reply = self.assert_caller_id()
             if not reply.ok:
                 log.warning("could not re-enable caller ID after the call: %s", reply.describe())
+        return True
+
+    def _stepping_aside(self, mark: int | None) -> bool:
+        if mark is None or self._line_events == mark:
+            return False
+        log.debug("a call came in: caller ID is asserted again after it instead")
+        return True
 
     # -- internals: commands and writes ------------------------------------------------------
 
@@ -566,7 +591,11 @@ class ModemTransport:
         try:
             while not link.lost.is_set():  # runs until _close(), so stop() can still say ATH0
                 try:
-                    data = ser.read(max(1, ser.in_waiting))
+                    # the first byte wakes the read; the rest of the burst is there by then
+                    data = ser.read(1)
+                    waiting = ser.in_waiting if data else 0
+                    if waiting:
+                        data += ser.read(waiting)
                 except _PORT_ERRORS as exc:
                     reason = f"lost the modem on {self.port}: {exc} ({_RECONNECTING})"
                     self._port_lost(link, reason)
@@ -614,6 +643,8 @@ class ModemTransport:
         for event in events:
             if isinstance(event, Ring | CallerId | DleCode):
                 self._last_line_activity = now
+            if isinstance(event, Ring | CallerId):
+                self._line_events += 1
             for listener in list(self._listeners):
                 try:
                     listener(event)

@@ -168,8 +168,9 @@ def test_a_new_call_ends_the_previous_one() -> None:
     m.caller_id(cid("02079460000", burst=1), at(0))
     m.ring(at(0.5))
     actions = m.caller_id(cid("01134960000", burst=2), at(4))
-    assert kinds(actions)[:3] == [LogCall, AfterCall, Seize]
-    assert logged(actions[:1])["number"] == "+442079460000"
+    # the new call is seized first; the old one is logged and caller ID asserted after it
+    assert kinds(actions)[:3] == [Seize, LogCall, AfterCall]
+    assert logged(actions)["number"] == "+442079460000"
 
 
 def test_modem_lost_mid_call_ends_it_with_a_note() -> None:
@@ -369,6 +370,15 @@ def test_a_new_caller_id_while_a_block_is_held_releases_the_line_first() -> None
     actions = m.caller_id(cid(ALLOWED, burst=2), at(0.5))
     assert kinds(actions)[:2] == [Release, LogCall]  # the held call is let go, then logged
     assert m.line is LineState.RINGING  # and the new caller rings through
+
+
+def test_a_new_blocked_caller_id_while_a_block_is_held_releases_then_seizes_at_once() -> None:
+    m = machine()
+    m.caller_id(cid(BLOCKED), at(0))
+    actions = m.caller_id(cid(BLOCKED, burst=2), at(0.5))
+    # the line is put down, then taken again for the new call before any other work
+    assert kinds(actions) == [Release, Seize, LogCall, AfterCall, Screened]
+    assert m.line is LineState.IN_CALL
 
 
 def test_a_clock_stepped_back_during_a_hold_does_not_stretch_it() -> None:

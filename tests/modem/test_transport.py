@@ -194,6 +194,57 @@ def test_stop_puts_the_line_on_hook(conexant: SimModem) -> None:
     assert transport.status.state is LinkState.DISCONNECTED
 
 
+def test_a_caller_id_burst_reaches_the_parser_in_one_piece(
+    conexant: SimModem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        chunks: list[bytes] = []
+        feed = transport._feed
+
+        def parse(link: object, data: bytes) -> None:
+            chunks.append(data)
+            feed(link, data)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(transport, "_feed", parse)
+        conexant.place_call(Call(number="01707354000", rings=1))
+        wait_for(lambda: rec.of(CallerId), 5, "the caller ID")
+        # the first byte wakes the read; the rest is taken with it, not a read later
+        assert b"DATE" in chunks[0] and b"NMBR" in chunks[0], chunks
+
+
+def test_after_call_asserts_caller_id_again_and_gives_way_to_a_call(
+    conexant: SimModem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder()
+    with make_transport(conexant.port, rec) as transport:
+        assert transport.wait_connected(5)
+        before = len(commands(conexant))
+        assert transport.after_call(step_aside_after=transport.line_events)
+        assert commands(conexant)[before:] == ["AT+FCLASS=0", "AT+VCID=1"]
+
+        # a caller ID arrives while AT+FCLASS=0 is under way: nothing more is sent after it
+        mark = transport.line_events
+        command = transport.command
+
+        def call_comes_in(text: str, timeout_s: float | None = None) -> object:
+            reply = command(text, timeout_s)
+            conexant.place_call(Call(number="01707354000", rings=1))
+            wait_for(lambda: transport.line_events != mark, 5, "the caller ID")
+            return reply
+
+        monkeypatch.setattr(transport, "command", call_comes_in)
+        before = len(commands(conexant))
+        assert not transport.after_call(step_aside_after=mark)
+        assert commands(conexant)[before:] == ["AT+FCLASS=0"]
+        monkeypatch.undo()
+        # and one that finds a call has come in since its mark sends nothing at all
+        before = len(commands(conexant))
+        assert not transport.after_call(step_aside_after=mark)
+        assert commands(conexant)[before:] == []
+
+
 def test_commands_from_a_listener_are_refused(conexant: SimModem) -> None:
     rec = Recorder()
     errors: list[BaseException] = []
