@@ -11,7 +11,11 @@ asked to reconnect and re-initialise. The status shows the line in a call while 
 
 Call records and the grooming alert are handed to the :class:`~callguard.daemon.writer.Writer`,
 which writes them on its own thread (a record that cannot be written is kept until the card
-takes it): nothing here waits for the SD card.
+takes it): nothing here waits for the SD card. A call's record is handed over
+:data:`SETTLE_S` after the call ends (:meth:`ActionRunner.hand_over_if_due`), not at once: the
+next caller ID is likeliest just then (a blocked caller redials the moment the line is put
+down), and the writer's work (building the row, SQLite) would hold the interpreter while it
+is screened.
 
 The grooming alert lives in the alert file, so ``callguard ack`` (another process) can clear
 it: the runner follows the file's signature and keeps the alert light in step.
@@ -19,6 +23,12 @@ it: the runner follows the file's signature and keeps the alert light in step.
 Slow work never runs here: the line warning plays on its own thread, the room warning on the
 speaker's, and caller ID is re-asserted after a call on its own thread (a deaf modem takes
 seconds to time out, and the next caller ID must be screened at once).
+
+That re-assertion must never hold up a seizure: a seizure that finds it under way waits for
+its replies (the modem takes one command line at a time). So it starts :data:`SETTLE_S` after
+the call, with the line idle (a call that comes first puts it off until that call's end; its
+caller ID shows caller ID is on), and gives way to a call that comes in once started: it sends
+no further command, so a seizure waits for one command in flight at most.
 """
 
 from __future__ import annotations
@@ -58,6 +68,10 @@ from callguard.texts import shown
 
 log = logging.getLogger(__name__)
 
+SETTLE_S = 0.05
+"""How long the work a change leaves that can wait (the call's record for the writer, the
+status, re-asserting caller ID after a call) waits after it, so that it is not done just when
+the next caller ID is likeliest: a blocked caller redials the moment the line is put down."""
 ON_HOOK_RETRY_S = 1.0
 ON_HOOK_RETRY_MAX_S = 5.0
 REINIT_AFTER_FAILURES = 2
@@ -98,6 +112,11 @@ class ActionRunner:
         self._seize_pause = contextlib.ExitStack()
         self.voice_thread: threading.Thread | None = None
         self.after_call_thread: threading.Thread | None = None
+        self.after_call_due: float | None = None
+        """When caller ID is to be re-asserted (monotonic seconds), or None: not wanted."""
+        self._records: list[CallRecord] = []
+        self.records_due: float | None = None
+        """When the call records waiting here go to the writer (monotonic seconds)."""
         self.alert_active = False
         self._alert_signature: Signature | None = None
 
@@ -254,19 +273,64 @@ class ActionRunner:
         if record.grooming_alert and self.indicators is not None and self.alert_active:
             self.indicators.alert_steady()  # the call is over; the light stays until ack
         self.board.call_logged(record)
-        self.writer.log_call(record.to_json())
+        self._records.append(record)
+        if self.records_due is None:
+            self.records_due = self.monotonic() + SETTLE_S
         self.observe("logged", record)
 
+    @property
+    def waiting_records(self) -> int:
+        """Call records not yet handed to the writer."""
+        return len(self._records)
+
+    def hand_over_if_due(self, mono: float) -> None:
+        """Hand the call records to the writer once they have waited :data:`SETTLE_S`."""
+        if self.records_due is not None and mono >= self.records_due:
+            self.hand_over()
+
+    def hand_over(self) -> None:
+        """Hand every waiting call record to the writer now (and when stopping)."""
+        records, self._records, self.records_due = self._records, [], None
+        for record in records:
+            self.writer.log_call(record.to_json())
+
     def after_call(self) -> None:
-        """Re-assert caller ID on a worker thread: a deaf modem must not stall the main loop
-        (its commands time out after seconds, and the next caller ID must be screened now)."""
-        if self.after_call_thread is not None and self.after_call_thread.is_alive():
-            return  # one is on its way; it asserts caller ID for this call too
-        transport = self._transport()
+        """A call is over: re-assert caller ID :data:`SETTLE_S` later, with the line idle
+        (:meth:`after_call_if_due`; module docstring)."""
+        self.after_call_due = self.monotonic() + SETTLE_S
+
+    def caller_id_asserted(self) -> None:
+        """The modem was (re-)initialised, which asserts caller ID: nothing left to do."""
+        self.after_call_due = None
+
+    def after_call_at(self, line: LineState) -> float | None:
+        """When :meth:`after_call_if_due` will start the re-assertion (monotonic seconds), or
+        None while it is not wanted or cannot start: a call in progress (its own end asks
+        again), the line held off-hook, or the last one still on its way (a deaf modem)."""
+        worker = self.after_call_thread
+        if (
+            line is not LineState.IDLE
+            or self.off_hook
+            or self.transport is None
+            or (worker is not None and worker.is_alive())
+        ):
+            return None
+        return self.after_call_due
+
+    def after_call_if_due(self, mono: float, line: LineState) -> None:
+        """Start re-asserting caller ID on a worker thread when it is due: a deaf modem must
+        not stall the main loop (its commands time out after seconds, and the next caller ID
+        must be screened now), and the worker gives way to a new call."""
+        due = self.after_call_at(line)
+        transport = self.transport
+        if due is None or mono < due or transport is None:
+            return
+        self.after_call_due = None
+        mark = transport.line_events
 
         def run() -> None:
             try:
-                transport.after_call()
+                transport.after_call(step_aside_after=mark)
             except ModemError as exc:
                 # caller ID may be off (some firmware forgets it): init asserts it again
                 log.warning("could not re-enable caller ID after the call: %s", exc)

@@ -21,6 +21,15 @@ keeps trying until the modem confirms), a fault while handling a call ends that 
 through), and stopping says ``ATH0`` (bounded, DTR dropped if the modem is deaf) before the port
 is closed. A fault never stops the daemon.
 
+The caller ID comes first. It jumps the queue, and housekeeping waits while one does. Work that
+can wait is done a moment after the change that calls for it
+(:data:`~callguard.daemon.actions.SETTLE_S`), not at once, because the next caller ID is likeliest
+just after a call (a blocked caller redials the moment the line is put down): the status
+snapshot, the call's record for the writer, and re-asserting caller ID with the modem (which
+also gives way to a call that comes in). While the daemon runs, the interpreter switches threads
+every :data:`SWITCH_INTERVAL_S` rather than every 5 ms, so a thread busy in Python holds up the
+reader and the loop for less at each hand-over.
+
 Time: deadlines run on a monotonic clock (``monotonic``, injectable); the wall clock (``clock``)
 is only written down. A Pi with no real-time clock steps its wall clock at NTP sync.
 
@@ -38,6 +47,7 @@ import datetime as dt
 import logging
 import queue
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -63,7 +73,7 @@ from callguard.core.call import (
 )
 from callguard.core.hook import Hook, HookChange
 from callguard.core.numbers import Caller, warm_up
-from callguard.daemon.actions import ActionRunner
+from callguard.daemon.actions import SETTLE_S, ActionRunner
 from callguard.daemon.reloader import IndexReloader
 from callguard.daemon.status import Live, StatusBoard
 from callguard.daemon.systemd import Notifier
@@ -85,6 +95,10 @@ INDEX_CHECK_S = 0.05
 """How often the reloader looks at the lists files (a stat() each when unchanged, a few µs): a
 number the family has just added counts from the next call, whatever the list's size."""
 VOICE_JOIN_ON_STOP_S = 2.0
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread busy in Python may keep the interpreter from one that is waiting (Python's
+default is 5 ms): the reader and the loop wait at most this at each hand-over while another
+thread builds a changed list's index or writes, instead of up to 5 ms each time."""
 
 
 def _voice(config: Config) -> Voice:
@@ -176,6 +190,7 @@ class Daemon:
         self._stop_requested = threading.Event()
         self._reload_requested = threading.Event()
         self._last_watchdog = 0.0
+        self._status_due: float | None = None
 
     # -- public --------------------------------------------------------------------------------
 
@@ -187,6 +202,14 @@ class Daemon:
         self._reload_requested.set()
 
     def run(self, install_signals: bool = True) -> int:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            return self._run(install_signals)
+        finally:
+            sys.setswitchinterval(previous)
+
+    def _run(self, install_signals: bool) -> int:
         if install_signals:
             self._install_signals()
         warm_up(self.config.screening.region)
@@ -344,10 +367,19 @@ class Daemon:
                 self._housekeeping()
 
     def _wait_s(self) -> float:
-        deadline = self.machine.next_deadline()
-        if deadline is None:
+        deadlines = [
+            d
+            for d in (
+                self.machine.next_deadline(),
+                self.actions.after_call_at(self.machine.line),
+                self.actions.records_due,
+                self._status_due,
+            )
+            if d is not None
+        ]
+        if not deadlines:
             return LOOP_TICK_S
-        return min(LOOP_TICK_S, max(0.0, deadline - self.monotonic()))
+        return min(LOOP_TICK_S, max(0.0, min(deadlines) - self.monotonic()))
 
     def _now(self) -> Moment:
         return Moment(self.monotonic(), self.clock())
@@ -397,6 +429,7 @@ class Daemon:
             if self.actions.off_hook:  # init says ATH0 first; only a confirmed one gets here
                 log.warning("the modem was re-initialised: the line is on-hook again")
             self.actions.line_down()
+            self.actions.caller_id_asserted()  # init turned caller ID on
             return []
         return self.machine.modem_lost(now)
 
@@ -422,6 +455,8 @@ class Daemon:
         mono = self.monotonic()
         if self.machine.phase is not Phase.SEIZED:  # a held block is released by its deadline
             self.actions.release_if_due(mono)
+        self.actions.after_call_if_due(mono, self.machine.line)
+        self.actions.hand_over_if_due(mono)
         if self.notifier.watchdog_interval_s and mono - self._last_watchdog >= min(
             self.notifier.watchdog_interval_s, 5.0
         ):
@@ -433,7 +468,10 @@ class Daemon:
         with contextlib.suppress(Exception):
             self.actions.follow_alert(self.machine.line)
         if self.board.dirty:
-            self._write_status()
+            if self._status_due is None:
+                self._status_due = mono + SETTLE_S  # building it takes a millisecond or two
+            if mono >= self._status_due:
+                self._write_status()
 
     def _screen(self, caller: Caller, now: dt.datetime, name: str | None) -> screening.Verdict:
         # the index in force: a changed list is read and built off the loop, then swapped in;
@@ -507,7 +545,7 @@ class Daemon:
             },
             line_sense={"source": self.line_sense.name, "detail": self.line_sense.detail},
             lists={**self.index.sizes(), "community": self.index.community_size()},
-            unlogged_calls=self.writer.unlogged,
+            unlogged_calls=self.writer.unlogged + self.actions.waiting_records,
         )
 
     def _status_line(self) -> str:
@@ -519,6 +557,7 @@ class Daemon:
     def _write_status(self, state: str = "running") -> None:
         """Hand the status to the writer (latest wins, a few writes a second at most)."""
         self.board.dirty = False
+        self._status_due = None
         self.writer.status(self.status(state))
         self.notifier.status(self._status_line())
 
@@ -555,5 +594,6 @@ class Daemon:
             # stop() says ATH0 (bounded), drops DTR if the modem does not answer, and closes
             transport.stop()
         self._reloader.stop()
+        self.actions.hand_over()
         self._write_status("stopped")
         self.writer.stop()  # writes what waits: the last calls and the "stopped" status

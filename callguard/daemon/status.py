@@ -1,5 +1,6 @@
 """The status board: what ``callguard status`` shows, kept by the daemon and written when it
-changes (after the call is handled, never on the seize path).
+changes: a moment after the change (:data:`~callguard.daemon.actions.SETTLE_S`), never on the
+seize path nor just after a call, when the next caller ID is likeliest.
 
 It keeps what only the daemon knows (the modem's last report, the counts since start, the last
 call) and reads the rest from the parts that own it when a snapshot is taken.
