@@ -19,6 +19,11 @@ import json
 import unicodedata
 from typing import Any
 
+BLOCKED_LAST = "Done. The last caller is blocked. They will not ring again."
+"""Said in the room after the button's long press has blocked the last caller."""
+NOTHING_TO_BLOCK = "There is no caller to block."
+"""Said in the room after a long press when there was no unknown caller with a number."""
+
 DEFAULT_LINE_WARNING = "This caller is not on your list. Police and banks never ask for your PIN."
 """Spoken down the line when an unknown call is answered: short (5 s at 150 words a minute),
 so the resident is not kept waiting and the modem leaves the line quickly."""

@@ -40,11 +40,13 @@ from callguard.core.numbers import Caller, Category, place_of
 from callguard.errors import UsageError
 from callguard.store.files import write_atomically
 from callguard.texts import (
+    BLOCKED_LAST,
     DEFAULT_ANNOUNCEMENT,
     DEFAULT_CLAIM_WARNING,
     DEFAULT_LINE_WARNING,
     DEFAULT_REMINDER,
     DEFAULT_WARNING,
+    NOTHING_TO_BLOCK,
 )
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ RENDER_VERSION = "1"  # bump to invalidate every cached rendering
 SHIPPED = {
     "warning.wav": DEFAULT_WARNING,
     "line-warning.wav": DEFAULT_LINE_WARNING,
+    "blocked-last.wav": BLOCKED_LAST,
+    "nothing-to-block.wav": NOTHING_TO_BLOCK,
     "intro-unknown.wav": "A call from an unknown number.",
     "intro-withheld.wav": "A call from a withheld number.",
     "intro-unavailable.wav": "A call from a number that is not available.",

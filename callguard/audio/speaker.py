@@ -36,7 +36,7 @@ class RoomSpeaker:
         self.prompts = prompts
         self.on_played = on_played
         self.max_seconds = max_seconds
-        self._jobs: queue.Queue[tuple[str, Caller | None] | object] = queue.Queue()
+        self._jobs: queue.Queue[tuple[str, Caller | str | None] | object] = queue.Queue()
         self._current: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -70,7 +70,11 @@ class RoomSpeaker:
         """The call-back reminder: wait five minutes or use another phone."""
         self._queue(("reminder", None))
 
-    def _queue(self, job: tuple[str, Caller | None]) -> None:
+    def say(self, sentence: str) -> None:
+        """Say one sentence in the room (a confirmation: "the last caller is blocked")."""
+        self._queue(("say", sentence))
+
+    def _queue(self, job: tuple[str, Caller | str | None]) -> None:
         if not self.enabled:
             return
         self._stop_current()
@@ -99,11 +103,14 @@ class RoomSpeaker:
                 return
             assert isinstance(job, tuple)
             kind: str = job[0]
-            caller: Caller | None = job[1]
+            what = job[1]
             try:
                 if kind == "reminder":
                     path = self.prompts.speech(DEFAULT_REMINDER)
+                elif kind == "say":
+                    path = self.prompts.speech(str(what))
                 else:
+                    caller = what if isinstance(what, Caller) else None
                     path = self.prompts.room_wav(caller, strong=kind == "strong")
                 self._play(path)
             except Exception:

@@ -72,19 +72,23 @@ from callguard.core.call import (
     Timing,
 )
 from callguard.core.hook import Hook, HookChange
+from callguard.core.lists import MAX_NAME, target_for
 from callguard.core.numbers import Caller, warm_up
+from callguard.core.record import last_unknown_caller
 from callguard.daemon.actions import SETTLE_S, ActionRunner
 from callguard.daemon.reloader import IndexReloader
-from callguard.daemon.status import Live, StatusBoard
+from callguard.daemon.status import CallerIdTiming, Live, StatusBoard
 from callguard.daemon.systemd import Notifier
 from callguard.daemon.writer import Writer
 from callguard.hardware import linesense
-from callguard.hardware.indicators import Indicators
+from callguard.hardware.clock import ClockState, SystemClock
+from callguard.hardware.indicators import LONG_PRESS_S, Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemTransport, TransportStatus
 from callguard.store.folder import now_local
 from callguard.store.index import ListIndex
 from callguard.store.lists import Store
+from callguard.texts import BLOCKED_LAST, NOTHING_TO_BLOCK, shown
 
 log = logging.getLogger("callguard.daemon.app")
 
@@ -95,6 +99,8 @@ INDEX_CHECK_S = 0.05
 """How often the reloader looks at the lists files (a stat() each when unchanged, a few µs): a
 number the family has just added counts from the next call, whatever the list's size."""
 VOICE_JOIN_ON_STOP_S = 2.0
+CLOCK_CHECK_S = 60.0
+"""How often the daemon asks whether the system clock is synchronised (one system call)."""
 SWITCH_INTERVAL_S = 0.0005
 """How long a thread busy in Python may keep the interpreter from one that is waiting (Python's
 default is 5 ms): the reader and the loop wait at most this at each hand-over while another
@@ -105,6 +111,7 @@ def _voice(config: Config) -> Voice:
     w = config.warning
     return Voice(
         text=w.text,
+        line_text=w.line_text,
         claim_text=w.claim_text,
         recording=w.recording,
         voice=w.voice,
@@ -137,6 +144,8 @@ class Daemon:
         transport_factory: Callable[..., ModemTransport] = ModemTransport,
         ring_gap_s: float | None = None,
         pin_factory: Any = None,
+        clock_check: Callable[[], ClockState] | None = None,
+        long_press_s: float = LONG_PRESS_S,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -152,6 +161,7 @@ class Daemon:
             retention_days=config.storage.log_retention_days,
             runtime_dir=config.storage.runtime_dir,
         )
+        self.store.log.keep_open = True  # one connection for the daemon's appends (disk wear)
         self.index = ListIndex(self.store)
         self.machine = self._make_machine(config)
         self.transport: ModemTransport | None = None
@@ -163,13 +173,19 @@ class Daemon:
         )
         self.line_sense: linesense.LineSense = linesense.NoLineSense()
         self.pin_factory = pin_factory
+        self.long_press_s = long_press_s
         self.indicators: Indicators | None = None
+        self.clock_check = clock_check or SystemClock().check
+        self.clock_state = ClockState(True, "not checked yet")
+        self._clock_checked = -CLOCK_CHECK_S
+        self.cid_timing = CallerIdTiming()
         self.board = StatusBoard(clock, config.modem.port)
         self.writer = Writer(
             # looked up at each write, so a test (or a reload) may swap the store's methods
-            append_call=lambda call: self.store.append_call(call),
+            append_call=lambda call: self.store.append_call(self._stamped(call)),
             write_status=lambda status: self.store.write_status(status),
             raise_alert=lambda call: self.store.raise_alert(call),
+            close_log=lambda: self.store.log.close(),
             monotonic=monotonic,
         )
         self.actions = ActionRunner(
@@ -252,6 +268,7 @@ class Daemon:
                 off_hook_below_v=self.config.line_sense.off_hook_below_v,
                 pin_factory=self.pin_factory,  # the lights' pins: one factory, one set of fakes
                 clock=self.monotonic,  # changes are dated on the daemon's own clock
+                on_decided=self.board.changed,  # "auto": show what it chose
             )
             self.line_sense.start()
             self.actions.line_sense = self.line_sense
@@ -296,6 +313,8 @@ class Daemon:
             status_pin=pin(pins.status_led_pin),
             button_pin=pin(pins.button_pin),
             on_button=lambda: self._queue.put(("ack", "the button")),
+            on_long_press=lambda: self._queue.put(("block-last", "the button")),
+            long_press_s=self.long_press_s,
             pin_factory=self.pin_factory,
         )
         self.indicators.modem(False)
@@ -387,6 +406,9 @@ class Daemon:
     def _handle(self, kind: str, payload: Any) -> None:
         now = self._now()
         try:
+            sensing = self.line_sense.available  # "auto" decides once the modem is there
+            self.machine.line_sensing = sensing
+            self.machine.line_warning = sensing and self.config.warning.line
             actions: list[CallAction] = []
             if kind == "modem":
                 actions = self._modem_event(payload, now)
@@ -396,6 +418,8 @@ class Daemon:
                 actions = self._hook(payload, now)
             elif kind == "ack":
                 self.actions.acknowledge(payload, self.machine.line)
+            elif kind == "block-last":
+                self._block_last(payload)
             actions += self.machine.tick(now)
             self.actions.execute(actions, self.machine.line)
             self.line_sense.set_active(self.machine.wants_line_state(now))
@@ -405,7 +429,10 @@ class Daemon:
 
     def _modem_event(self, event: Event, now: Moment) -> list[CallAction]:
         if isinstance(event, CallerId):
-            return self.machine.caller_id(event, now)
+            actions = self.machine.caller_id(event, now)
+            if not event.refined and self.cid_timing.saw(self.machine.current):
+                self.board.changed()
+            return actions
         if isinstance(event, Ring):
             self.board.changed()
             return self.machine.ring(now)
@@ -467,6 +494,8 @@ class Daemon:
             # else: no ping; systemd restarts a daemon whose modem link is wedged
         with contextlib.suppress(Exception):
             self.actions.follow_alert(self.machine.line)
+        if mono - self._clock_checked >= CLOCK_CHECK_S:
+            self._check_clock(mono)
         if self.board.dirty:
             if self._status_due is None:
                 self._status_due = mono + SETTLE_S  # building it takes a millisecond or two
@@ -478,7 +507,68 @@ class Daemon:
         # a reload under way gets a short grace (a small list is ready within it: a number added
         # a moment ago counts), never more; one snapshot, so a call sees one version of the lists
         self._reloader.current_within(RELOAD_GRACE_S)
-        return screening.screen(caller, self.index.snapshot(), self.config.screening, now, name)
+        settings = self.config.screening
+        if not self.clock_state.synchronised and settings.quiet_hours:
+            settings = dataclasses.replace(settings, quiet_hours="")  # never block on a wrong time
+        return screening.screen(caller, self.index.snapshot(), settings, now, name)
+
+    # -- the clock, caller ID's timing, the button's long press --------------------------------
+
+    def _check_clock(self, mono: float) -> None:
+        """Whether the system clock is right yet (a syscall): until it is, quiet hours are off
+        and the log's records say so."""
+        self._clock_checked = mono
+        try:
+            state = self.clock_check()
+        except Exception:
+            log.exception("could not tell whether the clock is synchronised")
+            return
+        if state.synchronised != self.clock_state.synchronised:
+            if state.synchronised:
+                log.info("the system clock is synchronised: quiet hours apply again")
+            else:
+                log.warning("the system clock %s", state.detail)
+            self.board.changed()
+        self.clock_state = state
+
+    def _stamped(self, call: dict[str, Any]) -> dict[str, Any]:
+        """A call record as logged: flagged when the clock was not yet right (dates may be off)."""
+        if self.clock_state.synchronised:
+            return call
+        return {**call, "clock_synchronised": False}
+
+    def _block_last(self, by: str) -> None:
+        """The button's long press: the last unknown caller that rang or was answered onto the
+        block list, confirmed by a sentence in the room. The list is written on a worker thread
+        (a disk write never holds up the loop); the next call from that number is seized."""
+        current = self.machine.current
+        records = ([current] if current is not None else []) + self.board.recent_calls()
+        call = last_unknown_caller(r.to_json() for r in records)
+        region = self.config.screening.region
+
+        def work() -> None:
+            try:
+                number = call.get("number") if call else None
+                if call is None or not number:
+                    log.warning("long press: no unknown caller with a number to block")
+                    self.speaker.say(NOTHING_TO_BLOCK)
+                    return
+                when = str(call.get("started", ""))[11:16]
+                name = str(call.get("name") or "")[:MAX_NAME] or f"last caller at {when}"
+                self.store.add(
+                    "block",
+                    target_for(str(number), region),
+                    name=name,
+                    note=f"blocked with the button ({when})",
+                    by=by,
+                )
+                log.warning("long press: %s is now on the block list", shown(number))
+                self._observe("blocked-last", number)
+                self.speaker.say(BLOCKED_LAST)
+            except Exception:
+                log.exception("long press: could not block the last caller")
+
+        threading.Thread(target=work, name="block-last", daemon=True).start()
 
     def _lists_reloaded(self) -> None:
         log.info("lists reloaded: %s", self.index.sizes())
@@ -544,6 +634,8 @@ class Daemon:
                 "detail": ind.detail if ind else "not started",
             },
             line_sense={"source": self.line_sense.name, "detail": self.line_sense.detail},
+            clock_synchronised=self.clock_state.synchronised,
+            caller_id_timing=self.cid_timing.verdict(),
             lists={**self.index.sizes(), "community": self.index.community_size()},
             unlogged_calls=self.writer.unlogged + self.actions.waiting_records,
         )

@@ -8,6 +8,7 @@ call) and reads the rest from the parts that own it when a snapshot is taken.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -18,6 +19,9 @@ from callguard.core.call import LineState
 from callguard.core.record import CallRecord
 from callguard.modem.transport import TransportStatus
 from callguard.version import version_info
+
+RECENT_CALLS = 20
+"""Calls the board remembers, for the button's "block the last caller"."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,39 @@ class Live:
     line_sense: dict[str, Any]
     lists: dict[str, int]
     unlogged_calls: int
+    clock_synchronised: bool = True
+    caller_id_timing: str = "unknown"
+
+
+class CallerIdTiming:
+    """Whether this line sends caller ID before or after the first ring, learnt from calls.
+
+    UK lines (BT SIN 227) send it before the first ring, and CallGuard can then seize a blocked
+    call before the phone rings; some router phone ports (Digital Voice) send it after, and
+    then a blocked caller's first ring is heard. The verdict is the more common of the last
+    :data:`REMEMBERED` calls' timings: ``before-first-ring``, ``after-first-ring``, or
+    ``unknown`` before the first caller ID.
+    """
+
+    REMEMBERED = 5
+
+    def __init__(self) -> None:
+        self.seen: collections.deque[bool] = collections.deque(maxlen=self.REMEMBERED)
+
+    def saw(self, call: CallRecord | None) -> bool:
+        """A caller ID for ``call`` (the machine's call once it is taken in): True if the
+        verdict may have changed."""
+        if call is None:
+            return False
+        before = self.verdict()
+        self.seen.append(call.rings == 0)
+        return self.verdict() != before
+
+    def verdict(self) -> str:
+        if not self.seen:
+            return "unknown"
+        early = sum(self.seen)
+        return "before-first-ring" if early * 2 >= len(self.seen) else "after-first-ring"
 
 
 class StatusBoard:
@@ -44,6 +81,7 @@ class StatusBoard:
         self.started = clock()
         self.modem: TransportStatus | None = None
         self.last_call: CallRecord | None = None
+        self._recent: collections.deque[CallRecord] = collections.deque(maxlen=RECENT_CALLS)
         self.counts = {"calls": 0, "blocked": 0, "warned": 0, "impersonations": 0}
         self.dirty = True
 
@@ -55,8 +93,13 @@ class StatusBoard:
         self.modem = status
         self.dirty = True
 
+    def recent_calls(self) -> list[CallRecord]:
+        """The calls logged since the start (the last :data:`RECENT_CALLS`), newest first."""
+        return list(reversed(self._recent))
+
     def call_logged(self, record: CallRecord) -> None:
         self.last_call = record
+        self._recent.append(record)
         self.counts["calls"] += 1
         if record.suspicious and record.verdict is not None:
             self.counts[record.verdict.value] += 1
@@ -97,6 +140,8 @@ class StatusBoard:
             "lists": live.lists,
             "counts_since_start": dict(self.counts),
             "unlogged_calls": live.unlogged_calls,
+            "clock_synchronised": live.clock_synchronised,
+            "caller_id_timing": live.caller_id_timing,
         }
 
 
