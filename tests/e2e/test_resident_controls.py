@@ -4,11 +4,13 @@ whether caller ID comes before or after the first ring — on the simulated line
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from gpiozero.pins.mock import MockFactory
 from helpers import Running, wait_for
 
+from callguard.core.lists import once_target
 from callguard.hardware.clock import ClockState
 from callguard.sim import Call
 
@@ -66,3 +68,26 @@ def test_the_daemon_learns_when_caller_id_comes(tmp_path: Path) -> None:
         for _ in range(2):  # a router port that sends it after the first ring
             r.call(Call(number="2025550143", style="us", rings=3))
         assert r.daemon.status()["caller_id_timing"] == "after-first-ring"
+
+
+def test_allow_once_lets_a_withheld_call_ring_without_a_warning_until_it_runs_out(
+    tmp_path: Path,
+) -> None:
+    skew = [dt.timedelta(0)]
+
+    def clock() -> dt.datetime:  # the daemon's wall clock, moved on by the test
+        return dt.datetime.now().astimezone() + skew[0]
+
+    with Running(tmp_path, {"warning": {"room_command": "true {wav}"}}, clock=clock) as r:
+        r.store.allow_once(
+            once_target("withheld", "GB"), clock() + dt.timedelta(hours=1), name="Lister"
+        )
+        wait_for(lambda: r.daemon.index.match("allow", "withheld"), 5, "the reload")
+        since = len(r.seen)
+        record, logged = r.call(Call(number="P", rings=2))
+        assert record.rings and logged["verdict"] == "allowed" and logged["rule"] == "allow"
+        assert "expected call ('Lister')" in logged["reason"]
+        assert not [o for o in r.seen[since:] if o.kind in ("warned", "room-warning")]
+        skew[0] = dt.timedelta(hours=1, minutes=1)  # an hour later: it has run out
+        _, logged = r.call(Call(number="P", rings=2))
+        assert logged["verdict"] == "warned" and logged["category"] == "withheld"
