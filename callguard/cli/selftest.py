@@ -166,6 +166,7 @@ class SelfTest:
             status = transport.status
             yield _pass("modem", f"{status.detail}; ATI0/ATI3: {status.identity}")
             yield self._caller_id(transport)
+            yield self._caller_id_timing()
             yield self._country(transport)
             yield self._line(transport)
         finally:
@@ -173,7 +174,7 @@ class SelfTest:
 
     def _no_modem(self, detail: str, port: str) -> Iterator[Check]:
         yield _fail("modem", detail, _modem_fix(detail, port))
-        for name in ("caller ID", "country", "line"):
+        for name in ("caller ID", "caller ID timing", "country", "line"):
             yield _skip(name, "needs the modem")
 
     def _caller_id(self, transport: ModemTransport) -> Check:
@@ -190,6 +191,24 @@ class SelfTest:
             "this modem may not decode caller ID: use a USRobotics 5637 or a Conexant-based "
             "modem (Zoom 3095, StarTech); check that modem.country is right",
         )
+
+    def _caller_id_timing(self) -> Check:
+        """What the daemon learnt from its last calls (its status stays after a stop)."""
+        status = self.store.read_status() if self.store.status_path.exists() else None
+        timing = (status or {}).get("caller_id_timing", "unknown")
+        if timing == "before-first-ring":
+            return _pass(
+                "caller ID timing",
+                "this line sends caller ID before the first ring: blocked callers never ring",
+            )
+        if timing == "after-first-ring":
+            return _pass(
+                "caller ID timing",
+                "this line sends caller ID after the first ring (a router's phone port?): a "
+                "blocked caller rings once before CallGuard picks up; see Troubleshooting in "
+                "the README",
+            )
+        return _skip("caller ID timing", "not known until CallGuard has seen a call")
 
     def _country(self, transport: ModemTransport) -> Check:
         want = profiles.country_code(self.config.modem.country)

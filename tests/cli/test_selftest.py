@@ -19,6 +19,7 @@ from callguard.config import from_dict
 from callguard.modem import profiles
 from callguard.modem.transport import LinkState, TransportStatus
 from callguard.sim import SimModem
+from callguard.store.lists import Store
 
 pytestmark = pytest.mark.e2e
 
@@ -315,3 +316,23 @@ def test_a_module_pin_that_cannot_be_used_fails_with_the_wiring_fix(
     assert check.status == "fail" and "cannot use GPIO17" in check.detail
     assert check.fix.startswith("check the line-sense module's wiring")
     assert "FAIL  line sensing" in table([check])
+
+
+@pytest.mark.parametrize(
+    ("timing", "status", "words"),
+    [
+        ("before-first-ring", "pass", "before the first ring"),
+        ("after-first-ring", "pass", "rings once before CallGuard picks up"),
+        (None, "skip", "not known until"),
+    ],
+)
+def test_selftest_says_when_this_line_sends_caller_id(
+    tmp_path: Path, timing: str | None, status: str, words: str
+) -> None:
+    link = str(tmp_path / "modem")
+    cfg = config_file(tmp_path, link)
+    if timing is not None:  # what the daemon learnt, in the status it left when stopped
+        Store(tmp_path / "state").write_status({"daemon": "stopped", "caller_id_timing": timing})
+    with SimModem(identity="conexant", link_path=link):
+        check = by_name(selftest(cfg))["caller ID timing"]
+    assert check["status"] == status and words in check["detail"]
