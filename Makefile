@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The exact libraries every unit gets (install.sh installs from it with --require-hashes).
 LOCK := requirements/callguard.txt
 
-.PHONY: demo test bench fuzz chaos lint clean prompts places speech lock lock-upgrade lock-check
+.PHONY: demo test bench fuzz chaos lint clean prompts places speech browser lock lock-upgrade lock-check
 
 # The runtime libraries come from the lock, with their hashes checked, so the tests run on what
 # the units run; then CallGuard itself (editable) and the developer tools.
@@ -22,7 +22,7 @@ demo: $(STAMP) speech
 	$(BIN)/callguard demo
 
 # -n 4 on 2 cores: most tests wait on the simulated line, so four workers keep both busy.
-test: $(STAMP) speech
+test: $(STAMP) speech browser
 	$(BIN)/python -m pytest -q -n 4
 
 fuzz: $(STAMP)
@@ -67,6 +67,19 @@ speech:
 	      || echo "espeak-ng could not be installed: speech tests will be skipped"; \
 	  else \
 	    echo "espeak-ng is not installed (sudo apt install espeak-ng): speech tests will be skipped"; \
+	  fi; }
+
+# Debian's chromium and chromium-driver run the browser tests (tests/browser.py) headless.
+# Installed here when this machine allows it (root with apt); otherwise those tests are skipped,
+# saying why.
+browser:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and chromium-driver (apt-get)"; \
+	    { apt-get install -y -qq chromium chromium-driver || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; } >/dev/null 2>&1 \
+	      || echo "chromium could not be installed: browser tests will be skipped"; \
+	  else \
+	    echo "chromium is not installed (sudo apt install chromium chromium-driver): browser tests will be skipped"; \
 	  fi; }
 
 # The lock: [project].dependencies and [build-system].requires (install.sh builds CallGuard with
