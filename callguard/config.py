@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
+import ipaddress
 import math
 import os
 import reprlib
@@ -372,6 +373,63 @@ class IndicatorsConfig:
     button_pin: int = _pin_key(25, "BCM pin of the acknowledge button, to ground (-1: none)")
 
 
+def _listen_host(value: Any) -> str | None:
+    if value == "*":
+        return None
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return (
+            "must be '*' (every address, IPv4 and IPv6), '0.0.0.0' (every IPv4 address), or "
+            "one address of this Pi such as '127.0.0.1'"
+        )
+    return None
+
+
+def _networks(value: Any) -> str | None:
+    if not value:
+        return "lets no one in; give at least one network, e.g. ['127.0.0.0/8', '::1/128']"
+    for text in value:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            return (
+                f"holds {text!r}, which is not a network; write each as an address and a "
+                "prefix length, e.g. '192.168.0.0/16' or 'fe80::/10'"
+            )
+    return None
+
+
+LOCAL_NETWORKS = (
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fe80::/10",
+    "fc00::/7",
+)
+"""Loopback, the private ranges a home router hands out, and link-local addresses."""
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = _key(
+        "*",
+        "the address the family page listens on: '*' every address, '127.0.0.1' this Pi only",
+        _listen_host,
+    )
+    port: int = _number(80, "the family page's TCP port (80: just type the Pi's address)", 1, 65535)
+    allow_networks: tuple[str, ...] = _key(
+        LOCAL_NETWORKS,
+        "only clients in these networks are answered (others get 403), even if a router "
+        "forwards the port from the internet",
+        _networks,
+        expect="a list of networks such as ['192.168.0.0/16']",
+    )
+
+
 @dataclass(frozen=True)
 class BlockConfig:
     hold_s: float = _number(1.5, "seconds a blocked call is held off-hook before release", 0.2, 30)
@@ -390,6 +448,7 @@ class Config:
     grooming: GroomingConfig = field(default_factory=GroomingConfig)
     block: BlockConfig = field(default_factory=BlockConfig)
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     source: str = field(default="(defaults)", compare=False)
 
 
@@ -468,6 +527,9 @@ def _coerce(value: Any, kind: type) -> tuple[Any, bool]:
     if kind is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         return value, ok  # an int becomes a float once its range is checked (10**400 cannot)
+    if kind == tuple[str, ...]:  # a TOML array of strings, kept as a tuple (frozen config)
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return (tuple(value) if ok else value), ok
     return value, isinstance(value, str)
 
 
@@ -481,10 +543,14 @@ def _value_problem(spec: dataclasses.Field[Any], kind: type, value: Any) -> str 
         if check is not None and (error := check(value)):
             return error  # the key's own words, e.g. the list of serial speeds
         return f"must be between {meta['low']:g} and {meta['high']:g}"
-    if kind is str:
+    if kind is str or kind == tuple[str, ...]:
         allowed = "\n\t\r" if meta.get("prose") else ""
         bad = next(
-            (c for c in value if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed),
+            (
+                c
+                for c in (value if kind is str else "".join(value))
+                if unicodedata.category(c) in ("Cc", "Cs") and c not in allowed
+            ),
             None,
         )
         if bad is not None:
@@ -500,6 +566,7 @@ _TYPE_WORDS = {
     int: "a whole number",
     float: "a number",
     str: "a quoted string",
+    tuple[str, ...]: "a list of quoted strings",
 }
 
 

@@ -7,7 +7,9 @@ are written, function bodies included):
   protocol (the events it consumes) and, for type hints only, the config's dataclasses.
 * ``modem``, ``store``, ``hardware``, ``audio`` are the shell's parts; ``sim`` is the simulated
   modem (a product feature, independent of the daemon).
-* ``daemon``, and later ``web`` and ``link``, are processes: nothing below them imports them.
+* ``daemon``, ``web`` (the family page) and later ``link`` are processes: nothing below them
+  imports them. ``web`` reads and writes through the store and never imports the daemon, the
+  modem or the hardware.
 * ``cli`` is the face: only ``callguard.__main__`` imports it.
 """
 
@@ -46,6 +48,9 @@ ALLOWED: dict[str, set[str]] = {
         "callguard.logs",
         "callguard.version",
     },
+    # the family page, its own process: the store, the core and the config; never the daemon,
+    # the modem or the hardware (it talks to the daemon only through the store's files)
+    "callguard.web": {"callguard.web", "callguard.store", "callguard.core", "callguard.config"},
     "callguard.cli": {"callguard"},  # the face may use everything (see allowed)
     "callguard.__main__": {"callguard.cli"},
 }
@@ -126,6 +131,12 @@ def test_every_module_belongs_to_a_layer() -> None:
         ("callguard.store", "callguard.cli.common", False),
         ("callguard.daemon", "callguard.cli", False),
         ("callguard.cli", "callguard.daemon.app", True),
+        ("callguard.web", "callguard.store.lists", True),
+        ("callguard.web", "callguard.daemon.status", False),
+        ("callguard.web", "callguard.modem.transport", False),
+        ("callguard.web", "callguard.hardware.indicators", False),
+        ("callguard.web", "callguard.cli.common", False),
+        ("callguard.store", "callguard.web.app", False),
     ],
 )
 def test_the_contract_itself_refuses_what_it_should(layer: str, target: str, ok: bool) -> None:

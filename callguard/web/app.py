@@ -1,0 +1,511 @@
+"""The family page's Flask app: the pages, the login, the session and the CSRF token.
+
+Theory of operation
+-------------------
+Every request passes :func:`create_app`'s gatekeeper before any page sees it:
+
+1. With no password set (``callguard web password`` has never run) every address answers the
+   page that says how to set one, with status 503; nothing else is served (the style sheet
+   apart).
+2. The session is Flask's signed cookie (``HttpOnly``, ``SameSite=Strict``, 30 days), signed
+   with the key in ``web-secret-key``. It holds a fingerprint of the stored password: setting a
+   new password ends every session. Without a session, a GET is sent to the login page and
+   anything else gets 401; nothing runs.
+3. Every POST, the login's included, must carry the session's CSRF token (a hidden field of
+   every form) and come from the page's own origin (:func:`~callguard.web.guard.same_origin`);
+   otherwise 403 and nothing changes.
+
+Wrong passwords are slowed and counted per client by a
+:class:`~callguard.web.guard.LoginThrottle`; the client address is whatever ``REMOTE_ADDR``
+says, which :class:`~callguard.web.guard.NetworkGuard` (outside this app, see
+:mod:`callguard.web.server`) has already checked against ``web.allow_networks``.
+
+The pages read and write only through the store, as the CLI does (same checks, same locks, same
+messages): :class:`~callguard.store.lists.Store` is made afresh for each request, so no state
+is shared between waitress's threads. The screening daemon is never asked anything: it sees the
+changed list and alert files by itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from flask import (
+    Flask,
+    Response,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from callguard.config import Config
+from callguard.core.lists import LIST_TITLES, target_for
+from callguard.errors import CallGuardError, UsageError
+from callguard.store.folder import now_local
+from callguard.store.jsonfile import Recovery
+from callguard.store.lists import Store
+from callguard.store.state import alert_calls
+from callguard.texts import shown
+from callguard.web import pages
+from callguard.web.guard import (
+    FAILURE_DELAY_S,
+    SECURITY_HEADERS,
+    LoginThrottle,
+    client_address,
+    client_key,
+    same_origin,
+)
+from callguard.web.passwords import PasswordError, PasswordFile, fingerprint, verify_password
+
+log = logging.getLogger(__name__)
+
+SESSION_DAYS: Final = 30
+LATEST_CALLS: Final = 10
+"""Calls on the Today page."""
+PAGE_CALLS: Final = 25
+"""Calls on a page of the Calls page."""
+MAX_PAGE: Final = 4000
+SEARCH_SCAN: Final = 5000
+"""A search by name (or part of a number) looks through this many of the newest calls."""
+
+Reply = BaseResponse | str | tuple[str, int] | tuple[str, int, dict[str, str]]
+
+
+def create_app(
+    config: Config,
+    *,
+    throttle: LoginThrottle | None = None,
+    failure_delay_s: float = FAILURE_DELAY_S,
+    clock: Callable[[], dt.datetime] = now_local,
+) -> Flask:
+    """The family page for ``config`` (its storage folder, region and call log)."""
+    from callguard.web.passwords import secret_key
+
+    folder = config.storage.dir
+    region = config.screening.region
+    app = Flask(__name__)
+    app.secret_key = secret_key(folder)
+    app.config.update(
+        SESSION_COOKIE_NAME="callguard_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(days=SESSION_DAYS),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        MAX_FORM_MEMORY_SIZE=64 * 1024,
+    )
+    password_file = PasswordFile(folder)
+    throttle = throttle or LoginThrottle()
+    one_check_at_a_time = threading.Lock()  # scrypt takes 16 MiB: never four at once
+
+    def open_store() -> Store:
+        return Store(
+            folder,
+            region=region,
+            retention_days=config.storage.log_retention_days,
+            runtime_dir=config.storage.runtime_dir,
+            clock=clock,
+            on_recovery=_log_recovery,
+        )
+
+    def csrf_token() -> str:
+        token = session.get("csrf")
+        if not isinstance(token, str) or not token:
+            token = secrets.token_urlsafe(32)
+            session["csrf"] = token
+        return token
+
+    def client() -> str:
+        address = client_address(request.environ)
+        return str(address) if address else str(request.remote_addr)
+
+    def by() -> str:
+        return f"family page ({client()})"
+
+    app.jinja_env.globals.update(
+        csrf_token=csrf_token,
+        list_titles=LIST_TITLES,
+        list_headings=pages.LIST_HEADINGS,
+        list_intros=pages.LIST_INTROS,
+        force_label=pages.FORCE_LABEL,
+    )
+
+    # -- the gatekeeper ---------------------------------------------------------------------
+
+    def forbidden_post() -> str | None:
+        """Why a state-changing request is refused (CSRF), or None."""
+        origin = request.headers.get("Origin")
+        referer = request.headers.get("Referer")
+        if not same_origin(request.host_url, origin, referer):
+            return f"it did not come from this page (Origin {origin!r}, Referer {referer!r})"
+        sent = request.form.get("csrf_token", "")
+        expected = session.get("csrf")
+        if not isinstance(expected, str) or not hmac.compare_digest(
+            sent.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+        ):
+            return "its form token was missing or wrong"
+        return None
+
+    @app.before_request
+    def gatekeeper() -> Reply | None:
+        g.logged_in = False
+        if request.endpoint == "static":
+            return None
+        line = password_file.read()
+        if line is None:
+            return render_template("no_password.html"), 503
+        g.password_line = line
+        g.logged_in = session.get("pw") == fingerprint(line)
+        if request.endpoint != "login" and not g.logged_in:
+            if request.method in ("GET", "HEAD"):
+                return redirect(url_for("login", next=_here()))
+            return _message(
+                "Please log in",
+                "You are not logged in (or your session has ended), so nothing was changed.",
+                401,
+                link=url_for("login"),
+            )
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            why = forbidden_post()
+            if why is not None:
+                log.warning(
+                    "refused a %s to %s from %s: %s", request.method, request.path, client(), why
+                )
+                return _message(
+                    "That form is out of date",
+                    "Nothing was changed. Go back, reload the page, and try again.",
+                    403,
+                )
+        return None
+
+    @app.after_request
+    def headers(response: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.endpoint != "static":
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Reply:
+        code = exc.code or 500
+        titles = {404: "There is no such page", 405: "That cannot be done here"}
+        return _message(titles.get(code, exc.name), exc.description or "", code)
+
+    @app.errorhandler(CallGuardError)
+    def store_error(exc: CallGuardError) -> Reply:
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return _message("CallGuard could not do that", shown(exc, lines=True), 503)
+
+    # -- logging in -------------------------------------------------------------------------
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login() -> Reply:
+        next_path = _safe_next(request.values.get("next"))
+        if request.method != "POST":
+            if g.logged_in:
+                return redirect(next_path)
+            return render_template("login.html", next=next_path), 200
+        address = client()
+        key = client_key(client_address(request.environ))
+        wait_s = throttle.refused_for_s(key)
+        if wait_s:
+            log.warning("refused a login from %s: too many wrong passwords", address)
+            return _locked_out(wait_s, next_path)
+        password = request.form.get("password", "")
+        try:
+            with one_check_at_a_time:
+                right = verify_password(password, g.password_line)
+        except PasswordError as exc:
+            log.error("%s: %s", password_file.path, exc)
+            return _message(
+                "The password cannot be checked",
+                f"{exc}. Set it again on the Pi: sudo callguard web password",
+                503,
+            )
+        if not right:
+            count = throttle.failed(key)
+            log.warning(
+                "wrong password on the family page from %s (%d in the last %d minutes)",
+                address,
+                count,
+                throttle.window_s // 60,
+            )
+            time.sleep(failure_delay_s)
+            wait_s = throttle.refused_for_s(key)
+            if wait_s:
+                log.warning(
+                    "refusing logins from %s for %d minutes: too many wrong passwords",
+                    address,
+                    round(wait_s / 60),
+                )
+                return _locked_out(wait_s, next_path)
+            return render_template(
+                "login.html", next=next_path, error="That is not the password. Try again."
+            ), 401
+        throttle.succeeded(key)
+        session.clear()
+        session.permanent = True
+        session["pw"] = fingerprint(g.password_line)
+        session["csrf"] = secrets.token_urlsafe(32)
+        log.info("logged in to the family page from %s", address)
+        return redirect(next_path)
+
+    def _locked_out(wait_s: float, next_path: str) -> Reply:
+        minutes = max(1, round(wait_s / 60))
+        page = render_template(
+            "login.html",
+            next=next_path,
+            error=(
+                "Too many wrong passwords from this device. Logging in is turned off here for "
+                f"{minutes} minute{'s' if minutes != 1 else ''}; try again after that."
+            ),
+        )
+        return page, 429, {"Retry-After": str(int(wait_s) + 1)}
+
+    @app.post("/logout")
+    def logout() -> Reply:
+        session.clear()
+        flash("You have logged out.")
+        return redirect(url_for("login"))
+
+    # -- Today ------------------------------------------------------------------------------
+
+    @app.get("/")
+    def today() -> Reply:
+        store = open_store()
+        now = clock()
+        problems: list[str] = []
+        health = pages.health(_tried(store.read_status, None, problems))
+        alert = _tried(store.read_alert, None, problems)
+        active = bool(alert and alert.get("active"))
+        alerting = pages.alert_rows(alert_calls(alert) if active else [], now.date())
+        calls = pages.call_rows(
+            _tried(lambda: store.calls(limit=LATEST_CALLS), [], problems), now.date()
+        )
+        return render_template(
+            "today.html",
+            page="today",
+            health=health,
+            alert_active=active,
+            alerting=alerting,
+            calls=calls,
+            problems=problems,
+        )
+
+    @app.post("/ack")
+    def ack() -> Reply:
+        alert = open_store().ack_alert(by=by())
+        if alert is None:
+            flash("There was no alert to clear.")
+        else:
+            log.info("grooming alert acknowledged on the family page from %s", client())
+            flash(
+                "The alert is cleared and the light is off. If you have not yet, please ask "
+                "about the call: who was it, and what did they want?"
+            )
+        return redirect(url_for("today"))
+
+    # -- Lists ------------------------------------------------------------------------------
+
+    def render_lists(
+        errors: dict[str, str] | None = None, values: dict[str, dict[str, str]] | None = None
+    ) -> str:
+        store = open_store()
+        lists = store.all_entries()
+        now = clock()
+        return render_template(
+            "lists.html",
+            page="lists",
+            lists={n: pages.entry_rows(lists[n], region, now) for n in pages.LISTS},
+            errors=errors or {},
+            values=values or {},
+        )
+
+    @app.get("/lists")
+    def lists() -> Reply:
+        return render_lists()
+
+    @app.post("/lists/<list_name>/add")
+    def list_add(list_name: str) -> Reply:
+        if list_name not in pages.LISTS:
+            abort(404)
+        form = {k: request.form.get(k, "") for k in ("number", "name", "note")}
+        form = {k: v.strip() for k, v in form.items()}
+        try:
+            target = target_for(form["number"], region)
+            result = open_store().add(
+                list_name,
+                target,
+                name=form["name"],
+                note=form["note"],
+                by=by(),
+                force=bool(request.form.get("force")),
+            )
+        except UsageError as exc:
+            problem = pages.for_the_page(shown(exc, lines=True))
+            return render_lists({list_name: problem}, {list_name: form}), 400
+        title = LIST_TITLES[list_name]
+        label = f" as '{shown(result.entry.name)}'" if result.entry.name else ""
+        verb = "Updated" if result.updated else "Added"
+        where = "on" if result.updated else "to"
+        moved = "".join(
+            f" It was on the {LIST_TITLES[other]}; it has been taken off."
+            for other in result.moved_from
+        )
+        flash(f"{verb} {shown(target.describe())} {where} the {title}{label}.{moved}")
+        return redirect(url_for("lists") + f"#{list_name}")
+
+    @app.post("/lists/<list_name>/remove")
+    def list_remove(list_name: str) -> Reply:
+        if list_name not in pages.LISTS:
+            abort(404)
+        try:
+            target = target_for(request.form.get("number", ""), region)
+            entry = open_store().remove(list_name, target)
+        except UsageError as exc:
+            return render_lists({list_name: pages.for_the_page(shown(exc, lines=True))}), 400
+        label = f" ({shown(entry.name)})" if entry.name else ""
+        flash(f"Removed {shown(target.describe())}{label} from the {LIST_TITLES[list_name]}.")
+        return redirect(url_for("lists") + f"#{list_name}")
+
+    # -- Calls ------------------------------------------------------------------------------
+
+    @app.get("/calls")
+    def calls() -> Reply:
+        query = request.args.get("q", "").strip()[:100]
+        try:
+            page_no = min(MAX_PAGE, max(1, int(request.args.get("page", "1"))))
+        except ValueError:
+            page_no = 1
+        store = open_store()
+        today_date = clock().date()
+        note = ""
+        if query:
+            found, note = _search(store, query, region)
+            rows = pages.call_rows(found, today_date)
+            start = (page_no - 1) * PAGE_CALLS
+            shown_rows = rows[start : start + PAGE_CALLS]
+            more = len(rows) > start + PAGE_CALLS
+        else:
+            newest = store.calls(limit=page_no * PAGE_CALLS + 1)
+            more = len(newest) > page_no * PAGE_CALLS
+            rows = pages.call_rows(newest, today_date)
+            shown_rows = rows[(page_no - 1) * PAGE_CALLS : page_no * PAGE_CALLS]
+        return render_template(
+            "calls.html",
+            page="calls",
+            calls=shown_rows,
+            query=query,
+            page_no=page_no,
+            more=more,
+            note=note,
+        )
+
+    @app.post("/calls/<list_name>")
+    def call_to_list(list_name: str) -> Reply:
+        if list_name not in ("allow", "block"):
+            abort(404)
+        back = _safe_next(request.form.get("back"), default=url_for("calls"))
+        number = request.form.get("number", "")
+        name = request.form.get("name", "").strip()[:60]
+        try:
+            target = target_for(number, region)
+            result = open_store().add(
+                list_name, target, name=name, note="added from the Calls page", by=by()
+            )
+        except UsageError as exc:
+            flash(pages.for_the_page(shown(exc, lines=True)), "error")
+            return redirect(back)
+        verb = (
+            "is on the allow list: it will ring through"
+            if list_name == "allow"
+            else ("is on the block list: it will not ring again")
+        )
+        already = " (it was already)" if result.updated else ""
+        flash(f"{shown(target.describe())} {verb}{already}.")
+        return redirect(back)
+
+    return app
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _log_recovery(recovery: Recovery) -> None:
+    log.warning("%s", recovery.message())
+
+
+def _tried(read: Callable[[], Any], default: Any, problems: list[str]) -> Any:
+    """``read()``, or ``default`` with the reason added to ``problems`` (a damaged file must not
+    hide the rest of the page)."""
+    try:
+        return read()
+    except CallGuardError as exc:
+        log.error("the family page could not read the store: %s", exc)
+        problems.append(shown(exc, lines=True))
+        return default
+
+
+def _here() -> str:
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def _safe_next(target: str | None, default: str = "/") -> str:
+    """A path on this page to go to after logging in; anything else (another site) is "/"."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or any(c in target for c in "\r\n\\")
+    ):
+        return default
+    return target
+
+
+def _message(title: str, text: str, status: int, *, link: str | None = None) -> Reply:
+    return render_template("message.html", title=title, text=text, link=link), status
+
+
+def _search(store: Store, query: str, region: str) -> tuple[list[dict[str, Any]], str]:
+    """Calls matching ``query``, oldest first: a whole number through the log's index, anything
+    else (a name, part of a number) among the newest :data:`SEARCH_SCAN` calls."""
+    from callguard.core.numbers import NumberError
+
+    try:
+        target = target_for(query, region)
+    except NumberError:
+        target = None
+    if target is not None and target.kind != "prefix":
+        return store.log.read_by_number(target.number, limit=MAX_PAGE), ""
+    newest = store.calls(limit=SEARCH_SCAN)
+    words = query.casefold()
+    digits = "".join(c for c in query if c.isdigit())
+    found = [
+        c
+        for c in newest
+        if words in str(c.get("name") or "").casefold()
+        or words in str(c.get("display") or "").casefold()
+        or (digits and digits in "".join(ch for ch in str(c.get("display") or "") if ch.isdigit()))
+        or (digits and digits in str(c.get("number") or ""))
+    ]
+    note = (
+        f"Searched the newest {SEARCH_SCAN:,} calls; type a whole number to search them all."
+        if len(newest) == SEARCH_SCAN
+        else ""
+    )
+    return found, note

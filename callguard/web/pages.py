@@ -1,0 +1,258 @@
+"""What the family page says, worked out from the store's records: the unit's health in one
+sentence, the grooming alert, and calls and list entries as a person reads them.
+
+Plain functions of dicts and entries, no Flask: the app hands the results to the templates,
+and the tests call them directly. The words follow the CLI's (``callguard status``, ``log`` and
+``list``): a number as ``log`` shows it, durations by :func:`~callguard.texts.duration_words`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from callguard.core.lists import LIST_TITLES, Entry, expired
+from callguard.core.numbers import for_people
+from callguard.core.record import is_unknown_caller
+from callguard.texts import duration_words, shown
+
+
+@dataclass(frozen=True)
+class Health:
+    sentence: str
+    ok: bool
+    """False when calls are not being screened: the page shows the sentence as a warning."""
+
+
+def daemon_alive(status: Mapping[str, Any]) -> bool:
+    """Whether the status was written by a daemon that is still running (as ``callguard
+    status`` decides it: the status says running and its process exists)."""
+    if status.get("daemon") != "running":
+        return False
+    try:
+        os.kill(int(str(status.get("pid"))), 0)
+    except PermissionError:
+        return True  # alive, another user's
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def health(status: Mapping[str, Any] | None) -> Health:
+    """The unit's health in one sentence, from the daemon's status file."""
+    if status is None:
+        return Health(
+            "CallGuard has not started on this unit yet, so calls are not being screened. "
+            "Ask your volunteer to check it.",
+            ok=False,
+        )
+    if not daemon_alive(status):
+        return Health(
+            "CallGuard is not running, so calls are not being screened. Ask your volunteer to "
+            "check it (on the Pi: sudo systemctl status callguard).",
+            ok=False,
+        )
+    if status.get("modem") != "connected":
+        detail = str((status.get("modem_detail") or {}).get("detail") or "").strip()
+        why = f" ({shown(detail)})" if detail else ""
+        return Health(
+            f"CallGuard is running but cannot reach its modem{why}, so calls are not being "
+            "screened. Check that the modem's USB cable is plugged in.",
+            ok=False,
+        )
+    line = {
+        "ringing": " The phone is ringing now.",
+        "in-call": " The phone is in use now.",
+    }.get(str(status.get("line")), "")
+    clock = (
+        " The Pi's clock is not set yet, so quiet hours are paused."
+        if status.get("clock_synchronised") is False
+        else ""
+    )
+    return Health(f"All is well: CallGuard is screening calls.{line}{clock}", ok=True)
+
+
+# -- calls ----------------------------------------------------------------------------------
+
+VERDICT_WORDS = {
+    "allowed": "Rang through",
+    "warned": "Rang, with a warning",
+    "blocked": "Blocked",
+}
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """One call as the page shows it."""
+
+    number: str
+    """E.164, a short code, or "" when the caller showed none (``log --json``'s number)."""
+    who: str
+    """As ``callguard log`` shows the caller: the number as dialled, or the kind of caller."""
+    name: str
+    when: str
+    started: str
+    verdict: str
+    did: str
+    why: str
+    answered: str
+    grooming_alert: bool
+    unknown: bool
+    """A caller on no list who rang or was answered: the page offers to allow or block it."""
+
+
+def when_words(started: object, today: dt.date) -> str:
+    """ "Today 09:30", "Yesterday 18:02", "Mon 3 Mar 09:30" (as the record gives the time)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(started))
+    except ValueError:
+        return shown(str(started or "at an unknown time"))
+    day = moment.date()
+    clock = moment.strftime("%H:%M")
+    if day == today:
+        return f"Today {clock}"
+    if day == today - dt.timedelta(days=1):
+        return f"Yesterday {clock}"
+    return f"{moment:%a} {day.day} {moment:%b} {clock}" + (
+        f" {day.year}" if day.year != today.year else ""
+    )
+
+
+def call_row(call: Mapping[str, Any], today: dt.date) -> CallRow:
+    answered = call.get("answered")
+    seconds = call.get("duration_s")
+    length = duration_words(seconds) if isinstance(seconds, int | float) else ""
+    if answered is True:
+        answered_words = f"Answered, {length}" if length else "Answered"
+    elif answered is False:
+        answered_words = "Not answered"
+    else:
+        answered_words = ""
+    verdict = str(call.get("verdict") or "")
+    return CallRow(
+        number=str(call.get("number") or ""),
+        who=shown(call.get("display") or call.get("number") or call.get("category") or "?"),
+        name=shown(call.get("name") or ""),
+        when=when_words(call.get("started"), today),
+        started=shown(str(call.get("started") or "")),
+        verdict=verdict,
+        did=VERDICT_WORDS.get(verdict, shown(verdict or "Not screened")),
+        why=shown(call.get("reason") or ""),
+        answered=answered_words,
+        grooming_alert=bool(call.get("grooming_alert")),
+        unknown=is_unknown_caller(dict(call)),
+    )
+
+
+def call_rows(calls: Iterable[Mapping[str, Any]], today: dt.date) -> list[CallRow]:
+    """Calls as rows, newest first (the store gives them oldest first)."""
+    return [call_row(c, today) for c in reversed(list(calls))]
+
+
+# -- the grooming alert -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertCall:
+    who: str
+    when: str
+    how_long: str
+
+
+def so_far_s(call: Mapping[str, Any]) -> float | None:
+    """How long an alerting call had lasted: its duration if it has ended, else the time from
+    its start to the alert (as ``callguard status`` gives it)."""
+    duration = call.get("duration_s")
+    if isinstance(duration, int | float):
+        return float(duration)
+    try:
+        started = dt.datetime.fromisoformat(str(call.get("started")))
+        raised = dt.datetime.fromisoformat(str(call.get("alert_raised")))
+    except ValueError:
+        return None
+    return max(0.0, (raised - started).total_seconds())
+
+
+def alert_rows(calls: Iterable[Mapping[str, Any]], today: dt.date) -> list[AlertCall]:
+    return [
+        AlertCall(
+            who=shown(c.get("display") or c.get("number") or "a caller with no number"),
+            when=when_words(c.get("started"), today),
+            how_long=duration_words(so_far_s(c)),
+        )
+        for c in calls
+    ]
+
+
+# -- lists ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryRow:
+    key: str
+    """The stored key (E.164, short code, ``prefix*``): what the remove button sends."""
+    number: str
+    name: str
+    note: str
+    added: str
+    shipped: bool
+
+
+def entry_rows(entries: Iterable[Entry], region: str, now: dt.datetime) -> list[EntryRow]:
+    rows = sorted(entries, key=lambda e: (e.name.lower(), e.number))
+    return [
+        EntryRow(
+            key=e.number,
+            number=shown(for_people(e.number, region)),
+            name=shown(e.name),
+            note=shown(_note(e, now)),
+            added=shown(e.added[:10]),
+            shipped=bool(e.extra.get("shipped")),
+        )
+        for e in rows
+    ]
+
+
+def _note(entry: Entry, now: dt.datetime) -> str:
+    """An entry's note; for an ``allow once`` entry, until when it lets the caller through."""
+    expires = entry.extra.get("expires")
+    if not expires:
+        return entry.note
+    if expired(entry, now):
+        return "let through once: ran out"
+    try:
+        until = dt.datetime.fromisoformat(str(expires)).astimezone(now.tzinfo)
+    except ValueError:
+        return "let through once: ran out"
+    return f"let through once, until {until:%H:%M on %d %b}"
+
+
+LIST_INTROS = {
+    "allow": "Calls from these numbers always ring through, with no warning.",
+    "block": "Calls from these numbers are answered and put down before the phone rings.",
+    "protect": (
+        "Numbers that never ring anyone (999, 101, the number on the back of a bank card): a "
+        "call showing one of them is a fake, and is blocked."
+    ),
+}
+LISTS = tuple(LIST_TITLES)
+LIST_HEADINGS = {name: title.capitalize() for name, title in LIST_TITLES.items()}
+
+
+FORCE_LABEL = "Add it even so"
+"""The page's --force: a checkbox on each add form."""
+
+
+def for_the_page(message: str) -> str:
+    """A message the store wrote for the command line, in the page's words."""
+    for cli, page in (
+        ("run the same command with --force", f"tick '{FORCE_LABEL}' and add it again"),
+        ("add --force to move them", f"tick '{FORCE_LABEL}' to move them"),
+        ("'callguard protect add \"0345 600 0000\"'", "0345 600 0000"),
+        *((f"'callguard {n} list' shows what is", "the list below shows what is") for n in LISTS),
+    ):
+        message = message.replace(cli, page)
+    return message
