@@ -232,10 +232,14 @@ def _note(entry: Entry, now: dt.datetime) -> str:
 def _cmd_list_import(args: argparse.Namespace) -> int:
     if getattr(args, "community", False):
         return _cmd_community_import(args)
-    from callguard.store.contacts import parse_file
+    from callguard.store.contacts import preview_file
 
     config, store = open_store(args)
-    items, problems = parse_file(args.file, config.screening.region, args.prefix)
+    preview = preview_file(args.file, config.screening.region, args.prefix)
+    items, problems = preview.for_cli()
+    if items:  # what was passed over or changed without harm (an e-mail-only contact ...)
+        for line, message in preview.notes:
+            print(f"{shown(args.file)}:{line}: note: {shown(message)}", file=sys.stderr)
     for line, message in problems:
         print(f"{shown(args.file)}:{line}: {shown(message)}", file=sys.stderr)
     if problems and not args.skip_invalid:

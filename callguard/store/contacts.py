@@ -90,6 +90,13 @@ class Preview:
     items: list[ImportItem] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+
+    def for_cli(self) -> tuple[list[ImportItem], list[Problem]]:
+        """The items and the bad lines. When nothing can be imported, the notes count as bad
+        lines too, so a file of e-mail-only contacts is refused saying why for each."""
+        if self.items:
+            return self.items, self.problems
+        return [], sorted(self.problems + self.notes, key=lambda p: p[0])
     _contacts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     """The line each item's contact starts on (a vCard's numbers are on lines of their own)."""
 
@@ -207,10 +214,7 @@ def parse_file(
 ) -> tuple[list[ImportItem], list[Problem]]:
     """For the CLI: the items and the bad lines. When nothing can be imported, the notes count
     as bad lines too, so a file of e-mail-only contacts is refused saying why for each."""
-    preview = preview_file(path, region, prefix)
-    if preview.items:
-        return preview.items, preview.problems
-    return [], sorted(preview.problems + preview.notes, key=lambda p: p[0])
+    return preview_file(path, region, prefix).for_cli()
 
 
 # -- text from outside -------------------------------------------------------------------------

@@ -386,3 +386,17 @@ def test_any_import_file_is_read_or_refused_with_a_usage_error(data: bytes) -> N
     assert all(isinstance(item, ImportItem) for item in items)
     for line, message in problems:
         assert line >= 1 and message.strip()
+
+
+def test_an_import_says_which_contacts_it_passed_over(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    card = tmp_path / "phone.vcf"
+    card.write_text(
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Sue Smith\nTEL;TYPE=CELL:07700 900123\nEND:VCARD\n"
+        "BEGIN:VCARD\nVERSION:3.0\nFN:Only Mail\nEMAIL:a@example.org\nEND:VCARD\n"
+    )
+    assert run(cfg, "allow", "import", str(card)) == 0
+    captured = capsys.readouterr()
+    assert "1 added" in captured.out
+    assert f"{card}:6: note:" in captured.err and "Only Mail" in captured.err
