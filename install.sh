@@ -191,6 +191,7 @@ readonly CONF_DIR="$ROOT/etc/callguard"
 readonly CONF="$CONF_DIR/callguard.toml"
 readonly STATE_DIR="$ROOT/var/lib/callguard"
 readonly UNIT="$ROOT/etc/systemd/system/callguard.service"
+readonly WEB_UNIT="$ROOT/etc/systemd/system/callguard-web.service"
 readonly RULE="$ROOT/etc/udev/rules.d/99-callguard-modem.rules"
 readonly LINK="$ROOT/usr/local/bin/callguard"
 readonly LOCK_COPY="$VENV/$LOCK_NAME"
@@ -207,6 +208,7 @@ uninstall() {
 	[ "$PURGE" -eq 1 ] && STEP_TOTAL=4
 
 	step 1 "Stopping CallGuard"
+	run systemctl disable --now callguard-web 2>/dev/null || run systemctl disable callguard-web 2>/dev/null || true
 	if ! run systemctl disable --now callguard; then
 		# systemd not running (an image being prepared), or no such unit: still drop the links.
 		run systemctl disable callguard 2>/dev/null ||
@@ -214,8 +216,8 @@ uninstall() {
 	fi
 
 	step 2 "Removing the program, the service and the modem rule"
-	rm -f -- "$UNIT" "$RULE"
-	say "removed the service file $UNIT and the modem rule $RULE"
+	rm -f -- "$UNIT" "$WEB_UNIT" "$RULE"
+	say "removed the service files $UNIT and $WEB_UNIT and the modem rule $RULE"
 	rm -rf -- "$VENV"
 	say "removed the program folder $VENV"
 	if [ -L "$LINK" ] && [ "$(readlink -- "$LINK")" = "$VENV_REAL/bin/callguard" ]; then
@@ -225,6 +227,7 @@ uninstall() {
 	if [ -n "$ROOT" ] || [ -d /run/systemd/system ]; then
 		run systemctl daemon-reload || warn "systemd could not reload its service files"
 		run systemctl reset-failed callguard 2>/dev/null || true
+		run systemctl reset-failed callguard-web 2>/dev/null || true
 	fi
 	run udevadm control --reload || warn "udev could not reload its rules; they are re-read at the next boot"
 
@@ -290,7 +293,7 @@ check_system() {
 		die "CallGuard needs Python $MIN_PYTHON or newer; this computer has Python $py. Use Raspberry Pi OS Bookworm or newer."
 	fi
 	say "Python $py (needs $MIN_PYTHON or newer): fine."
-	for f in pyproject.toml "$LOCK_SRC" systemd/callguard.service systemd/99-callguard-modem.rules config/callguard.toml; do
+	for f in pyproject.toml "$LOCK_SRC" systemd/callguard.service systemd/callguard-web.service systemd/99-callguard-modem.rules config/callguard.toml; do
 		[ -f "$SOURCE/$f" ] || die "$SOURCE is not a complete CallGuard source folder: $f is missing (it needs pyproject.toml, $LOCK_SRC, systemd/ and config/). Run install.sh from the CallGuard folder, or give it with --source DIR."
 	done
 	say "Installing from $SOURCE."
@@ -496,6 +499,8 @@ install_service() {
 	mkdir -p -- "$(dirname -- "$UNIT")" "$(dirname -- "$RULE")"
 	install -m 0644 -- "$SOURCE/systemd/callguard.service" "$UNIT"
 	say "Service file: $UNIT"
+	install -m 0644 -- "$SOURCE/systemd/callguard-web.service" "$WEB_UNIT"
+	say "Family page service file: $WEB_UNIT"
 	install -m 0644 -- "$SOURCE/systemd/99-callguard-modem.rules" "$RULE"
 	say "Modem rule: $RULE (a known USB modem appears as /dev/callguard-modem)"
 	if run udevadm control --reload; then
@@ -514,7 +519,8 @@ install_service() {
 		run systemctl daemon-reload
 	fi
 	run systemctl enable callguard
-	say "CallGuard will start by itself every time the Pi starts."
+	run systemctl enable callguard-web
+	say "CallGuard and its family page will start by themselves every time the Pi starts."
 	SERVICE_STARTED=0
 	if [ "$START" -eq 0 ]; then
 		say "Not starting it now (--no-start). Start it with: sudo systemctl restart callguard"
@@ -526,6 +532,9 @@ install_service() {
 		else
 			SERVICE_STARTED=-1
 		fi
+		# The family page is secondary: if it does not start, screening still runs.
+		run systemctl restart callguard-web ||
+			warn "the family page did not start (screening is not affected): systemctl status callguard-web"
 	fi
 }
 
