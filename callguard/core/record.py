@@ -15,7 +15,15 @@ from callguard.core.screening import Action
 @dataclass(frozen=True)
 class CallRecord:
     """One call. ``ended`` is None while it goes on; ``answered`` None when nothing could tell
-    (no line sensing); ``duration_s`` only for an answered call that has ended."""
+    (no line sensing).
+
+    ``duration_s`` is the resident's conversation, from the line going off-hook to their phone
+    going back on-hook, for an answered call that has ended; it is never shorter than the call.
+    ``end_seen`` says how to read it: True, line sensing saw the phone put down (true to a
+    sampling interval); False, it could not (a note says why): ``duration_s`` is then an upper
+    bound when the phone was put down while CallGuard itself held the line to speak the
+    warning, or null when nothing bounds it (the modem was lost, a fault, CallGuard stopped).
+    None for a call that was not answered or has not ended."""
 
     call_id: int
     started: dt.datetime
@@ -35,6 +43,7 @@ class CallRecord:
     grooming_alert: bool
     name_claim: bool
     notes: tuple[str, ...]
+    end_seen: bool | None = None
 
     @property
     def suspicious(self) -> bool:
@@ -62,6 +71,7 @@ class CallRecord:
             "grooming_alert": self.grooming_alert,
             "name_claim": self.name_claim,
             "notes": list(self.notes),
+            "end_seen": self.end_seen,
         }
 
 

@@ -24,6 +24,13 @@ Slow work never runs here: the line warning plays on its own thread, the room wa
 speaker's, and caller ID is re-asserted after a call on its own thread (a deaf modem takes
 seconds to time out, and the next caller ID must be screened at once).
 
+While the line warning plays, CallGuard itself holds the line: the modem off-hook looks exactly
+like a lifted phone, so line sensing is paused and cannot see the resident put theirs down.
+The thread reports the time it held the line (:class:`~callguard.core.call.LineHeld`) through
+``on_line_held`` before sensing resumes, so the call machine has it before any on-hook seen
+after it, and logs a call that ended then as "at most" rather than counting the modem's time
+as the resident's conversation. The daemon passes it to the loop's queue.
+
 That re-assertion must never hold up a seizure: a seizure that finds it under way waits for
 its replies (the modem takes one command line at a time). So it starts :data:`SETTLE_S` after
 the call, with the line idle (a call that comes first puts it off until that call's end; its
@@ -47,6 +54,7 @@ from callguard.core.call import (
     CallAction,
     CallBackReminder,
     GroomingAlert,
+    LineHeld,
     LineState,
     LogCall,
     Release,
@@ -61,7 +69,7 @@ from callguard.daemon.writer import Writer
 from callguard.hardware import linesense
 from callguard.hardware.indicators import Indicators
 from callguard.modem.transport import ModemError, ModemTransport
-from callguard.modem.voice import VoicePlayer
+from callguard.modem.voice import PlaybackResult, VoicePlayer
 from callguard.store.files import Signature, file_signature
 from callguard.store.lists import Store
 from callguard.texts import shown
@@ -111,6 +119,10 @@ class ActionRunner:
         self._on_hook_retry_at = 0.0
         self._seize_pause = contextlib.ExitStack()
         self.voice_thread: threading.Thread | None = None
+        self.on_line_held: Callable[[LineHeld], None] | None = None
+        """Where the time CallGuard held the line to speak the warning goes (the daemon's
+        queue, for :meth:`CallMachine.line_held <callguard.core.call.CallMachine.line_held>`);
+        called from the line warning's thread."""
         self.after_call_thread: threading.Thread | None = None
         self.after_call_due: float | None = None
         """When caller ID is to be re-asserted (monotonic seconds), or None: not wanted."""
@@ -138,7 +150,7 @@ class ActionRunner:
                 self.speaker.warn(action.caller, strong=action.strong)
                 self.observe("warned", action)
             elif isinstance(action, SpeakOnLine):
-                self.speak_on_line()
+                self.speak_on_line(action.call_id)
             elif isinstance(action, GroomingAlert):
                 self.grooming_alert(action.record, line)
             elif isinstance(action, CallBackReminder):
@@ -211,8 +223,9 @@ class ActionRunner:
         self.on_hook_failures = 0
         self._seize_pause.close()
 
-    def speak_on_line(self) -> None:
-        """Join the answered call in voice mode, speak the warning, leave (worker thread)."""
+    def speak_on_line(self, call_id: int) -> None:
+        """Join the answered call in voice mode, speak the warning, leave (worker thread);
+        the time the line was held goes to ``on_line_held`` (module docstring)."""
         if self.voice_thread is not None and self.voice_thread.is_alive():
             return
         transport = self._transport()
@@ -221,13 +234,28 @@ class ActionRunner:
             try:
                 audio = self.prompts.modem_bytes("warning")
                 with self.line_sense.pause():
-                    result = VoicePlayer(transport).play(audio)
+                    since = self.monotonic()
+                    result: PlaybackResult | None = None
+                    try:
+                        result = VoicePlayer(transport).play(audio)
+                    finally:  # told before sensing resumes, whatever happened
+                        hung_up = result is not None and not result.completed
+                        self._line_held(LineHeld(call_id, since, self.monotonic(), hung_up))
                 self.observe("line-warning", result)
             except Exception:
                 log.exception("could not speak the warning down the line")
 
         self.voice_thread = threading.Thread(target=speak, name="line-warning", daemon=True)
         self.voice_thread.start()
+
+    def _line_held(self, held: LineHeld) -> None:
+        report = self.on_line_held
+        if report is None:
+            return
+        try:
+            report(held)
+        except Exception:
+            log.exception("could not report the time CallGuard held the line")
 
     def grooming_alert(self, record: CallRecord, line: LineState) -> None:
         who = shown(record.display or record.category.value)
