@@ -41,6 +41,8 @@ def _cmd_log(args: argparse.Namespace) -> int:
         answered = {True: "answered", False: "not answered", None: ""}.get(call.get("answered"))
         seconds = call.get("duration_s")
         length = duration_words(seconds) if isinstance(seconds, int | float) else ""
+        if answered and length and call.get("end_seen") is False:
+            length = f"at most {length} (its end could not be seen)"
         duration = f", {length}" if answered and length else ""
         alert = "  << this call lit the grooming alert" if call.get("grooming_alert") else ""
         print(

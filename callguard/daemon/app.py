@@ -199,6 +199,8 @@ class Daemon:
             monotonic=monotonic,
         )
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # how long the modem held the line to speak the warning: not the resident's call
+        self.actions.on_line_held = lambda held: self._queue.put(("held-line", held))
         # caller IDs jump the queue: screened before any other work that is waiting
         self._caller_ids: collections.deque[CallerId] = collections.deque()
         self._ring_waiting = threading.Event()  # RINGs coalesce: a flood is one event
@@ -420,6 +422,8 @@ class Daemon:
                 self.actions.acknowledge(payload, self.machine.line)
             elif kind == "block-last":
                 self._block_last(payload)
+            elif kind == "held-line":
+                actions = self.machine.line_held(payload, now)
             actions += self.machine.tick(now)
             self.actions.execute(actions, self.machine.line)
             self.line_sense.set_active(self.machine.wants_line_state(now))

@@ -62,10 +62,22 @@ def test_the_log_marks_the_alerting_call_and_gives_seconds(
             "grooming_alert": True,
         }
     )
+    store.append_call(
+        {
+            **base,
+            "call_id": 3,
+            "started": "2026-06-10T12:00:00+01:00",
+            "number": "+441632960003",
+            "display": "01632 960003",
+            "duration_s": 7.0,
+            "end_seen": False,
+        }
+    )
     assert main(["--config", str(cfg), "log"]) == 0
-    first, second = capsys.readouterr().out.splitlines()
+    first, second, third = capsys.readouterr().out.splitlines()
     assert first.endswith("answered, 25 s") and "alert" not in first
     assert "answered, 21 min 5 s" in second and second.endswith("lit the grooming alert")
+    assert third.endswith("answered, at most 7 s (its end could not be seen)")
 
 
 def test_status_names_every_alerting_call_since_the_last_ack(

@@ -4,9 +4,8 @@ warning is short; and a call's logged duration is the resident's conversation, n
 CallGuard itself held the line to speak the warning.
 
 The daemon runs in-process (:class:`helpers.Running`) on the simulated Conexant, which senses
-the line with AT-TRV. :class:`Wired` passes the time the line warning held the line to the
-call machine (``ActionRunner.on_line_held`` -> the loop's queue -> ``CallMachine.line_held``)
-where ``daemon/app.py`` does not do so itself yet; once it does, it stands aside.
+the line with AT-TRV; the time the line warning held the line reaches the call machine
+(``ActionRunner.on_line_held`` -> the loop's queue -> ``CallMachine.line_held``).
 """
 
 from __future__ import annotations
@@ -19,10 +18,9 @@ import helpers
 import pytest
 from helpers import Running, wait_for
 
-from callguard.core.call import LineHeld
 from callguard.core.hook import Hook
 from callguard.core.lists import target_for
-from callguard.daemon.app import Daemon, Observed
+from callguard.daemon.app import Observed
 from callguard.sim import Call, CallRecord, CallTiming, SimModem
 from callguard.sim.modem import _LineView
 
@@ -30,28 +28,6 @@ pytestmark = pytest.mark.e2e
 
 SENSING = {"line_sense": {"source": "modem"}}
 SCALE = Running.SCALE  # the line at 4x: a nominal 40 s of talk is 10 s
-
-
-class Wired(Daemon):
-    """The daemon, with the line warning's hold reaching the call machine (module docstring)."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        if self.actions.on_line_held is None:
-            self.actions.on_line_held = lambda held: self._queue.put(("held-line", held))
-
-    def _handle(self, kind: str, payload: Any) -> None:
-        if kind == "held-line" and isinstance(payload, LineHeld):
-            now = self._now()
-            actions = self.machine.line_held(payload, now) + self.machine.tick(now)
-            self.actions.execute(actions, self.machine.line)
-            return
-        super()._handle(kind, payload)
-
-
-@pytest.fixture(autouse=True)
-def wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(helpers, "Daemon", Wired)
 
 
 def running(tmp: Path, extra: dict[str, dict[str, Any]] | None = None) -> Running:

@@ -56,7 +56,8 @@ def test_alert_survives_a_restart_and_the_button_clears_it(
     with Running(tmp_path, {"line_sense": {"source": "modem"}}, pin_factory=factory) as r:
         assert r.daemon.status()["grooming_alert"] is True
         assert factory.pin(23).state == 1  # steady after the restart
-        factory.pin(25).drive_low()
+        factory.pin(25).drive_low()  # a short press: acknowledged when it is let go
+        factory.pin(25).drive_high()
         r.wait_seen("acknowledged", 5)  # the button
         assert not store.alert_active()
         wait_for(lambda: factory.pin(23).state == 0, 5, "the light to go off")
