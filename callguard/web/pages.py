@@ -208,7 +208,7 @@ def entry_rows(entries: Iterable[Entry], region: str, now: dt.datetime) -> list[
             key=e.number,
             number=shown(for_people(e.number, region)),
             name=shown(e.name),
-            note=shown(_note(e, now)),
+            note="Included with CallGuard" if e.extra.get("shipped") else shown(_note(e, now)),
             added=shown(e.added[:10]),
             shipped=bool(e.extra.get("shipped")),
         )

@@ -348,3 +348,19 @@ def test_health_without_a_status_or_with_a_nonsense_pid() -> None:
     assert not pages.health(status(pid="not a pid")).ok
     assert not pages.health(status(pid=10**30)).ok
     assert pages.health(status()).ok
+
+
+def test_no_text_is_smaller_than_18_px_at_the_browsers_default_size(site: Site) -> None:
+    css = site.browser().get("/static/style.css").text
+    assert re.search(r"html \{ font-size: 125%;", css)  # 20 px at a browser's default 16 px
+    sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)rem", css)]
+    assert sizes and min(sizes) * 20 >= 18
+    assert not re.search(r"font-size: [\d.]+(px|pt|em)\b", css)
+
+
+def test_callguards_own_protected_numbers_say_so_rather_than_their_sources(
+    family: Browser,
+) -> None:
+    page = family.get("/lists").text
+    section = page.split('<section id="protect"', 1)[1]
+    assert "Included with CallGuard" in section and "https://" not in section
