@@ -85,6 +85,7 @@ from callguard.hardware.clock import ClockState, SystemClock
 from callguard.hardware.indicators import LONG_PRESS_S, Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemTransport, TransportStatus
+from callguard.store.files import Signature, file_signature
 from callguard.store.folder import now_local
 from callguard.store.index import ListIndex
 from callguard.store.lists import Store
@@ -99,6 +100,9 @@ INDEX_CHECK_S = 0.05
 """How often the reloader looks at the lists files (a stat() each when unchanged, a few µs): a
 number the family has just added counts from the next call, whatever the list's size."""
 VOICE_JOIN_ON_STOP_S = 2.0
+CONFIG_CHECK_S = 2.0
+"""How often the daemon looks at its config file (a stat()): a change made by the family page
+is taken up as SIGHUP would, with no signal between processes."""
 CLOCK_CHECK_S = 60.0
 """How often the daemon asks whether the system clock is synchronised (one system call)."""
 SWITCH_INTERVAL_S = 0.0005
@@ -178,6 +182,8 @@ class Daemon:
         self.clock_check = clock_check or SystemClock().check
         self.clock_state = ClockState(True, "not checked yet")
         self._clock_checked = -CLOCK_CHECK_S
+        self._config_signature = self._config_file_signature()
+        self._config_checked = 0.0
         self.cid_timing = CallerIdTiming()
         self.board = StatusBoard(clock, config.modem.port)
         self.writer = Writer(
@@ -500,6 +506,12 @@ class Daemon:
             self.actions.follow_alert(self.machine.line)
         if mono - self._clock_checked >= CLOCK_CHECK_S:
             self._check_clock(mono)
+        if mono - self._config_checked >= CONFIG_CHECK_S and self.machine.phase is Phase.IDLE:
+            self._config_checked = mono
+            signature = self._config_file_signature()
+            if signature != self._config_signature:
+                log.info("the config file changed: reloading it")
+                self._reload()
         if self.board.dirty:
             if self._status_due is None:
                 self._status_due = mono + SETTLE_S  # building it takes a millisecond or two
@@ -590,7 +602,14 @@ class Daemon:
             else None,
         )
 
+    def _config_file_signature(self) -> Signature | None:
+        source = self.config_path or self.config.source
+        return file_signature(source) if source and not source.startswith("(") else None
+
     def _reload(self) -> None:
+        self._config_signature = (
+            self._config_file_signature()
+        )  # before reading: a racing write shows
         self.notifier.reloading()
         try:
             new = config_mod.load(self.config_path)

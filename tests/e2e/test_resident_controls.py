@@ -91,3 +91,23 @@ def test_allow_once_lets_a_withheld_call_ring_without_a_warning_until_it_runs_ou
         skew[0] = dt.timedelta(hours=1, minutes=1)  # an hour later: it has run out
         _, logged = r.call(Call(number="P", rings=2))
         assert logged["verdict"] == "warned" and logged["category"] == "withheld"
+
+
+def test_a_config_changed_by_the_family_page_is_taken_up_without_a_signal(
+    tmp_path: Path,
+) -> None:
+    with Running(tmp_path, clock_check=lambda: ClockState(True, "ok")) as r:
+        _, logged = r.call(Call(number=LEEDS, rings=1))
+        assert logged["verdict"] == "warned"
+        since = len(r.seen)
+        r.write_config(
+            {
+                "modem": {"port": r.link},
+                "storage": {"dir": str(tmp_path / "state")},
+                "warning": {"room_command": ""},
+                "screening": {"mode": "allowlist-only"},
+            }
+        )
+        r.wait_seen("reloaded", 10, since=since)
+        _, logged = r.call(Call(number=LEEDS, rings=1))
+        assert logged["verdict"] == "blocked" and logged["rule"] == "mode:allowlist-only"
