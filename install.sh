@@ -554,7 +554,8 @@ next_steps() {
 	cat <<EOF
 
 Next:
-  1. Set it up for this resident (family numbers, bank card numbers, the voice, quiet hours):
+  1. Set it up for this resident (family numbers, bank card numbers, the voice, quiet hours,
+     the family page's password; or set that alone with: sudo callguard web password):
        sudo $VENV_REAL/bin/callguard setup
   2. Check the modem, the lights, the button and the speaker you have fitted
      (the service holds the modem, so stop it for the test):

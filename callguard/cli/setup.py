@@ -35,6 +35,7 @@ wizard offers to copy the file beside the config (``warning-recording.wav``) and
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import re
 import shlex
@@ -92,7 +93,9 @@ INDICATOR_NAMES = {
 _PIN_RE = re.compile(r"(?:gpio|bcm)?\s*(\d{1,3})")
 
 
-def run_setup(config_path: Path, *, ask: Ask = input, say: Say = print) -> int:
+def run_setup(
+    config_path: Path, *, ask: Ask = input, say: Say = print, ask_secret: Ask = getpass.getpass
+) -> int:
     """Ask the setup questions; 0 when done or stopped (EOF), 2 if the config cannot be loaded.
 
     1 if the lists' folder or the config's folder cannot be written (checked before the first
@@ -118,7 +121,7 @@ def run_setup(config_path: Path, *, ask: Ask = input, say: Say = print) -> int:
                 "(sudo callguard setup), or check that the folder is right."
             )
             return 1
-    wizard = _Wizard(path, config, ask, say)
+    wizard = _Wizard(path, config, ask, say, ask_secret)
     return wizard.run()
 
 
@@ -128,6 +131,7 @@ class _Wizard:
     config: configuration.Config
     ask_raw: Ask
     say: Say
+    ask_secret: Ask = getpass.getpass
     changes: list[str] = field(default_factory=list)
     lists_changed: bool = False
     config_changed: bool = False
@@ -166,6 +170,7 @@ class _Wizard:
             self._voice_step()
             self._quiet_hours_step()
             self._line_sense_step()
+            self._web_password_step()
         except EOFError:
             self.say("")
             self.say("Setup stopped. Everything saved before this point is kept.")
@@ -387,6 +392,40 @@ class _Wizard:
         else:
             self.say("Saved: no quiet hours.")
             self.changes.append("No quiet hours")
+
+    # -- step 6: the family page's password ----------------------------------------------------
+
+    def _web_password_step(self) -> None:
+        """No default password: the volunteer sets the first one here (or later with
+        ``callguard web password``). Typed without echo, twice."""
+        from callguard.web.passwords import PasswordFile, check_new_password
+
+        passwords = PasswordFile(self.config.storage.dir)
+        self.say("")
+        self.say("The family page: the lists and calls in a browser on the home network.")
+        if passwords.is_set():
+            if not self._yes_no("It has a password. Change it? (y/n) "):
+                return
+        elif not self._yes_no("Set its password now? (y/n) "):
+            self.say("It stays closed until you do: sudo callguard web password")
+            return
+        while True:
+            password = self.ask_secret("New password for the family page (Enter: not now): ")
+            if not password:
+                self.say("No password was set: sudo callguard web password sets it later.")
+                return
+            try:
+                check_new_password(password)
+            except UsageError as exc:
+                self.say(f"That password cannot be used: {exc}")
+                continue
+            if self.ask_secret("The same password again: ") != password:
+                self.say("The two passwords differ; try again.")
+                continue
+            passwords.set(password)
+            self.say("The family page's password is set.")
+            self.changes.append("Set the family page's password")
+            return
 
     # -- step 5: line sensing, for the grooming light -------------------------------------------
 

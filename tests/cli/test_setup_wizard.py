@@ -19,8 +19,12 @@ from callguard.store.lists import Store
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
 
-SKIP_ALL = ["", "", "", "", ""]
-"""Enter at each step: allow list, protect list, warning voice, quiet hours, line sensing."""
+SKIP_ALL = ["", "", "", "", "", ""]
+"""Enter at each step: allow list, protect list, warning voice, quiet hours, line sensing, the
+family page's password."""
+NO_PASSWORD = ""
+"""Enter at the last step: no family-page password now."""
+PASSWORD_QUESTION = "Set its password now? (y/n) "
 SKIP_TO_LINE_SENSE = ["", "", "", ""]
 """Enter at each step before line sensing."""
 MODULE_QUESTION = (
@@ -304,9 +308,9 @@ def test_quiet_hours_are_tidied_and_can_be_turned_off(config_path: Path) -> None
 
 def test_the_line_sense_module_is_asked_about_and_saved(config_path: Path) -> None:
     before = config_path.read_text()
-    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "y"])
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "y", NO_PASSWORD])
     assert rc == 0 and "Setup finished." in script.said
-    assert script.prompts[-1] == MODULE_QUESTION
+    assert script.prompts[-2:] == [MODULE_QUESTION, PASSWORD_QUESTION]
     assert "a USRobotics 5637 needs the line-sense module, wired to GPIO 17" in script.text
     assert "Now: no line-sense module." in script.said
     assert "Saved: the line-sense module is on GPIO 17." in script.said
@@ -320,9 +324,10 @@ def test_the_line_sense_module_is_asked_about_and_saved(config_path: Path) -> No
 
 
 def test_a_bad_pin_is_explained_and_asked_again(config_path: Path) -> None:
-    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "28", "pin 4", "-1", "23", "GPIO 22"])
+    answers = [*SKIP_TO_LINE_SENSE, "28", "pin 4", "-1", "23", "GPIO 22", NO_PASSWORD]
+    rc, script = run(config_path, answers)
     assert rc == 0
-    assert script.prompts[-5:] == [MODULE_QUESTION] * 5
+    assert script.prompts[-6:] == [MODULE_QUESTION] * 5 + [PASSWORD_QUESTION]
     bad = (
         "is not a GPIO pin: type y for GPIO 17 (as in the README's wiring), a BCM GPIO number "
         "from 0 to 27, n for none, or Enter to leave it as it is."
@@ -352,13 +357,17 @@ def test_line_sensing_that_was_off_is_turned_on(config_path: Path) -> None:
     """A unit set up from the old shipped file has line_sense.source = "none" written in it."""
     config_path.write_text(config_path.read_text().replace('source = "auto"', 'source = "none"', 1))
     assert config.load(str(config_path)).line_sense.source == "none"
-    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "maybe", "y", "n"])
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "maybe", "y", "n", NO_PASSWORD])
     assert rc == 0
     assert (
         'Line sensing is off (line_sense.source = "none"), so the grooming light cannot work.'
     ) in script.said
     assert "Please answer y (yes) or n (no)." in script.said
-    assert script.prompts[-3:] == ["Turn it on? (y/n) ", "Turn it on? (y/n) ", MODULE_QUESTION]
+    assert script.prompts[-4:-1] == [
+        "Turn it on? (y/n) ",
+        "Turn it on? (y/n) ",
+        MODULE_QUESTION,
+    ]
     loaded = config.load(str(config_path))
     assert (loaded.line_sense.source, loaded.line_sense.gpio_pin) == ("auto", -1)
     assert "  - Line sensing is on: the modem's line voltage, or the line-sense module" in (
@@ -366,8 +375,8 @@ def test_line_sensing_that_was_off_is_turned_on(config_path: Path) -> None:
     )
     # left off when the answer is no: and then no question about the module
     config_path.write_text(config_path.read_text().replace('source = "auto"', 'source = "none"', 1))
-    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, ""])
-    assert script.prompts[-1] == "Turn it on? (y/n) "
+    rc, script = run(config_path, [*SKIP_TO_LINE_SENSE, "", NO_PASSWORD])
+    assert script.prompts[-2:] == ["Turn it on? (y/n) ", PASSWORD_QUESTION]
     assert config.load(str(config_path)).line_sense.source == "none"
 
 
@@ -595,3 +604,44 @@ def no_stray_files(tmp_path: Path) -> Iterator[None]:
     yield
     stray = [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
     assert stray == [], stray
+
+
+# -- the family page's password ----------------------------------------------------------------
+
+
+def test_the_family_pages_first_password_is_set_without_echo(
+    config_path: Path, state: Path
+) -> None:
+    from callguard.web.passwords import PasswordFile
+
+    secrets = [
+        "short",
+        "a long family password",
+        "a long family pasword",
+        "a long family password",
+        "a long family password",
+    ]
+    asked: list[str] = []
+
+    def ask_secret(prompt: str) -> str:
+        asked.append(prompt)
+        return secrets.pop(0)
+
+    script = Script([*SKIP_TO_LINE_SENSE, "", "y"])
+    rc = setup_wizard.run_setup(config_path, ask=script.ask, say=script.say, ask_secret=ask_secret)
+    assert rc == 0 and "Setup finished." in script.said
+    assert PASSWORD_QUESTION in script.prompts  # asked in the open; the password never is
+    assert not any("password" in p.lower() and "y/n" not in p for p in script.prompts)
+    assert any(line.startswith("That password cannot be used") for line in script.said)
+    assert "The two passwords differ; try again." in script.said
+    assert PasswordFile(state).check("a long family password")
+    assert "  - Set the family page's password" in script.said
+    assert len(asked) == 5
+
+
+def test_no_password_now_says_how_to_set_it_later(config_path: Path, state: Path) -> None:
+    from callguard.web.passwords import PasswordFile
+
+    rc, script = run(config_path, SKIP_ALL)
+    assert rc == 0 and "It stays closed until you do: sudo callguard web password" in script.said
+    assert not PasswordFile(state).is_set()
