@@ -54,6 +54,7 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from callguard.config import Config
 from callguard.core.lists import LIST_TITLES, target_for
+from callguard.core.numbers import for_people
 from callguard.errors import CallGuardError, UsageError
 from callguard.store.folder import now_local
 from callguard.store.jsonfile import Recovery
@@ -61,6 +62,7 @@ from callguard.store.lists import Store
 from callguard.store.state import alert_calls
 from callguard.texts import shown
 from callguard.web import pages
+from callguard.web import settings as settings_page
 from callguard.web.guard import (
     FAILURE_DELAY_S,
     SECURITY_HEADERS,
@@ -70,6 +72,7 @@ from callguard.web.guard import (
     same_origin,
 )
 from callguard.web.passwords import PasswordError, PasswordFile, fingerprint, verify_password
+from callguard.web.uploads import MAX_UPLOAD_BYTES, Uploads
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +111,9 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=64 * 1024,
     )
     password_file = PasswordFile(folder)
+    uploads = Uploads(folder)
+    path_of_config = settings_page.config_path(config)
+    settings_lock = threading.Lock()
     throttle = throttle or LoginThrottle()
     one_check_at_a_time = threading.Lock()  # scrypt takes 16 MiB: never four at once
 
@@ -141,6 +147,7 @@ def create_app(
         list_headings=pages.LIST_HEADINGS,
         list_intros=pages.LIST_INTROS,
         force_label=pages.FORCE_LABEL,
+        force_many_label=pages.FORCE_MANY_LABEL,
     )
 
     # -- the gatekeeper ---------------------------------------------------------------------
@@ -179,6 +186,8 @@ def create_app(
                 link=url_for("login"),
             )
         if request.method not in ("GET", "HEAD", "OPTIONS"):
+            if request.endpoint == "import_upload":  # the one request that carries a file
+                request.max_content_length = MAX_UPLOAD_BYTES + 64 * 1024
             why = forbidden_post()
             if why is not None:
                 log.warning(
@@ -202,6 +211,16 @@ def create_app(
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Reply:
         code = exc.code or 500
+        if code == 413 and request.endpoint == "import_upload":
+            return _message(
+                "That file is too big",
+                f"CallGuard takes contacts files of up to {MAX_UPLOAD_BYTES // (1024 * 1024)} MB, "
+                "and a phone's whole address book is far less. Check that it is the right file "
+                "(a contacts export, as CSV or vCard), or export fewer contacts. Nothing was "
+                "added.",
+                413,
+                back=url_for("import_page"),
+            )
         titles = {404: "There is no such page", 405: "That cannot be done here"}
         return _message(titles.get(code, exc.name), exc.description or "", code)
 
@@ -439,6 +458,197 @@ def create_app(
         flash(f"{shown(target.describe())} {verb}{already}.")
         return redirect(back)
 
+    # -- Import -----------------------------------------------------------------------------
+
+    def session_key() -> str:
+        return csrf_token()
+
+    def render_import(error: str = "", status: int = 200) -> Reply:
+        return render_template(
+            "import.html",
+            page="import",
+            error=error,
+            max_mb=MAX_UPLOAD_BYTES // (1024 * 1024),
+        ), status
+
+    def render_preview(
+        held: Any, error: str = "", status: int = 200, force_offered: bool = False
+    ) -> Reply:
+        from callguard.store.contacts import preview_data
+
+        try:
+            preview = preview_data(held.data, region, source=held.filename)
+        except UsageError as exc:
+            uploads.drop(held.token)
+            return render_import(pages.for_the_page(shown(exc, lines=True)), 400)
+        return render_template(
+            "import_preview.html",
+            page="import",
+            held=held,
+            list_title=LIST_TITLES[held.list_name],
+            how=shown(preview.how),
+            items=[
+                (item.line, shown(item.name), shown(for_people(item.target.number, region)))
+                for item in preview.items
+            ],
+            problems=[(line, shown(message)) for line, message in preview.problems],
+            notes=[(line, shown(message)) for line, message in preview.notes],
+            error=error,
+            force_offered=force_offered,
+        ), status
+
+    @app.get("/import")
+    def import_page() -> Reply:
+        return render_import()
+
+    @app.post("/import")
+    def import_upload() -> Reply:
+        upload = request.files.get("file")
+        list_name = request.form.get("list", "")
+        if list_name not in ("allow", "block"):
+            return render_import("Choose the list to add the numbers to: allow or block.", 400)
+        if upload is None or not upload.filename:
+            return render_import("Choose a contacts file first (CSV or vCard).", 400)
+        data = upload.stream.read(MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            abort(413)
+        filename = _file_name(upload.filename)
+        held = uploads.hold(data, filename, list_name, session_key())
+        log.info(
+            "contacts file %r (%d bytes) sent to the family page from %s for the %s",
+            filename,
+            len(data),
+            client(),
+            LIST_TITLES[list_name],
+        )
+        return render_preview(held)
+
+    @app.post("/import/confirm")
+    def import_confirm() -> Reply:
+        from callguard.store.contacts import preview_data
+
+        held = uploads.get(request.form.get("token", ""), session_key())
+        if held is None:
+            return render_import(
+                "That preview has run out (a file is kept for an hour) or was already added. "
+                "Nothing was added. Choose the file again.",
+                409,
+            )
+        try:
+            preview = preview_data(held.data, region, source=held.filename)
+        except UsageError as exc:
+            uploads.drop(held.token)
+            return render_import(pages.for_the_page(shown(exc, lines=True)), 400)
+        if not preview.items:
+            uploads.drop(held.token)
+            return render_import(f"{shown(held.filename)} has no numbers to add.", 400)
+        force = bool(request.form.get("force"))
+        try:
+            added, updated = open_store().add_many(
+                held.list_name, preview.items, by=by(), force=force
+            )
+        except UsageError as exc:
+            message = shown(exc, lines=True).replace(
+                "add --force to move them", f"tick '{pages.FORCE_MANY_LABEL}' to move them"
+            )
+            return render_preview(
+                held, pages.for_the_page(message), 409, force_offered="--force" in str(exc)
+            )
+        uploads.drop(held.token)
+        skipped = (
+            f" {len(preview.problems)} line(s) it could not read were left out."
+            if preview.problems
+            else ""
+        )
+        log.info(
+            "imported %r into the %s from %s: %d added, %d updated",
+            held.filename,
+            LIST_TITLES[held.list_name],
+            client(),
+            added,
+            updated,
+        )
+        flash(
+            f"Added {shown(held.filename)} to the {LIST_TITLES[held.list_name]}: {added} new, "
+            f"{updated} already there (updated).{skipped}"
+        )
+        return redirect(url_for("lists") + f"#{held.list_name}")
+
+    # -- Settings -----------------------------------------------------------------------------
+
+    def render_settings(
+        values: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        problems: list[str] | None = None,
+        status: int = 200,
+    ) -> Reply:
+        now_config, problem = settings_page.current(path_of_config, config)
+        shown_problems = list(problems or [])
+        if problem and not shown_problems:
+            shown_problems.append(problem)
+        return render_template(
+            "settings.html",
+            page="settings",
+            values=values or settings_page.values_of(now_config),
+            errors=errors or {},
+            problems=[pages.for_the_page(shown(p, lines=True)) for p in shown_problems],
+            modes=settings_page.MODES,
+            path=shown(str(path_of_config)) if path_of_config else "",
+        ), status
+
+    @app.get("/settings")
+    def settings() -> Reply:
+        return render_settings()
+
+    @app.post("/settings")
+    def settings_save() -> Reply:
+        new = settings_page.from_form(request.form)
+        if path_of_config is None:
+            return render_settings(
+                new,
+                problems=[
+                    "CallGuard was started without a config file, so there is nowhere to save "
+                    "settings. Nothing was saved. A volunteer can write one on the Pi (sudo "
+                    "callguard setup) and restart the family page."
+                ],
+                status=409,
+            )
+        with settings_lock:
+            try:
+                text = settings_page.read_text(path_of_config)
+                old_config, problem = settings_page.current(path_of_config, config)
+                if problem:
+                    return render_settings(new, problems=[problem], status=409)
+                outcome = settings_page.edit(
+                    text, str(path_of_config), settings_page.values_of(old_config), new
+                )
+                if outcome.errors or outcome.general:
+                    return render_settings(new, outcome.errors, outcome.general, 400)
+                if outcome.text is None:
+                    flash("Nothing was changed.")
+                    return redirect(url_for("settings"))
+                settings_page.write(path_of_config, outcome.text)
+            except settings_page.NotWritable as exc:
+                log.error("settings not saved: %s", exc)
+                return render_settings(new, problems=[str(exc)], status=409)
+            except (OSError, UnicodeDecodeError, settings_page.UnreadableFile) as exc:
+                log.error("settings not saved: cannot read %s: %s", path_of_config, exc)
+                return render_settings(
+                    new,
+                    problems=[
+                        f"The config file {path_of_config} cannot be read ({exc}). Nothing "
+                        "was saved."
+                    ],
+                    status=409,
+                )
+        log.info(
+            "settings changed on the family page from %s: %s",
+            client(),
+            ", ".join(outcome.changed),
+        )
+        flash("Saved. CallGuard uses the new settings within a few seconds.")
+        return redirect(url_for("settings"))
+
     return app
 
 
@@ -477,8 +687,17 @@ def _safe_next(target: str | None, default: str = "/") -> str:
     return target
 
 
-def _message(title: str, text: str, status: int, *, link: str | None = None) -> Reply:
-    return render_template("message.html", title=title, text=text, link=link), status
+def _message(
+    title: str, text: str, status: int, *, link: str | None = None, back: str | None = None
+) -> Reply:
+    return render_template("message.html", title=title, text=text, link=link, back=back), status
+
+
+def _file_name(name: str) -> str:
+    """A sent file's name as messages show it: its last part, one line, at most 80 characters."""
+    last = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = " ".join(shown(last).split())[:80]
+    return cleaned or "the file"
 
 
 def _search(store: Store, query: str, region: str) -> tuple[list[dict[str, Any]], str]:

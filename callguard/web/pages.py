@@ -244,6 +244,8 @@ LIST_HEADINGS = {name: title.capitalize() for name, title in LIST_TITLES.items()
 
 FORCE_LABEL = "Add it even so"
 """The page's --force: a checkbox on each add form."""
+FORCE_MANY_LABEL = "Add them even so"
+"""The Import page's --force."""
 
 
 def for_the_page(message: str) -> str:

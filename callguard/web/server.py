@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from callguard.config import Config
 from callguard.errors import CallGuardError
 from callguard.web.guard import NetworkGuard
+from callguard.web.uploads import MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -74,7 +75,8 @@ def make_server(
         "connection_limit": 40,
         "channel_timeout": 60,
         "max_request_header_size": 32 * 1024,
-        "max_request_body_size": 256 * 1024,
+        "max_request_body_size": MAX_UPLOAD_BYTES + 128 * 1024,  # a contacts file; Flask
+        # refuses anything else over 64 kB, and a bigger file with the Import page's message
         "expose_tracebacks": False,
         "clear_untrusted_proxy_headers": True,
         "asyncore_use_poll": True,
