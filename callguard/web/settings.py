@@ -83,11 +83,13 @@ class NotWritable(Exception):
 
 
 def config_path(config: Config) -> Path | None:
-    """The file the page was started with, or None when it runs on the defaults."""
+    """The file the page was started with, or None when it runs on the defaults (or on a
+    config that came from no file)."""
     source = config.source
     if not source or source.startswith("("):
         return None
-    return Path(source)
+    path = Path(source)
+    return path if path.is_file() else None
 
 
 def read_text(path: Path) -> str:

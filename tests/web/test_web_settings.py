@@ -237,3 +237,17 @@ def test_a_file_the_page_may_not_write_is_explained_and_left_alone(
         assert cfg.read_bytes() == before
         assert list(cfg.parent.iterdir()) == [cfg], "no temp file left beside it"
         assert form_values(family.get("/settings").text)["screening_mode"] == "guarded"
+
+
+def test_without_a_config_file_the_page_says_it_cannot_save(tmp_path: Path) -> None:
+    from webclient import start_site
+
+    site, running = start_site(tmp_path)  # a config from defaults, no file
+    try:
+        browser = site.browser()
+        assert browser.login().status == 302
+        assert "started without a config file" in text_of(browser.get("/settings").text)
+        text, status, _ = save(browser, screening_mode="open")
+        assert status == 409 and "Nothing was saved." in text_of(text)
+    finally:
+        running.stop()
