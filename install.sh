@@ -449,7 +449,8 @@ install_config() {
 	step 5 "Putting the settings file in $CONF_DIR"
 	local shipped="$SOURCE/config/callguard.toml"
 	mkdir -p -- "$CONF_DIR"
-	chmod 0755 -- "$CONF_DIR"
+	chmod 0775 -- "$CONF_DIR"
+	run chown "root:$USER_NAME" "$CONF_DIR"
 	if [ ! -e "$CONF" ]; then
 		install -m 0640 -- "$shipped" "$CONF"
 		say "Copied the example settings (they are the defaults) to $CONF."
@@ -467,9 +468,9 @@ install_config() {
 		say "Compare the two with:  diff $CONF $CONF.new"
 		run chown "root:$USER_NAME" "$CONF.new"
 	fi
-	chmod 0640 -- "$CONF"
+	chmod 0660 -- "$CONF"
 	run chown "root:$USER_NAME" "$CONF"
-	say "Only root can change it; CallGuard can read it (mode 0640, group $USER_NAME)."
+	say "Root and the family page's Settings can change it (mode 0660, group $USER_NAME)."
 	if [ -x "$VENV/bin/callguard" ]; then
 		local report
 		if report=$("$VENV/bin/callguard" --config "$CONF" config check 2>&1 >/dev/null); then

@@ -181,8 +181,8 @@ def test_fresh_install_puts_the_unit_the_rule_and_the_config_in_place(installer,
     assert config.read_bytes() == CONFIG_SRC.read_bytes()
     assert _mode(unit) == 0o644
     assert _mode(rule) == 0o644
-    assert _mode(config) == 0o640
-    assert _mode(root / "etc/callguard") == 0o755
+    assert _mode(config) == 0o660  # root and the family page (group callguard)
+    assert _mode(root / "etc/callguard") == 0o775
     assert _mode(root / "var/lib/callguard") == 0o750
     assert not (root / "etc/callguard/callguard.toml.new").exists()
 
