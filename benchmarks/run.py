@@ -943,6 +943,9 @@ def targets() -> list[str]:
     return out
 
 
+benchmark(__import__("web").family_page)  # benchmarks/web.py: the family page (issue 15)
+
+
 @benchmark
 def memory() -> list[str]:
     """Peak RSS of this benchmark process after the above."""
