@@ -97,6 +97,7 @@ class Preview:
         if self.items:
             return self.items, self.problems
         return [], sorted(self.problems + self.notes, key=lambda p: p[0])
+
     _contacts: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     """The line each item's contact starts on (a vCard's numbers are on lines of their own)."""
 
