@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 
 from callguard.cli.common import Commands, open_store, positive_int
@@ -87,7 +86,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
                 "detail": "the daemon is not running",
             },
         }
-    from callguard.store.state import alert_calls
+    from callguard.store.state import alert_calls, so_far_s
 
     alert = store.read_alert()  # the file is the truth, daemon or not
     status["grooming_alert"] = bool(alert and alert.get("active"))
@@ -96,7 +95,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
             "number": c.get("number"),
             "display": c.get("display"),
             "started": c.get("started"),
-            "duration_s": _so_far(c),
+            "duration_s": so_far_s(c),
         }
         for c in (alert_calls(alert) if status["grooming_alert"] else [])
     ]
@@ -126,20 +125,6 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{shown(last.get('verdict'))}"
         )
     return 0
-
-
-def _so_far(call: dict[str, object]) -> float | None:
-    """How long an alerting call had lasted: its duration if it has ended, else the time from
-    its start to the alert."""
-    duration = call.get("duration_s")
-    if isinstance(duration, int | float):
-        return float(duration)
-    try:
-        started = dt.datetime.fromisoformat(str(call.get("started")))
-        raised = dt.datetime.fromisoformat(str(call.get("alert_raised")))
-    except ValueError:
-        return None
-    return max(0.0, (raised - started).total_seconds())
 
 
 def _cmd_ack(args: argparse.Namespace) -> int:

@@ -17,10 +17,12 @@ the file's signature).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,20 @@ def alert_calls(alert: dict[str, Any] | None) -> list[dict[str, Any]]:
         return [c for c in calls if isinstance(c, dict)]
     call = alert.get("call")
     return [call] if isinstance(call, dict) else []
+
+
+def so_far_s(call: Mapping[str, Any]) -> float | None:
+    """How long an alerting call had lasted: its duration if it has ended, else the time from
+    its start to the alert (for ``callguard status`` and the family page)."""
+    duration = call.get("duration_s")
+    if isinstance(duration, int | float):
+        return float(duration)
+    try:
+        started = dt.datetime.fromisoformat(str(call.get("started")))
+        raised = dt.datetime.fromisoformat(str(call.get("alert_raised")))
+    except ValueError:
+        return None
+    return max(0.0, (raised - started).total_seconds())
 
 
 def _key(call: dict[str, Any]) -> tuple[Any, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from callguard.core.lists import LIST_TITLES, Entry, expired
 from callguard.core.numbers import for_people
 from callguard.core.record import is_unknown_caller
+from callguard.store.state import so_far_s
 from callguard.texts import duration_words, shown
 
 
@@ -160,20 +161,6 @@ class AlertCall:
     who: str
     when: str
     how_long: str
-
-
-def so_far_s(call: Mapping[str, Any]) -> float | None:
-    """How long an alerting call had lasted: its duration if it has ended, else the time from
-    its start to the alert (as ``callguard status`` gives it)."""
-    duration = call.get("duration_s")
-    if isinstance(duration, int | float):
-        return float(duration)
-    try:
-        started = dt.datetime.fromisoformat(str(call.get("started")))
-        raised = dt.datetime.fromisoformat(str(call.get("alert_raised")))
-    except ValueError:
-        return None
-    return max(0.0, (raised - started).total_seconds())
 
 
 def alert_rows(calls: Iterable[Mapping[str, Any]], today: dt.date) -> list[AlertCall]:

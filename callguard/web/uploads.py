@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from callguard.store.files import fsync_dir, unlink_quietly, write_all
+from callguard.store.files import unlink_quietly
+from callguard.web.passwords import write_private
 
 HOLD_S: Final = 3600.0
 """A file not confirmed within an hour is deleted."""
@@ -88,20 +89,7 @@ class Uploads:
                 "data": base64.b64encode(data).decode("ascii"),
             }
         ).encode("utf-8")
-        path = self.folder / f"{token}.json"
-        temp = self.folder / f".{token}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                write_all(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-        except BaseException:
-            unlink_quietly(temp)
-            raise
-        fsync_dir(self.folder)
+        write_private(self.folder / f"{token}.json", payload)  # 0600, whole, fsynced
         return held
 
     def get(self, token: str, session_key: str) -> Held | None:
