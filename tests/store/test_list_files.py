@@ -205,3 +205,55 @@ def test_the_index_rereads_only_the_list_that_changed(
     store.remove("protect", t("999"))
     assert index.refresh() is True and asked[-1] == ["protect"]
     assert index.match("protect", "999") is None
+
+
+def test_a_big_lists_index_is_cached_and_used_only_while_its_file_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers import wait_for
+
+    from callguard.store import index as index_mod
+
+    monkeypatch.setattr(index_mod, "BIG_LIST", 2)  # "big" from three entries
+    store = Store(tmp_path / "state")
+    for n in ("0113 496 0000", "0113 496 0001", "0113 496 0002"):
+        store.add("block", t(n), name="scam")
+    store.add("block", t("0870", True), name="0870 numbers")
+    first = ListIndex(store)
+    first.refresh()
+    cache = store.dir / "cache" / "index-block.marshal"
+    wait_for(cache.exists, 5, "the cached index")
+    asked: list[list[str]] = []
+    real = Store.read_packed
+
+    def spy(self: Store, pack: Any, list_names: Any = LIST_NAMES) -> Any:
+        asked.append(list(list_names))
+        return real(self, pack, list_names)
+
+    monkeypatch.setattr(Store, "read_packed", spy)
+    second = ListIndex(store)  # a restart
+    second.refresh()
+    assert all("block" not in names for names in asked)  # taken from the cache
+    for key in (SCAM, "+448701234567"):
+        got, want = second.match("block", key), first.match("block", key)
+        assert got is not None and got == want
+    assert second.match("block", "+441134960009") is None
+
+    store.add("block", t("0113 496 0009"))  # the file changes: the cache no longer fits
+    third = ListIndex(store)
+    third.refresh()
+    assert "block" in asked[-1] and third.match("block", "+441134960009") is not None
+
+    wait_for(lambda: ListIndex(store).cache.load("block", key_of(store)) is not None, 5, "recache")
+    cache.write_bytes(b"\x00garbage")  # a damaged cache is not used, the file is read
+    asked.clear()
+    fourth = ListIndex(store)
+    fourth.refresh()
+    assert "block" in asked[-1] and fourth.match("block", "+441134960009") is not None
+
+
+def key_of(store: Store) -> Any:
+    from callguard.store.files import file_signature
+
+    path = store.list_paths["block"]
+    return (str(path), file_signature(path))
