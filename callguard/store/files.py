@@ -197,21 +197,55 @@ def write_all(fd: int, payload: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def write_atomically(path: Path, payload: bytes, mode: int = 0o644) -> None:
-    """Make ``payload`` the content of ``path`` whole or not at all (temp, fsync, rename, fsync
-    the folder). For files that need no backup or lock, such as rendered audio."""
+def write_atomically(
+    path: Path,
+    payload: bytes,
+    mode: int = 0o644,
+    *,
+    durable: bool = True,
+    to_folder_owner: bool = False,
+    exclusive: bool = False,
+) -> None:
+    """Make ``payload`` the content of ``path`` whole or not at all: a new temp file beside it
+    (mode ``mode`` whatever the umask), then a rename onto ``path`` — or, ``exclusive``, a link
+    that fails with FileExistsError if ``path`` is there. For files that need no backup or
+    lock: rendered audio, the live status, the family page's password and key.
+
+    ``durable``: the file and the folder are fsynced (off for tmpfs, where there is no disk).
+    ``to_folder_owner``: written by root, the new file goes to the folder's owner
+    (:func:`give_to_folder_owner`). The temp file is always new (``O_EXCL``), so nothing is
+    ever written through a link planted there.
+    """
     temp = sibling(path, f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, mode)
     try:
-        with open(fd, "wb", closefd=True) as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        unlink_quietly(temp)
-        raise
-    fsync_dir(path.parent)
+        try:
+            os.fchmod(fd, mode)
+            if to_folder_owner:
+                give_to_folder_owner(fd, path.parent)
+            write_all(fd, payload)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if exclusive:
+            os.link(temp, path)
+        else:
+            os.replace(temp, path)
+    finally:
+        unlink_quietly(temp)  # gone already after a rename; after a link, the extra name
+    if durable:
+        fsync_dir(path.parent)
+
+
+def refuse_odd_file(path: Path) -> os.stat_result | None:
+    """``path``'s lstat if it is an ordinary file, None if it is missing; :class:`StoreError`
+    naming it if it is anything else (a link is never written through)."""
+    current = stat_or_none(path)
+    if current is not None and not stat.S_ISREG(current.st_mode):
+        kind = "a symbolic link" if stat.S_ISLNK(current.st_mode) else file_type(current.st_mode)
+        raise StoreError(not_a_regular_file(path, kind))
+    return current
 
 
 def fsync_dir(directory: Path) -> None:

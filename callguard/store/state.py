@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import logging
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,16 +29,12 @@ from tinydb.table import Document
 
 from callguard.store.files import (
     DEFAULT_FILE_MODE,
-    SAFE_OPEN,
     StoreError,
-    file_type,
-    give_to_folder_owner,
-    not_a_regular_file,
     read_store_file,
+    refuse_odd_file,
     sibling,
-    stat_or_none,
     unlink_quietly,
-    write_all,
+    write_atomically,
 )
 from callguard.store.folder import StoreFolder, exists, storage_error, who
 from callguard.store.jsonfile import parse_tables
@@ -180,25 +175,10 @@ def _key(call: dict[str, Any]) -> tuple[Any, Any]:
 
 def _replace(path: Path, payload: bytes) -> None:
     """``payload`` as the content of ``path``, through a new temp file renamed over it (under
-    the file's lock): never written through a link, never half written. The backup earlier
-    versions kept is removed."""
-    current = stat_or_none(path)
-    if current is not None and not stat.S_ISREG(current.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(current.st_mode) else file_type(current.st_mode)
-        raise StoreError(not_a_regular_file(path, kind))
+    the file's lock): never written through a link, never half written; live state on tmpfs,
+    so not fsynced. The backup earlier versions kept is removed."""
+    current = refuse_odd_file(path)
     mode = DEFAULT_FILE_MODE if current is None else current.st_mode & 0o7777
-    temp = sibling(path, ".tmp")
-    unlink_quietly(temp)  # a killed writer's (only a lock holder writes it)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, mode)
-    try:
-        try:
-            os.fchmod(fd, mode)
-            give_to_folder_owner(fd, path.parent)
-            write_all(fd, payload)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        unlink_quietly(temp)
-        raise
+    unlink_quietly(sibling(path, ".tmp"))  # an earlier version's, left by a killed writer
+    write_atomically(path, payload, mode, durable=False, to_folder_owner=True)
     unlink_quietly(sibling(path, ".bak"))

@@ -31,22 +31,17 @@ import hmac
 import logging
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from callguard.errors import CallGuardError, UsageError
 from callguard.store.files import (
-    SAFE_OPEN,
-    fsync_dir,
-    give_to_folder_owner,
-    not_a_regular_file,
     os_error_advice,
     read_store_file,
-    sibling,
+    refuse_odd_file,
     unlink_quietly,
-    write_all,
+    write_atomically,
 )
 
 log = logging.getLogger(__name__)
@@ -225,34 +220,10 @@ def write_private(path: Path, payload: bytes) -> None:
     naming the file and the fix."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _refuse_odd_file(path)
-        temp = sibling(path, f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, PRIVATE_MODE)
-        try:
-            try:
-                os.fchmod(fd, PRIVATE_MODE)  # whatever the umask
-                give_to_folder_owner(fd, path.parent)
-                write_all(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-        except BaseException:
-            unlink_quietly(temp)
-            raise
-        fsync_dir(path.parent)
+        refuse_odd_file(path)
+        write_atomically(path, payload, PRIVATE_MODE, to_folder_owner=True)
     except OSError as exc:
         raise CallGuardError(f"cannot write {path}: {os_error_advice(exc)}") from None
-
-
-def _refuse_odd_file(path: Path) -> None:
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not an ordinary file"
-        raise CallGuardError(not_a_regular_file(path, kind))
 
 
 def secret_key(folder: str | os.PathLike[str]) -> bytes:
@@ -296,17 +267,4 @@ def _create_private(path: Path, payload: bytes) -> None:
     """Create ``path`` with ``payload`` only if it does not exist (FileExistsError if it does):
     written to a temp file first and linked into place, so nobody reads it half written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = sibling(path, f".tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, PRIVATE_MODE)
-    try:
-        try:
-            os.fchmod(fd, PRIVATE_MODE)
-            give_to_folder_owner(fd, path.parent)
-            write_all(fd, payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(temp, path)
-    finally:
-        unlink_quietly(temp)
-    fsync_dir(path.parent)
+    write_atomically(path, payload, PRIVATE_MODE, to_folder_owner=True, exclusive=True)
