@@ -24,6 +24,22 @@ from callguard.daemon.app import Daemon, Observed
 from callguard.sim import Call, CallRecord, SimModem
 from callguard.store.lists import Store
 
+SYSTEM_COMMANDS = (
+    "apt-get",
+    "apt-cache",
+    "useradd",
+    "groupadd",
+    "usermod",
+    "userdel",
+    "groupdel",
+    "chown",
+    "systemctl",
+    "udevadm",
+    "getent",
+)
+"""What install.sh may run on a real system: its tests put failing stand-ins for these first
+on PATH (a tripwire), so that its test mode is shown never to run them."""
+
 
 class SetClock:
     """A wall clock a test sets (``clock.now = ...``): for the store's and screening's ``clock``."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from helpers import SYSTEM_COMMANDS
 
 from callguard.version import INSTALLED_LOCK_NAME, SOURCE_LOCK
 
@@ -32,19 +33,6 @@ CONFIG_SRC = REPO / "config" / "callguard.toml"
 LOCK_SRC = REPO / SOURCE_LOCK
 
 PACKAGES = ("python3-venv", "python3-lgpio", "espeak-ng", "alsa-utils")
-SYSTEM_COMMANDS = (
-    "apt-get",
-    "apt-cache",
-    "useradd",
-    "groupadd",
-    "usermod",
-    "userdel",
-    "groupdel",
-    "chown",
-    "systemctl",
-    "udevadm",
-    "getent",
-)
 
 BOOKWORM = """\
 PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"

@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import SYSTEM_COMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 WEB_UNIT = REPO / "systemd" / "callguard-web.service"
@@ -104,19 +105,7 @@ def install(root: Path, tmp_path: Path, *args: str) -> tuple[str, list[str]]:
     tripwire PATH of failing stand-ins makes sure of it."""
     tripwire = tmp_path / "tripwire"
     tripwire.mkdir(exist_ok=True)
-    for name in (
-        "apt-get",
-        "apt-cache",
-        "useradd",
-        "groupadd",
-        "usermod",
-        "userdel",
-        "groupdel",
-        "chown",
-        "systemctl",
-        "udevadm",
-        "getent",
-    ):
+    for name in SYSTEM_COMMANDS:
         stand_in = tripwire / name
         stand_in.write_text(f"#!/bin/sh\necho {name} >> {tmp_path}/ran\nexit 1\n")
         stand_in.chmod(0o755)
