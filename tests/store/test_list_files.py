@@ -177,6 +177,19 @@ def test_a_move_writes_the_list_it_goes_to_first(
     assert store.find(SCAM).keys() == {"allow", "block"}
 
 
+def lists_read(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """From now on, which lists each read of the list files asks for (``Store.read_packed``)."""
+    asked: list[list[str]] = []
+    real = Store.read_packed
+
+    def spy(self: Store, pack: Any, list_names: Any = LIST_NAMES) -> Any:
+        asked.append(list(list_names))
+        return real(self, pack, list_names)
+
+    monkeypatch.setattr(Store, "read_packed", spy)
+    return asked
+
+
 def test_the_index_rereads_only_the_list_that_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -186,14 +199,7 @@ def test_the_index_rereads_only_the_list_that_changed(
     index = ListIndex(store)
     index.refresh()
     block = index.snapshot().exact["block"]
-    asked: list[list[str]] = []
-    real = Store.read_packed
-
-    def spy(self: Store, pack: Any, list_names: Any = LIST_NAMES) -> Any:
-        asked.append(list(list_names))
-        return real(self, pack, list_names)
-
-    monkeypatch.setattr(Store, "read_packed", spy)
+    asked = lists_read(monkeypatch)
     assert index.is_current()
     store.add("allow", t("0113 496 0999"))
     assert not index.is_current()
@@ -223,14 +229,7 @@ def test_a_big_lists_index_is_cached_and_used_only_while_its_file_is_unchanged(
     first.refresh()
     cache = store.dir / "cache" / "index-block.marshal"
     wait_for(cache.exists, 5, "the cached index")
-    asked: list[list[str]] = []
-    real = Store.read_packed
-
-    def spy(self: Store, pack: Any, list_names: Any = LIST_NAMES) -> Any:
-        asked.append(list(list_names))
-        return real(self, pack, list_names)
-
-    monkeypatch.setattr(Store, "read_packed", spy)
+    asked = lists_read(monkeypatch)
     second = ListIndex(store)  # a restart
     second.refresh()
     assert all("block" not in names for names in asked)  # taken from the cache
