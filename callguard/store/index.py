@@ -356,15 +356,15 @@ class ListIndex:
     def _read_lists(
         self,
         list_names: list[str],
-        sources: Mapping[str, Path] | None = None,
-        signatures: Mapping[Path, Signature | None] | None = None,
+        sources: Mapping[str, Path],
+        signatures: Mapping[Path, Signature | None],
     ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
         """The lists named, indexed (the others are not read). A big list whose built index is
         in the cache for its file as it is now is taken from there (see :class:`IndexCache`)."""
         exact: dict[str, dict[str, str]] = {n: {} for n in list_names}
         prefixes: dict[str, dict[str, str]] = {n: {} for n in list_names}
         keys: dict[str, tuple[str, Signature]] = {}
-        if sources is not None and signatures is not None and len(set(sources.values())) > 1:
+        if len(set(sources.values())) > 1:
             for name in list_names:  # a file per list: each can be cached on its own
                 signature = signatures.get(sources[name])
                 if name in CACHED_LISTS and signature is not None:
