@@ -629,7 +629,7 @@ class Daemon:
                 self.machine.grooming_minutes = new.grooming.minutes
             self.machine.timing = Timing(hold_s=new.block.hold_s, ring_gap_s=self.ring_gap_s)
             self.machine.region = new.screening.region
-            self.machine.line_warning = new.warning.line and self.line_sense.name != "none"
+            # machine.line_warning follows self.config and the line sense at the next input
             self.prompts.voice = _voice(self.config)
             self.speaker.set_command(new.warning.room_command)
             self.actions.config = self.config
