@@ -88,6 +88,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
         }
     from callguard.store.state import alert_calls, so_far_s
 
+    if "caller_id_timing" not in status:  # a daemon that never ran (or an older one) learnt none
+        status["caller_id_timing"] = "unknown"
+    if "clock_synchronised" not in status:
+        from callguard.hardware.clock import SystemClock
+
+        status["clock_synchronised"] = SystemClock().check().synchronised
+
     alert = store.read_alert()  # the file is the truth, daemon or not
     status["grooming_alert"] = bool(alert and alert.get("active"))
     status["grooming_alerts"] = [

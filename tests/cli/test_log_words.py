@@ -133,3 +133,13 @@ def test_status_names_every_alerting_call_since_the_last_ack(
     assert status["grooming_alert"] is False and status["grooming_alerts"] == []
     store.raise_alert({**first, "call_id": 11})
     assert [c["call_id"] for c in store.read_alert()["calls"]] == [11]  # a fresh list
+
+
+def test_status_json_has_the_wave_2_fields_before_the_daemon_ever_ran(
+    cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(cfg), "status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["caller_id_timing"] == "unknown"
+    assert status["clock_synchronised"] in (True, False)
+    assert status["grooming_alert"] is False and status["grooming_alerts"] == []
