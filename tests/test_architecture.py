@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "callguard.texts": set(),
     "callguard.logs": set(),
     "callguard.version": set(),
+    "callguard.clock": set(),  # whether the system clock is right yet (one syscall)
     "callguard.core": {"callguard.core", "callguard.modem.protocol"},
     "callguard.modem": {"callguard.modem"},
     "callguard.store": {"callguard.store", "callguard.core"},
@@ -47,6 +48,7 @@ ALLOWED: dict[str, set[str]] = {
         "callguard.config",
         "callguard.logs",
         "callguard.version",
+        "callguard.clock",
     },
     # the family page, its own process: the store, the core and the config; never the daemon,
     # the modem or the hardware (it talks to the daemon only through the store's files)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from callguard.hardware.clock import RELEASED, SystemClock, kernel_synchronised
+from callguard.clock import RELEASED, SystemClock, kernel_synchronised
 
 NOW = dt.datetime(2027, 3, 1, 9, 0, tzinfo=dt.UTC)
 

@@ -91,7 +91,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if "caller_id_timing" not in status:  # a daemon that never ran (or an older one) learnt none
         status["caller_id_timing"] = "unknown"
     if "clock_synchronised" not in status:
-        from callguard.hardware.clock import SystemClock
+        from callguard.clock import SystemClock
 
         status["clock_synchronised"] = SystemClock().check().synchronised
 

@@ -59,6 +59,7 @@ from typing import Any
 from callguard import config as config_mod
 from callguard.audio.prompts import Prompts, Voice
 from callguard.audio.speaker import RoomSpeaker
+from callguard.clock import ClockState, SystemClock
 from callguard.config import Config
 from callguard.core import screening
 from callguard.core.call import (
@@ -81,7 +82,6 @@ from callguard.daemon.status import CallerIdTiming, Live, StatusBoard
 from callguard.daemon.systemd import Notifier
 from callguard.daemon.writer import Writer
 from callguard.hardware import linesense
-from callguard.hardware.clock import ClockState, SystemClock
 from callguard.hardware.indicators import LONG_PRESS_S, Indicators
 from callguard.modem.protocol import CallerId, Event, Ring
 from callguard.modem.transport import ModemTransport, TransportStatus

@@ -34,7 +34,7 @@ from browser import PHONE_SIZE, console_messages, find, screenshot
 from helpers import DaemonUnit, Running, wait_for
 
 from callguard import web as web_package
-from callguard.hardware.clock import ClockState
+from callguard.clock import ClockState
 from callguard.sim import Call
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from pathlib import Path
 from gpiozero.pins.mock import MockFactory
 from helpers import Running, wait_for
 
+from callguard.clock import ClockState
 from callguard.core.lists import once_target
-from callguard.hardware.clock import ClockState
 from callguard.sim import Call
 
 LEEDS = "01134960777"
