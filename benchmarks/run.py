@@ -805,6 +805,9 @@ def targets() -> list[str]:
         f" {sum(c.before_ring for c in floor)} of {len(floor)} seized before the first ring;"
         f" floor (bare pyserial) median {_ms(floor_median)}, worst {_ms(fl[-1]) if fl else '-'}"
     )
+    # The issue's median target is for the big lists, (a) and (b); the moments (c), (d), (e)
+    # must have every call seized before the first ring, worst < 20 ms (their ratio is shown
+    # too). (a') is ours: the same daemon after a quiet line, where caches have gone cold.
     scenarios = [
         ("a", "100,001 family-blocked numbers, each call as soon as the last ended", scenario_a),
         ("a'", "the same daemon, the line quiet for 0.5 s before each call", spaced),
@@ -813,6 +816,7 @@ def targets() -> list[str]:
         ("d", "a redial 0.1 s after the seizure ends, 8 in a row", scenario_d),
         ("e", f"with {logged_before:,} calls in the log, back to back", scenario_e),
     ]
+    median_target = {"a", "b"}
     for key, what, calls in scenarios:
         lat = sorted(c.latency for c in calls if c.latency is not None)
         early = sum(c.before_ring for c in calls)
@@ -823,18 +827,22 @@ def targets() -> list[str]:
             continue
         median, worst = statistics.median(lat), lat[-1]
         ratio = median / floor_median
-        ok = early == len(calls) and ratio <= 3 and worst < 0.020
+        ok = early == len(calls) and worst < 0.020
+        target = "all before the ring, worst < 20 ms"
+        if key in median_target:
+            ok = ok and ratio <= 3
+            target = "all before the ring, median <= 3x floor, worst < 20 ms"
         out.append(
             f"seize ({key}) {what}: {early} of {len(calls)} seized before the first ring;"
             f" median {_ms(median)}, worst {_ms(worst)}; {ratio:.1f}x the floor's median"
-            f" [target: all before the ring, median <= 3x floor, worst < 20 ms: {_met(ok)}]"
+            f" [target: {target}: {_met(ok)}]"
         )
         out += [f"  ({key}) not seized before the first ring: {text}" for text in late]
         summary.append(
             (
                 f"seize ({key}) median / worst",
                 f"{early}/{len(calls)} early, {_ms(median)} ({ratio:.1f}x) / {_ms(worst)}",
-                "<= 3x floor / < 20 ms",
+                "<= 3x floor / < 20 ms" if key in median_target else "all early / < 20 ms",
                 _met(ok),
             )
         )
@@ -870,16 +878,16 @@ def targets() -> list[str]:
     )
 
     # -- 4: memory after the first unknown caller
-    for what, mem, call in (
-        ("the 1,000,000-number community list alone", memory_alone, unknown_alone),
-        ("it and 100,001 family-blocked numbers (b)", memory, unknown),
+    for what, mem, call, judged in (
+        ("the 1,000,000-number community list alone", memory_alone, unknown_alone, True),
+        ("it and 100,001 family-blocked numbers (b)", memory, unknown, False),
     ):
         rss, hwm = mem["VmRSS"], mem["VmHWM"]
-        ok = max(rss, hwm) < 40
+        verdict = f"target < 40 MB: {_met(max(rss, hwm) < 40)}" if judged else "no target"
         out.append(
             f"daemon memory after the first unknown caller ({call.outcome}), {what}: VmRSS"
             f" {rss:.1f} MB (anon {mem['RssAnon']:.1f}, file {mem['RssFile']:.1f}), VmHWM"
-            f" {hwm:.1f} MB [target < 40 MB: {_met(ok)}]"
+            f" {hwm:.1f} MB [{verdict}]"
         )
     summary += [
         (
@@ -888,11 +896,11 @@ def targets() -> list[str]:
             "< 40 MB",
             _met(max(memory_alone["VmRSS"], memory_alone["VmHWM"]) < 40),
         ),
-        (
+        (  # the issue's target is for the community list; this shows what 100k family cost
             "  the same plus 100k family (b)",
             f"{memory['VmRSS']:.1f} / {memory['VmHWM']:.1f} MB",
-            "< 40 MB",
-            _met(max(memory["VmRSS"], memory["VmHWM"]) < 40),
+            "(shown, no target)",
+            "",
         ),
     ]
 

@@ -272,6 +272,23 @@ def screen(
     return verdict
 
 
+def blocks_outright(key: str, lists: Lookup, now: dt.datetime) -> bool:
+    """Whether :func:`screen` is sure to block a caller whose key is ``key``, from whole-number
+    entries alone: the seize path's first look, before the number is parsed.
+
+    The same order as POLICY and COMMUNITY_STEP. A prefix rule leaves it undecided (False):
+    a prefix covers numbers that may not exist, which screening keeps off the lists. False is
+    always safe: the full screening follows, and seizes if it should.
+    """
+    for step in POLICY:
+        match = lists.match(step.list_name, key)
+        if match is None or expired(match.entry, now):
+            continue
+        return match.how == "exact" and step.action is Action.BLOCK
+    community: Callable[[str], Match | None] | None = getattr(lists, "match_community", None)
+    return community is not None and community(key) is not None
+
+
 def claimed_authority(name: str | None, claim_words: str) -> str | None:
     """The authority a caller-ID name claims ("the police", "a bank"...), or None."""
     if not name:

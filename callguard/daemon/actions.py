@@ -118,6 +118,9 @@ class ActionRunner:
         self.on_hook_failures = 0
         self._on_hook_retry_at = 0.0
         self._seize_pause = contextlib.ExitStack()
+        self.seized_first = False
+        """The line was taken by :meth:`seize_first` and the call machine's Seize is still to
+        come (it finds the line taken); see :meth:`settle_first`."""
         self.voice_thread: threading.Thread | None = None
         self.on_line_held: Callable[[LineHeld], None] | None = None
         """Where the time CallGuard held the line to speak the warning goes (the daemon's
@@ -162,7 +165,24 @@ class ActionRunner:
             elif isinstance(action, AfterCall):
                 self.after_call()
 
+    def seize_first(self) -> None:
+        """Take the line for a caller the lists block outright, before the call machine has
+        parsed the number (the daemon's first look): its own Seize then finds it done."""
+        self.seize()
+        self.seized_first = True
+
+    def settle_first(self) -> None:
+        """After the call machine's actions: a first seizure it did not ask for is put down
+        (the full screening has the last word, and the line is never left off-hook)."""
+        if self.seized_first:
+            self.seized_first = False
+            log.warning("the line was taken before screening, which then let the call ring")
+            self.release()
+
     def seize(self) -> None:
+        if self.seized_first:  # taken already by seize_first, for this call
+            self.seized_first = False
+            return
         transport = self._transport()
         self.off_hook = True  # assume the worst until the line is known to be on-hook
         if self.config.block.announce and self.announcement:
@@ -212,6 +232,7 @@ class ActionRunner:
 
     def release_after_fault(self) -> None:
         """A fault while handling a call: make sure of on-hook (unless already being retried)."""
+        self.seized_first = False
         if self.off_hook and not self.on_hook_failures:
             self.release()
 
@@ -220,6 +241,7 @@ class ActionRunner:
         if self.off_hook or self.on_hook_failures:
             self.board.changed()
         self.off_hook = False
+        self.seized_first = False
         self.on_hook_failures = 0
         self._seize_pause.close()
 

@@ -31,10 +31,11 @@ import gc
 import logging
 import marshal
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from callguard.core.lists import LIST_NAMES, Entry, Match
 from callguard.core.screening import COMMUNITY
@@ -88,6 +89,9 @@ class IndexState:
     community_signature: Signature | None = None
     community_problem: str | None = None
     """Why the community file there is not used, when it is damaged."""
+    folder_signature: Signature | None = None
+    """The storage folder's signature, taken before the files were looked at: every write of
+    a list (a temporary file renamed over it) changes it."""
 
     def sizes(self) -> dict[str, int]:
         return {n: len(self.exact[n]) + len(self.prefixes[n]) for n in LIST_NAMES}
@@ -189,6 +193,18 @@ class IndexCache:
         threading.Thread(target=write, name="index-cache", daemon=True).start()
 
 
+FOLDER_SETTLE_NS: Final = 20_000_000
+"""A folder changed this recently is not trusted yet: file times tick in jiffies (up to 10 ms
+on a Pi), so a rename in the same tick as the look would leave the same signature (20 ms: twice the
+longest tick)."""
+
+
+def _settled(signature: Signature | None) -> Signature | None:
+    if signature is None or time.time_ns() - signature[2] < FOLDER_SETTLE_NS:
+        return None
+    return signature
+
+
 class ListIndex:
     """The daemon's index of the lists; :meth:`refresh` reloads a changed file.
 
@@ -252,6 +268,14 @@ class ListIndex:
         if not value:
             self._requested += 1
 
+    def folder_unchanged(self) -> bool:
+        """Whether no file in the storage folder was renamed, created or removed since the
+        state in force was read (one stat()): every write of a list or of the community list
+        is a rename, so the seize path's first look trusts the lists on this. A file edited
+        in place is seen by :meth:`is_current` (the reloader's own check) instead."""
+        signature = self._state.folder_signature  # None until loaded and settled
+        return signature is not None and file_signature(self.store.dir) == signature
+
     def is_current(self) -> bool:
         """Whether the state in force was read from the files as they are now (a few stat()s)."""
         state = self._state
@@ -284,6 +308,7 @@ class ListIndex:
         old = self._state
         requested = self._requested
         forced = old.generation != requested or not old.loaded
+        folder = _settled(file_signature(self.store.dir))  # before the files: a write shows
         sources = self.store.sources()
         signatures = {p: file_signature(p) for p in dict.fromkeys(sources.values())}
         stale = [
@@ -296,6 +321,8 @@ class ListIndex:
         community_signature = file_signature(self.community_path)
         community_stale = forced or community_signature != old.community_signature
         if not (stale or community_stale):
+            if folder != old.folder_signature:  # another file came or went: noted, no reload
+                self._state = replace(old, folder_signature=folder)
             return False
         new = old
         if community_stale:
@@ -327,7 +354,8 @@ class ListIndex:
                 loaded=True,
                 generation=requested,
             )
-        self._state = new  # the one assignment that makes the new lists the ones in force
+        # the one assignment that makes the new lists the ones in force
+        self._state = replace(new, folder_signature=folder)
         return True
 
     def _open_community(self, signature: Signature | None) -> tuple[BigList | None, str | None]:

@@ -629,3 +629,53 @@ def test_non_geographic_numbers_are_international(country_code: int) -> None:
     caller = parse_typed(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164))
     assert caller.category is Category.INTERNATIONAL
     assert parse_typed(caller.display).key == caller.key
+
+
+# --- the seize path's first look: a candidate key by string work alone ----------------------
+
+
+@pytest.mark.parametrize(("raw", "category", "key", "display"), CATEGORY_CASES)
+def test_a_quick_key_is_the_key_or_nothing(
+    raw: str, category: Category, key: str, display: str
+) -> None:
+    quick = numbers.quick_key(raw)
+    assert quick in (None, key)
+    if raw.startswith(("01", "02", "07", "+")) and len(raw) >= 11:
+        assert quick == key  # the shapes a UK caller ID has: always answered
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "quick"),
+    [
+        ("01707 354-000", "GB", "+441707354000"),
+        ("01707354000", "JE", "+441707354000"),  # the Crown dependencies dial as the UK
+        ("01707354000", "FR", None),  # a national number elsewhere: only the full parse
+        ("+440207946012", "GB", None),  # a trunk 0 after +44: phonenumbers decides
+        ("00441707354000", "GB", None),
+        ("441707354000", "GB", None),
+        ("999", "GB", None),
+        ("0170735400", "GB", "+44170735400"),  # 10 digits: a candidate, matched exactly or not
+        ("017073540001", "GB", None),
+        ("P", "GB", None),
+        ("", "GB", None),
+        (None, "GB", None),
+    ],
+)
+def test_quick_keys(raw: str | None, region: str, quick: str | None) -> None:
+    assert numbers.quick_key(raw, region) == quick
+
+
+@given(st.from_regex(r"\+?[0-9]{6,15}", fullmatch=True))
+@settings(max_examples=300, deadline=None)
+def test_a_quick_key_that_names_a_valid_number_is_its_key(raw: str) -> None:
+    """A quick key that a list could hold as a whole number (a valid number's E.164, as
+    ``parse_typed`` stores it) is the key the full parse gives; any other quick key matches no
+    whole-number entry (``+490201000``: Germany's trunk 0, which phonenumbers drops)."""
+    quick = numbers.quick_key(raw)
+    assume(quick is not None)
+    try:
+        stored = parse_typed(quick).key
+    except NumberError:
+        return
+    if stored == quick:
+        assert from_caller_id(raw).key == quick

@@ -196,6 +196,9 @@ def test_order(
         assert verdict.match.how == ("prefix" if verdict.match.entry.is_prefix else "exact")
     else:
         assert verdict.match is None
+    key = from_caller_id(raw).key
+    if key is not None:  # the seize path's first look: sure only of whole-number blocks
+        assert screening.blocks_outright(key, LISTS, now) is (rule in ("protect", "block"))
 
 
 def test_the_reason_for_a_block_prefix_says_it_as_people_dial_it() -> None:
@@ -562,3 +565,27 @@ def test_a_short_code_caller_id_is_blocked_as_impersonation_by_default() -> None
     verdict = screen(from_caller_id("150"), FakeLists(), config(), NOON)
     assert verdict.action is Action.BLOCK and verdict.impersonation
     assert "Ofcom" in verdict.reason and "150" in verdict.reason
+
+
+# --- the seize path's first look -------------------------------------------------------------
+
+
+def test_blocks_outright_skips_a_run_out_allow_once_and_sees_the_block_under_it() -> None:
+    lists = FakeLists(
+        allow=[entry("+447700900666", "Lister", expires="2025-06-10T11:00:00+01:00")],
+        block=[entry("+447700900666", "pushy")],
+    )
+    assert not screening.blocks_outright("+447700900666", lists, NOON.replace(hour=10))
+    assert screening.blocks_outright("+447700900666", lists, NOON)
+    assert screen(from_caller_id("07700900666"), lists, config(), NOON).action is BLOCK
+
+
+def test_blocks_outright_asks_the_community_list_last() -> None:
+    class WithCommunity(FakeLists):
+        def match_community(self, key: str | None) -> Match | None:
+            return Match("community", entry(key or ""), "exact") if key == "+441632960777" else None
+
+    lists = WithCommunity(allow=[entry("+441632960*", "the surgery")])
+    assert not screening.blocks_outright("+441632960777", lists, NOON)  # the family's allow
+    assert screening.blocks_outright("+441632960777", WithCommunity(), NOON)
+    assert not screening.blocks_outright("+441632960778", WithCommunity(), NOON)

@@ -1,0 +1,98 @@
+"""The seize path's first look (issue 13): a number the lists block outright is seized before
+the call machine parses it; the full screening follows and has the last word."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import Running, wait_for
+
+import callguard.core.call as call_module
+from callguard.core import screening
+from callguard.core.lists import target_for
+from callguard.sim import Call
+from callguard.store import index as index_module
+from callguard.store.index import ListIndex
+from callguard.store.lists import Store
+
+pytestmark = pytest.mark.e2e
+
+SCAM = "01134960000"
+
+
+@pytest.fixture
+def settled_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder is trusted as soon as it is looked at (no waiting out the file-time tick)."""
+    monkeypatch.setattr(index_module, "FOLDER_SETTLE_NS", 0)
+
+
+def test_the_folder_signature_follows_every_list_write(tmp_path: Path, settled_at_once: None):
+    store = Store(tmp_path / "state")
+    store.add("block", target_for(SCAM, "GB"), name="scam")
+    index = ListIndex(store)
+    assert not index.folder_unchanged()  # nothing read yet
+    index.refresh()
+    assert index.folder_unchanged()
+    store.add("allow", target_for("01707354000", "GB"), name="Sue")
+    assert not index.folder_unchanged()  # the rename shows in one stat()
+    assert index.refresh()
+    assert index.folder_unchanged()
+    (store.dir / "unrelated").write_text("x")  # another file: noted, nothing reloaded
+    assert not index.folder_unchanged()
+    assert not index.refresh()
+    assert index.folder_unchanged()
+
+
+def test_a_folder_changed_within_the_tick_is_not_trusted(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state")
+    store.add("block", target_for(SCAM, "GB"), name="scam")
+    index = ListIndex(store)
+    index.refresh()  # the write a moment ago: within FOLDER_SETTLE_NS
+    assert not index.folder_unchanged()
+
+
+def test_a_blocked_number_is_seized_before_it_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None
+) -> None:
+    Store(tmp_path / "state").add("block", target_for(SCAM, "GB"), name="scam")
+    line_taken_at_parse: list[bool] = []
+    with Running(tmp_path) as r:
+        parse = call_module.from_caller_id
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            line_taken_at_parse.append(r.daemon.actions.off_hook)
+            return parse(*args, **kwargs)
+
+        monkeypatch.setattr(call_module, "from_caller_id", watched)
+        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        seizes = len([c for _, c in r.sim.commands if c.upper() == "ATH1"])
+        record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+        assert record.outcome == "seized" and record.rings == []
+        assert line_taken_at_parse == [True]
+        # one ATH1: the call machine's own Seize found the line taken
+        assert len([c for _, c in r.sim.commands if c.upper() == "ATH1"]) == seizes + 1
+        unknown = r.sim.place_call(Call(number="01707354000", rings=1)).wait(30)
+        assert unknown.outcome != "seized"
+        assert line_taken_at_parse == [True, False]
+
+
+def test_a_first_look_that_screening_overrules_puts_the_line_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None
+) -> None:
+    """The safety net: if the first look ever took the line for a caller the full screening
+    lets ring, the line is put down at once (that call is lost: a seized line answers it) and
+    the next call is screened as usual."""
+    Store(tmp_path / "state").add("allow", target_for("01707354000", "GB"), name="Sue")
+    monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, now: True)
+    with Running(tmp_path) as r:
+        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        record = r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
+        r.wait_seen("released")
+        assert record.seized_at is not None and record.released_at is not None
+        assert not r.sim.off_hook
+        assert not r.daemon.actions.off_hook and not r.daemon.actions.seized_first
+        monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, now: False)
+        again = r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
+        assert len(again.rings) == 2 and again.seized_at is None
