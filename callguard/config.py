@@ -37,6 +37,7 @@ import difflib
 import ipaddress
 import math
 import os
+import re
 import reprlib
 import shlex
 import tomllib
@@ -178,6 +179,25 @@ def _full_path(value: Any) -> str | None:
     if os.path.isabs(str(value)):
         return None
     return "must be a full path such as '/var/lib/callguard' ('~' is not expanded)"
+
+
+def _full_path_or_empty(value: Any) -> str | None:
+    return None if value == "" else _full_path(value)
+
+
+def _public_key(value: Any) -> str | None:
+    import base64
+    import binascii
+
+    if value == "":
+        return None
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        return "must be the base64 text `callguard hub key` prints (an Ed25519 public key)"
+    return None
 
 
 def _voice(value: Any) -> str | None:
@@ -430,6 +450,127 @@ class WebConfig:
     )
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _apprise_urls(value: Any) -> str | None:
+    for text in value:
+        if not _URL_SCHEME.fullmatch(str(text)):
+            return (
+                f"holds {_redacted(str(text))!r}, which is not an apprise URL; write each as a "
+                "scheme and an address, e.g. 'mailto://user:app-password@gmail.com' or "
+                "'ntfy://ntfy.sh/mum-callguard' (see the README's Carer alerts section)"
+            )
+    return None
+
+
+def _redacted(url: str) -> str:
+    """A URL with any password or token hidden, for messages (``user:***@host``)."""
+    return re.sub(r"(://[^/:@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def _http_url_or_empty(value: Any) -> str | None:
+    if value == "" or re.fullmatch(r"https?://[^\s/]+\S*", str(value)):
+        return None
+    return "must be an http:// or https:// address (e.g. 'https://hc-ping.com/<uuid>'), or ''"
+
+
+def _weekly(value: Any) -> str | None:
+    if value == "" or weekly_time(str(value)) is not None:
+        return None
+    return "must be a day and a 24-hour time such as 'Sun 18:00', or '' for no weekly summary"
+
+
+def weekly_time(text: str) -> tuple[int, int, int] | None:
+    """``'Sun 18:00'`` as (weekday 0-6 with Monday 0, hour, minute), or None."""
+    match = re.fullmatch(r"\s*([A-Za-z]{3})[A-Za-z]*\s+([0-9]{1,2}):([0-9]{2})\s*", text)
+    if not match or match.group(1).lower() not in _DAYS:
+        return None
+    hour, minute = int(match.group(2)), int(match.group(3))
+    if hour > 23 or minute > 59:
+        return None
+    return _DAYS.index(match.group(1).lower()), hour, minute
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    urls: tuple[str, ...] = _key(
+        (),
+        "where carer alerts go: apprise URLs (e-mail, SMS gateways, Telegram, ntfy, Signal ...)",
+        _apprise_urls,
+        expect="a list of apprise URLs such as ['mailto://user:app-password@gmail.com']",
+    )
+    heartbeat_url: str = _key(
+        "",
+        "pinged every few minutes while the unit is well (a Healthchecks check, say): silence "
+        "raises the alarm at the carer's end; '' = none",
+        _http_url_or_empty,
+    )
+    heartbeat_minutes: float = _number(5.0, "minutes between heartbeat pings", 1, 60)
+    grooming: bool = _key(True, "tell the carers when the grooming light comes on, and cleared")
+    impersonation: bool = _key(
+        True, "tell them when a call pretending to be the police or a bank was blocked"
+    )
+    repeated_calls: int = _number(
+        3,
+        "tell them when one unknown number rings this many times within an hour (0: never)",
+        0,
+        50,
+    )
+    unit_problem_minutes: float = _number(
+        10.0,
+        "tell them when the modem has been missing, or screening stopped, this long (0: never)",
+        0,
+        1440,
+    )
+    weekly_summary: str = _key(
+        "Sun 18:00", "when the weekly summary goes out (a day and a time; '' = never)", _weekly
+    )
+    expire_hours: float = _number(48.0, "how long an undelivered alert is retried", 1, 168)
+
+
+def _broker(value: Any) -> str | None:
+    if value == "" or re.fullmatch(r"mqtts?://[^\s/:]+(:[0-9]{1,5})?/?", str(value)):
+        return None
+    return "must be 'mqtts://host:8883', 'mqtt://host:1883' (port optional), or '' for no fleet"
+
+
+def _unit_id(value: Any) -> str | None:
+    if value == "" or re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,62}", str(value)):
+        return None
+    return (
+        "must be lower-case letters, digits, '-' and '_' (up to 63), e.g. 'herts-0042': it is "
+        "part of MQTT topic names"
+    )
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    broker: str = _key(
+        "", "the group's MQTT broker, 'mqtts://host:8883'; '' = no fleet link", _broker
+    )
+    unit_id: str = _key("", "this unit's name at the broker, e.g. 'herts-0042'", _unit_id)
+    username: str = _key("", "the unit's user at the broker ('' = the unit id)")
+    password_file: str = _key(
+        "",
+        "a file holding the unit's broker password (readable only by the service)",
+        _full_path_or_empty,
+    )
+    ca_file: str = _key("", "the CA certificate for mqtts ('' = the system's)", _full_path_or_empty)
+    share_numbers: bool = _key(
+        False, "put callers' numbers in the events sent to the broker (off: numbers stay home)"
+    )
+    community: bool = _key(
+        False, "report blocked numbers to the group's community list, and use its list"
+    )
+    community_key: str = _key(
+        "",
+        "the group's community-list public key (base64 Ed25519, from `callguard hub key`)",
+        _public_key,
+    )
+
+
 @dataclass(frozen=True)
 class BlockConfig:
     hold_s: float = _number(1.5, "seconds a blocked call is held off-hook before release", 0.2, 30)
@@ -449,6 +590,8 @@ class Config:
     block: BlockConfig = field(default_factory=BlockConfig)
     indicators: IndicatorsConfig = field(default_factory=IndicatorsConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    fleet: FleetConfig = field(default_factory=FleetConfig)
     source: str = field(default="(defaults)", compare=False)
 
 

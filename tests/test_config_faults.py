@@ -57,7 +57,8 @@ PINS = {
     "indicators.button_pin",
     "line_sense.gpio_pin",  # -1: no line-sense module fitted
 }
-ZERO_IS_VALID = PINS  # GPIO0 is a pin like any other
+# GPIO0 is a pin like any other; a count or minutes of 0 switch an alert off
+ZERO_IS_VALID = PINS | {"alerts.repeated_calls", "alerts.unit_problem_minutes"}
 
 VALID_STRINGS: dict[str, set[str]] = {
     # Strings that pass the form checks on purpose: any text is a valid warning or word list,
@@ -73,6 +74,15 @@ VALID_STRINGS: dict[str, set[str]] = {
     "warning.room_command": {""},
     "warning.recording": {""},
     "screening.quiet_hours": {""},
+    "alerts.heartbeat_url": {""},
+    "alerts.weekly_summary": {""},
+    "fleet.broker": {""},
+    "fleet.password_file": {""},
+    "fleet.ca_file": {""},
+    "fleet.community_key": {""},
+    # a unit id is letters and digits; a broker user name is whatever the broker has
+    "fleet.unit_id": {"x", "15", ""},
+    "fleet.username": {"x", "15", ""},
 }
 
 
