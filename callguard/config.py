@@ -493,6 +493,13 @@ def weekly_time(text: str) -> tuple[int, int, int] | None:
     return _DAYS.index(match.group(1).lower()), hour, minute
 
 
+def _short_name(value: Any) -> str | None:
+    text = str(value)
+    if len(text) > 30 or any(unicodedata.category(c).startswith("C") for c in text):
+        return "must be a short name on one line (up to 30 characters), e.g. 'Mum' or 'Dad'"
+    return None
+
+
 @dataclass(frozen=True)
 class AlertsConfig:
     urls: tuple[str, ...] = _key(
@@ -508,6 +515,11 @@ class AlertsConfig:
         _http_url_or_empty,
     )
     heartbeat_minutes: float = _number(5.0, "minutes between heartbeat pings", 1, 60)
+    resident: str = _key(
+        "",
+        "what the family calls the resident in alerts, e.g. 'Mum' ('' = 'the resident')",
+        _short_name,
+    )
     grooming: bool = _key(True, "tell the carers when the grooming light comes on, and cleared")
     impersonation: bool = _key(
         True, "tell them when a call pretending to be the police or a bank was blocked"

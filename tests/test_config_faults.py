@@ -82,6 +82,7 @@ VALID_STRINGS: dict[str, set[str]] = {
     "fleet.community_key": {""},
     # a unit id is letters and digits; a broker user name is whatever the broker has
     "fleet.unit_id": {"x", "15", ""},
+    "alerts.resident": {"x", "15", ""},
     "fleet.username": {"x", "15", ""},
 }
 

@@ -521,6 +521,21 @@ class CallLog(StoreFolder):
         """The calls of one local day (the date ``started`` gives), oldest first."""
         return self._query("day", day.isoformat(), None)
 
+    def read_after(self, row_id: int, limit: int = 500) -> list[tuple[int, dict[str, Any]]]:
+        """Calls logged after the row ``row_id`` (in the order they were logged), each with its
+        row id: how ``callguard link`` follows the log. ``read_after(-1, 1)`` and the last
+        row's id is :meth:`last_row_id`."""
+        found = self._fetch(
+            "SELECT started_utc, id, record FROM calls WHERE id > ? ORDER BY id LIMIT ?",
+            (row_id, limit),
+        )
+        return [(i, json.loads(text)) for _, i, text in found]
+
+    def last_row_id(self) -> int:
+        """The newest row's id (0 for an empty or missing log)."""
+        found = self._fetch("SELECT NULL, MAX(id), '' FROM calls", ())
+        return int(found[0][1] or 0) if found else 0
+
     def _query(
         self, column: str | None, value: str | None, limit: int | None
     ) -> list[dict[str, Any]]:
