@@ -141,6 +141,7 @@ def create_app(
     def by() -> str:
         return f"family page ({client()})"
 
+    app.jinja_env.filters["form_text"] = settings_page.form_text
     app.jinja_env.globals.update(
         csrf_token=csrf_token,
         list_titles=LIST_TITLES,
@@ -303,8 +304,7 @@ def create_app(
 
     # -- Today ------------------------------------------------------------------------------
 
-    @app.get("/")
-    def today() -> Reply:
+    def render_today(ack_by: str | None = None, ack_error: str = "", status: int = 200) -> Reply:
         store = open_store()
         now = clock()
         problems: list[str] = []
@@ -315,6 +315,7 @@ def create_app(
         calls = pages.call_rows(
             _tried(lambda: store.calls(limit=LATEST_CALLS), [], problems), now.date()
         )
+        remembered = session.get("ack_by")
         return render_template(
             "today.html",
             page="today",
@@ -323,15 +324,32 @@ def create_app(
             alerting=alerting,
             calls=calls,
             problems=problems,
-        )
+            ack_by=ack_by if ack_by is not None else (remembered or ""),
+            ack_error=ack_error,
+            max_name=pages.MAX_ACK_NAME,
+        ), status
+
+    @app.get("/")
+    def today() -> Reply:
+        return render_today()
 
     @app.post("/ack")
     def ack() -> Reply:
-        alert = open_store().ack_alert(by=by())
+        typed = request.form.get("by", "")[: pages.MAX_ACK_NAME * 4]
+        name, problem = pages.ack_name(typed)
+        if problem:
+            return render_today(ack_by=typed, ack_error=problem, status=400)
+        alert = open_store().ack_alert(by=name or by())
+        if name:
+            session["ack_by"] = name
         if alert is None:
             flash("There was no alert to clear.")
         else:
-            log.info("grooming alert acknowledged on the family page from %s", client())
+            log.info(
+                "grooming alert acknowledged on the family page from %s%s",
+                client(),
+                f" by {name!r}" if name else "",
+            )
             flash(
                 "The alert is cleared and the light is off. If you have not yet, please ask "
                 "about the call: who was it, and what did they want?"
@@ -594,6 +612,9 @@ def create_app(
             problems=[pages.for_the_page(shown(p, lines=True)) for p in shown_problems],
             modes=settings_page.MODES,
             path=shown(str(path_of_config)) if path_of_config else "",
+            channels=[pages.channel_label(url) for url in now_config.alerts.urls],
+            heartbeat_host=pages.host_of(now_config.alerts.heartbeat_url),
+            config_file=shown(str(path_of_config or settings_page.DEFAULT_CONFIG)),
         ), status
 
     @app.get("/settings")

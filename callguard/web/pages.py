@@ -9,7 +9,9 @@ and the tests call them directly. The words follow the CLI's (``callguard status
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,7 @@ from callguard.core.lists import LIST_TITLES, Entry, expired
 from callguard.core.numbers import for_people
 from callguard.core.record import is_unknown_caller
 from callguard.store.state import so_far_s
-from callguard.texts import duration_words, shown
+from callguard.texts import duration_words, shown, unsafe
 
 
 @dataclass(frozen=True)
@@ -245,3 +247,97 @@ def for_the_page(message: str) -> str:
     ):
         message = message.replace(cli, page)
     return message
+
+
+# -- carer alerts -----------------------------------------------------------------------------
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,19}")
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def channel_label(url: str) -> str:
+    """An alert channel's apprise URL as the page may show it: its scheme and its host, nothing
+    that could be a password or a token ("mailto://…@gmail.com", "ntfy://ntfy.sh/…",
+    "tgram://…").
+
+    Apprise puts secrets anywhere: in the user part, the path, the query, and for some services
+    in the host itself (Telegram's bot token, Discord's webhook id). So the host is shown only
+    when it reads as a host name (dotted labels, ``localhost``) or an IP address, and
+    everything else becomes "…".
+    """
+    scheme, sep, rest = str(url).strip().partition("://")
+    scheme = scheme.lower()
+    if not sep or not _SCHEME.fullmatch(scheme):
+        return "(an address CallGuard cannot read)"
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    more = len(netloc) < len(rest.rstrip("/"))
+    user, at, hostport = netloc.rpartition("@")
+    host = _host_shown(hostport)
+    if host is None:
+        return f"{scheme}://…"
+    return f"{scheme}://{'…@' if at or user else ''}{host}{'/…' if more else ''}"
+
+
+def host_of(url: str) -> str:
+    """The host of an http(s) URL (the heartbeat's), or "" when it has none to show."""
+    _, sep, rest = str(url).strip().partition("://")
+    if not sep:
+        return ""
+    netloc = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return _host_shown(netloc.rpartition("@")[2]) or ""
+
+
+def _host_shown(hostport: str) -> str | None:
+    """``host`` or ``host:port`` if it reads as a host name or an address, else None."""
+    host, port = hostport, ""
+    if hostport.startswith("["):  # [IPv6]:port
+        inside, close, after = hostport[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(inside)
+        except ValueError:
+            return None
+        host, port = f"[{inside}]", after.removeprefix(":") if close else ""
+        if after and not after.startswith(":"):
+            return None
+    elif ":" in hostport:
+        host, _, port = hostport.partition(":")
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):
+        return None
+    if not host.startswith("["):
+        host = host.lower()
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            labels = host.split(".")
+            if host != "localhost" and (
+                len(labels) < 2
+                or not all(_HOST_LABEL.fullmatch(label) for label in labels)
+                or labels[-1].isdigit()
+                or len(host) > 253
+            ):
+                return None
+    return f"{host}:{port}" if port else host
+
+
+MAX_ACK_NAME = 40
+"""Characters of the name a carer may give when clearing the alert."""
+
+
+def ack_name(typed: str) -> tuple[str, str]:
+    """The name typed beside the clear button, and a problem with it ("" when none): it is
+    optional, at most :data:`MAX_ACK_NAME` characters of plain text on one line (the other
+    carers read it in "cleared by Sarah at 14:02")."""
+    name = re.sub(" +", " ", typed).strip()
+    if not name:
+        return "", ""
+    if len(name) > MAX_ACK_NAME:
+        return "", (
+            f"That name is {len(name)} characters long; use at most {MAX_ACK_NAME} (a first "
+            "name is enough). The alert was not cleared."
+        )
+    if any(unsafe(c) for c in name):
+        return "", (
+            f"That name has a character that cannot be shown ({shown(name)}); type it with "
+            "letters, spaces and ordinary punctuation only. The alert was not cleared."
+        )
+    return name, ""

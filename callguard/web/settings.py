@@ -20,6 +20,7 @@ notices the change by itself and re-reads the file.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 import tomllib
@@ -28,7 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callguard.config import MAX_CONFIG_BYTES, Config, ConfigError, from_dict, load, set_value
+from callguard.config import (
+    DEFAULT_PATH,
+    MAX_CONFIG_BYTES,
+    Config,
+    ConfigError,
+    from_dict,
+    load,
+    set_value,
+)
 from callguard.store.files import UnreadableFile, read_regular_file, write_all, write_atomically
 
 
@@ -52,7 +61,17 @@ FIELDS: Final = (
     Field("warning", "text"),
     Field("warning", "line"),
     Field("warning", "line_text"),
+    Field("alerts", "grooming"),
+    Field("alerts", "impersonation"),
+    Field("alerts", "repeated_calls"),
+    Field("alerts", "unit_problem_minutes"),
+    Field("alerts", "weekly_summary"),
 )
+
+CHECKBOXES: Final = frozenset({"warning.line", "alerts.grooming", "alerts.impersonation"})
+"""Fields the form shows as a checkbox: ticked sends ``on``, unticked sends nothing."""
+NUMBERS: Final = {"alerts.repeated_calls": int, "alerts.unit_problem_minutes": float}
+"""Fields typed as numbers; the form sends text, the config holds the number."""
 
 MODES: Final = (
     (
@@ -76,6 +95,9 @@ MODES: Final = (
 )
 
 MAX_FIELD_CHARS: Final = 2000
+
+DEFAULT_CONFIG: Final = DEFAULT_PATH
+"""The file a volunteer edits when the page was started without one."""
 
 
 class NotWritable(Exception):
@@ -113,15 +135,43 @@ def values_of(config: Config) -> dict[str, Any]:
 
 def from_form(form: Mapping[str, str]) -> dict[str, Any]:
     """The submitted values, typed as the config holds them (text with Windows line ends made
-    plain, the line warning a checkbox)."""
+    plain, checkboxes as true or false, numbers as numbers where they read as one; anything
+    else is left as typed, for the config's check to say what is wrong with it)."""
     values: dict[str, Any] = {}
     for f in FIELDS:
-        if f.key == "line":
+        if f.name in CHECKBOXES:
             values[f.name] = form.get(f.form_name) == "on"
-        else:
-            text = form.get(f.form_name, "")[:MAX_FIELD_CHARS].replace("\r\n", "\n")
-            values[f.name] = text.strip()
+            continue
+        text = form.get(f.form_name, "")[:MAX_FIELD_CHARS].replace("\r\n", "\n").strip()
+        kind = NUMBERS.get(f.name)
+        values[f.name] = text if kind is None else number_from(text, kind)
     return values
+
+
+def number_from(text: str, kind: type) -> Any:
+    """``text`` as a number of ``kind``: an int, a float (for an int field too, so the check
+    says it must be whole), or the text itself when it is no finite number."""
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not math.isfinite(number):
+        return text
+    return number
+
+
+def form_text(value: Any) -> str:
+    """A value as its form field shows it: a whole float without its ``.0``."""
+    if isinstance(value, bool):
+        return "on" if value else ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
 
 
 @dataclass
@@ -216,8 +266,11 @@ def _why_not(path: Path, exc: OSError) -> str:
 
 
 __all__ = [
+    "CHECKBOXES",
+    "DEFAULT_CONFIG",
     "FIELDS",
     "MODES",
+    "NUMBERS",
     "NotWritable",
     "Outcome",
     "UnreadableFile",
@@ -225,7 +278,9 @@ __all__ = [
     "config_path",
     "current",
     "edit",
+    "form_text",
     "from_form",
+    "number_from",
     "read_text",
     "values_of",
     "write",

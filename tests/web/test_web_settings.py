@@ -62,7 +62,9 @@ def form_values(page: str) -> dict[str, str]:
     assert form, page
     body = form[1]
     values = dict(
-        re.findall(r'<input type="(?:hidden|text)" [^>]*?name="([^"]+)" value="([^"]*)"', body)
+        re.findall(
+            r'<input type="(?:hidden|text|number)" [^>]*?name="([^"]+)" value="([^"]*)"', body
+        )
     )
     values = {k: html.unescape(v) for k, v in values.items()}
     for name, text in re.findall(
@@ -71,8 +73,10 @@ def form_values(page: str) -> dict[str, str]:
         values[name] = html.unescape(text)
     (mode,) = re.findall(r'name="screening_mode" value="([^"]+)" [^>]*checked', body)
     values["screening_mode"] = mode
-    if re.search(r'name="warning_line" value="on"[^>]*checked', body):
-        values["warning_line"] = "on"
+    for name in re.findall(
+        r'<input type="checkbox" [^>]*name="([^"]+)" value="on"[^>]*checked', body
+    ):
+        values[name] = "on"
     return values
 
 
