@@ -192,6 +192,7 @@ readonly CONF="$CONF_DIR/callguard.toml"
 readonly STATE_DIR="$ROOT/var/lib/callguard"
 readonly UNIT="$ROOT/etc/systemd/system/callguard.service"
 readonly WEB_UNIT="$ROOT/etc/systemd/system/callguard-web.service"
+readonly LINK_UNIT="$ROOT/etc/systemd/system/callguard-link.service"
 readonly RULE="$ROOT/etc/udev/rules.d/99-callguard-modem.rules"
 readonly LINK="$ROOT/usr/local/bin/callguard"
 readonly LOCK_COPY="$VENV/$LOCK_NAME"
@@ -209,6 +210,7 @@ uninstall() {
 
 	step 1 "Stopping CallGuard"
 	run systemctl disable --now callguard-web 2>/dev/null || run systemctl disable callguard-web 2>/dev/null || true
+	run systemctl disable --now callguard-link 2>/dev/null || run systemctl disable callguard-link 2>/dev/null || true
 	if ! run systemctl disable --now callguard; then
 		# systemd not running (an image being prepared), or no such unit: still drop the links.
 		run systemctl disable callguard 2>/dev/null ||
@@ -216,8 +218,8 @@ uninstall() {
 	fi
 
 	step 2 "Removing the program, the service and the modem rule"
-	rm -f -- "$UNIT" "$WEB_UNIT" "$RULE"
-	say "removed the service files $UNIT and $WEB_UNIT and the modem rule $RULE"
+	rm -f -- "$UNIT" "$WEB_UNIT" "$LINK_UNIT" "$RULE"
+	say "removed the service files $UNIT, $WEB_UNIT and $LINK_UNIT and the modem rule $RULE"
 	rm -rf -- "$VENV"
 	say "removed the program folder $VENV"
 	if [ -L "$LINK" ] && [ "$(readlink -- "$LINK")" = "$VENV_REAL/bin/callguard" ]; then
@@ -228,6 +230,7 @@ uninstall() {
 		run systemctl daemon-reload || warn "systemd could not reload its service files"
 		run systemctl reset-failed callguard 2>/dev/null || true
 		run systemctl reset-failed callguard-web 2>/dev/null || true
+		run systemctl reset-failed callguard-link 2>/dev/null || true
 	fi
 	run udevadm control --reload || warn "udev could not reload its rules; they are re-read at the next boot"
 
@@ -293,7 +296,7 @@ check_system() {
 		die "CallGuard needs Python $MIN_PYTHON or newer; this computer has Python $py. Use Raspberry Pi OS Bookworm or newer."
 	fi
 	say "Python $py (needs $MIN_PYTHON or newer): fine."
-	for f in pyproject.toml "$LOCK_SRC" systemd/callguard.service systemd/callguard-web.service systemd/99-callguard-modem.rules config/callguard.toml; do
+	for f in pyproject.toml "$LOCK_SRC" systemd/callguard.service systemd/callguard-web.service systemd/callguard-link.service systemd/99-callguard-modem.rules config/callguard.toml; do
 		[ -f "$SOURCE/$f" ] || die "$SOURCE is not a complete CallGuard source folder: $f is missing (it needs pyproject.toml, $LOCK_SRC, systemd/ and config/). Run install.sh from the CallGuard folder, or give it with --source DIR."
 	done
 	say "Installing from $SOURCE."
@@ -502,6 +505,8 @@ install_service() {
 	say "Service file: $UNIT"
 	install -m 0644 -- "$SOURCE/systemd/callguard-web.service" "$WEB_UNIT"
 	say "Family page service file: $WEB_UNIT"
+	install -m 0644 -- "$SOURCE/systemd/callguard-link.service" "$LINK_UNIT"
+	say "Carer alerts service file: $LINK_UNIT"
 	install -m 0644 -- "$SOURCE/systemd/99-callguard-modem.rules" "$RULE"
 	say "Modem rule: $RULE (a known USB modem appears as /dev/callguard-modem)"
 	if run udevadm control --reload; then
@@ -521,7 +526,8 @@ install_service() {
 	fi
 	run systemctl enable callguard
 	run systemctl enable callguard-web
-	say "CallGuard and its family page will start by themselves every time the Pi starts."
+	run systemctl enable callguard-link
+	say "CallGuard, its family page and its carer alerts will start by themselves every time the Pi starts."
 	SERVICE_STARTED=0
 	if [ "$START" -eq 0 ]; then
 		say "Not starting it now (--no-start). Start it with: sudo systemctl restart callguard"
@@ -536,6 +542,8 @@ install_service() {
 		# The family page is secondary: if it does not start, screening still runs.
 		run systemctl restart callguard-web ||
 			warn "the family page did not start (screening is not affected): systemctl status callguard-web"
+		run systemctl restart callguard-link ||
+			warn "the carer alerts did not start (screening is not affected): systemctl status callguard-link"
 	fi
 }
 

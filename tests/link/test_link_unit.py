@@ -1,0 +1,69 @@
+"""systemd/callguard-link.service: the daemon's user and sandbox, with no privilege at all, no
+device and no listening socket; install.sh (in its test mode) installs, enables and starts it."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from web.test_web_unit import DAEMON_UNIT, DIFFERENT_ON_PURPOSE, directives, install
+
+REPO = Path(__file__).resolve().parents[2]
+LINK_UNIT = REPO / "systemd" / "callguard-link.service"
+
+LINK_DIFFERS = DIFFERENT_ON_PURPOSE | {
+    "Wants",  # network-online.target: the alert channels are on the internet
+    "SystemCallFilter",  # without @privileged: it changes no file's owner
+}
+
+
+def test_the_link_unit_is_hardened_like_the_daemons_with_no_privilege() -> None:
+    link, daemon = directives(LINK_UNIT), directives(DAEMON_UNIT)
+    assert link["User"] == daemon["User"] == ["callguard"]
+    assert link["ExecStart"] == ["/opt/callguard/bin/callguard link"]
+    for key, values in daemon.items():
+        if key not in LINK_DIFFERS:
+            assert link.get(key) == values, key
+    assert link["CapabilityBoundingSet"] == [""] and link["AmbientCapabilities"] == [""]
+    assert link["PrivateDevices"] == ["yes"] and "DeviceAllow" not in link
+    assert "SupplementaryGroups" not in link
+    assert link["SystemCallFilter"] == ["@system-service", "~@resources @privileged"]
+    assert link["NoNewPrivileges"] == ["yes"]
+    assert link["OOMScoreAdjust"] == ["500"]  # taken before the daemon
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify_accepts_the_link_unit(tmp_path: Path) -> None:
+    unit = tmp_path / "callguard-link.service"
+    text = re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", LINK_UNIT.read_text(), count=1)
+    unit.write_text(text)
+    proc = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "callguard-link" in line] == []
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    target = tmp_path / "root"
+    (target / "etc").mkdir(parents=True)
+    (target / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    return target
+
+
+def test_the_installer_installs_enables_and_starts_the_link(root: Path, tmp_path: Path) -> None:
+    _, commands = install(root, tmp_path)
+    unit = root / "etc/systemd/system/callguard-link.service"
+    assert unit.read_bytes() == LINK_UNIT.read_bytes()
+    assert unit.stat().st_mode & 0o777 == 0o644
+    wanted = ["systemctl enable callguard-link", "systemctl restart callguard-link"]
+    assert [c for c in commands if c in wanted] == wanted
+    assert commands.index("systemctl restart callguard") < commands.index(wanted[1])
+    _, commands = install(root, tmp_path, "--uninstall")
+    assert ["systemctl", "disable", "--now", "callguard-link"] in map(shlex.split, commands)
+    assert not unit.exists()
