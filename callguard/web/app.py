@@ -31,7 +31,9 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import logging
+import os
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +84,8 @@ LATEST_CALLS: Final = 10
 PAGE_CALLS: Final = 25
 """Calls on a page of the Calls page."""
 MAX_PAGE: Final = 4000
+OUTBOX_ALERTS: Final = 100
+"""Alerts on the Alerts page, newest first."""
 SEARCH_SCAN: Final = 5000
 """A search by name (or part of a number) looks through this many of the newest calls."""
 
@@ -338,7 +342,7 @@ def create_app(
         typed = request.form.get("by", "")[: pages.MAX_ACK_NAME * 4]
         name, problem = pages.ack_name(typed)
         if problem:
-            return render_today(ack_by=typed, ack_error=problem, status=400)
+            return render_today(ack_by=shown(typed), ack_error=problem, status=400)
         alert = open_store().ack_alert(by=name or by())
         if name:
             session["ack_by"] = name
@@ -591,6 +595,44 @@ def create_app(
             f"{updated} already there (updated).{skipped}"
         )
         return redirect(url_for("lists") + f"#{held.list_name}")
+
+    # -- Alerts -------------------------------------------------------------------------------
+
+    @app.get("/alerts")
+    def alerts() -> Reply:
+        now_config, _ = settings_page.current(path_of_config, config)
+        rows: list[pages.OutboxRow] = []
+        problem = ""
+        sent_any = False
+        try:
+            from callguard.store.outbox import OUTBOX_FILE, Outbox
+
+            # Reading creates nothing; the web process never makes the link's outbox.
+            if os.path.lexists(os.path.join(folder, OUTBOX_FILE)):
+                outbox = Outbox(folder, clock=clock)
+                try:
+                    found = outbox.alerts(limit=OUTBOX_ALERTS)
+                finally:
+                    outbox.close()
+                rows = pages.outbox_rows(found, clock().date())
+                sent_any = bool(rows)
+        except (CallGuardError, ImportError, OSError, sqlite3.Error) as exc:
+            log.error("the family page could not read the alert outbox: %s", exc)
+            problem = (
+                "The list of alerts cannot be read just now, so it is not shown. Calls are "
+                "still screened. A volunteer can look on the Pi with: sudo callguard alerts "
+                f"list (it said: {pages.for_the_page(shown(exc, lines=True))})"
+            )
+        return render_template(
+            "alerts.html",
+            page="alerts",
+            alerts=rows,
+            sent_any=sent_any,
+            problem=problem,
+            channels=[pages.channel_label(url) for url in now_config.alerts.urls],
+            config_file=shown(str(path_of_config or settings_page.DEFAULT_CONFIG)),
+            limit=OUTBOX_ALERTS,
+        )
 
     # -- Settings -----------------------------------------------------------------------------
 

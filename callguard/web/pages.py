@@ -341,3 +341,82 @@ def ack_name(typed: str) -> tuple[str, str]:
             "letters, spaces and ordinary punctuation only. The alert was not cleared."
         )
     return name, ""
+
+
+# -- the alert outbox -------------------------------------------------------------------------
+
+ALERT_STATES = {
+    "delivered": "Delivered",
+    "pending": "Still trying",
+    "expired": "Gave up (expired)",
+    "no-channels": "Not sent: no channels were set up",
+}
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    label: str
+    state: str
+    words: str
+    """What happened on this channel, in a sentence."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """One carer alert as the Alerts page shows it."""
+
+    id: int
+    when: str
+    created: str
+    title: str
+    body: str
+    state: str
+    state_words: str
+    deliveries: tuple[DeliveryRow, ...]
+
+
+def outbox_rows(alerts: Iterable[Any], today: dt.date) -> list[OutboxRow]:
+    """The outbox's alerts (:class:`callguard.store.outbox.Alert`, newest first) as rows."""
+    return [
+        OutboxRow(
+            id=int(a.id),
+            when=when_words(a.created, today),
+            created=shown(a.created),
+            title=shown(a.title),
+            body=shown(_no_urls(a.body), lines=True),
+            state=str(a.state),
+            state_words=ALERT_STATES.get(str(a.state), shown(a.state)),
+            deliveries=tuple(_delivery_row(d, today) for d in a.deliveries),
+        )
+        for a in alerts
+    ]
+
+
+def _delivery_row(d: Any, today: dt.date) -> DeliveryRow:
+    tries = f"{d.attempts} tr{'y' if d.attempts == 1 else 'ies'}"
+    error = ""
+    if d.last_error:
+        error = " The last error: " + shown(_no_urls(d.last_error)).rstrip()
+        error += "" if error.endswith((".", "!", "?")) else "."
+    if d.state == "delivered":
+        words = f"Delivered {when_words(d.delivered, today)}." if d.delivered else "Delivered."
+        if d.attempts > 1:
+            words = f"{words[:-1]}, after {tries}."
+    elif d.state == "pending":
+        done = f"{tries} so far" if d.attempts else "not tried yet"
+        nxt = f", next try {when_words(d.next_try, today)}" if d.next_try else ""
+        words = f"Still trying ({done}{nxt}).{error}"
+    elif d.state == "expired":
+        words = f"Gave up after {tries}.{error}"
+    else:
+        words = shown(d.state)
+    return DeliveryRow(label=shown(_no_urls(d.label)), state=str(d.state), words=words)
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}://[^\s'\"<>]*[^\s'\"<>.,;:)]")
+
+
+def _no_urls(text: object) -> str:
+    """``text`` with any URL in it cut to what :func:`channel_label` shows (an error message
+    may quote a channel's whole URL, password and all)."""
+    return _URL.sub(lambda m: channel_label(m.group(0)), str(text or ""))
