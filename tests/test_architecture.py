@@ -53,6 +53,9 @@ ALLOWED: dict[str, set[str]] = {
     # the family page, its own process: the store, the core and the config; never the daemon,
     # the modem or the hardware (it talks to the daemon only through the store's files)
     "callguard.web": {"callguard.web", "callguard.store", "callguard.core", "callguard.config"},
+    # alert delivery and the fleet link, its own process: like the family page, it meets the
+    # daemon only in the store's files
+    "callguard.link": {"callguard.link", "callguard.store", "callguard.core", "callguard.config"},
     "callguard.cli": {"callguard"},  # the face may use everything (see allowed)
     "callguard.__main__": {"callguard.cli"},
 }
