@@ -35,6 +35,7 @@ import logging
 import re
 import socket
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -108,7 +109,7 @@ class Channels:
             with _apprise_log() as captured:
                 plugin = self._plugin(channel, url)
                 if plugin is None:
-                    said = _last_line(captured.getvalue())
+                    said = self._hide(channel, _last_line(captured.getvalue()))
                     return (
                         "apprise cannot read this URL"
                         + (f" ({said})" if said else "")
@@ -121,7 +122,13 @@ class Channels:
             return f"apprise failed: {type(exc).__name__}: {exc}"
         if ok:
             return None
-        return _last_line(captured.getvalue()) or "apprise reported a failure without a reason"
+        said = _last_line(captured.getvalue())
+        return self._hide(channel, said) or "apprise reported a failure without a reason"
+
+    def _hide(self, channel: str, text: str) -> str:
+        """``text`` with the channel's URL, which may carry a secret, replaced by its label."""
+        url = self._urls.get(channel)
+        return text.replace(url, self.label(channel)) if url else text
 
     def _plugin(self, channel: str, url: str) -> Any:
         if channel not in self._plugins:
@@ -207,25 +214,34 @@ def send_test(urls: Sequence[str]) -> list[tuple[str, str | None]]:
 def _instantiate(url: str) -> Any:
     """apprise's plugin for ``url``, or None if apprise cannot read it (never raises)."""
     try:
-        import apprise
-
-        return apprise.Apprise.instantiate(url)
+        apprise = _apprise()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # plugins' imports, see _apprise
+            return apprise.Apprise.instantiate(url)
     except Exception:
         log.debug("apprise raised reading a URL", exc_info=True)
         return None
+
+
+def _apprise() -> Any:
+    """The apprise module, imported on first use (its own deprecation warnings, about
+    modules it imports, are not ours to act on)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+    return apprise
 
 
 @contextlib.contextmanager
 def _apprise_log() -> Iterator[Any]:
     """apprise's warnings and errors, captured (and not also printed: the caller reports the
     reason in its own words)."""
-    import apprise
-
+    apprise = _apprise()
     logger = logging.getLogger("apprise")
     propagate = logger.propagate
     logger.propagate = False
     try:
-        capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+        capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")
         with capture as captured:
             yield captured
     finally:
