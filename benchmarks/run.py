@@ -347,10 +347,13 @@ class _Running:
 
 
 @contextlib.contextmanager
-def _running_daemon(state: Path, runtime_dir: Path | None = None) -> Iterator[_Running]:
+def _running_daemon(
+    state: Path, runtime_dir: Path | None = None, extra: str = ""
+) -> Iterator[_Running]:
     """The real daemon (`callguard run`, a subprocess) on a simulated Conexant modem at
     time_scale 0.3 (150 ms from caller ID to the first ring), with ``state`` as storage.dir
-    and, if given, ``runtime_dir`` as storage.runtime_dir (where its status goes)."""
+    and, if given, ``runtime_dir`` as storage.runtime_dir (where its status goes); ``extra``
+    is more of the config (TOML sections)."""
     import json
     import os
     import tempfile
@@ -365,7 +368,7 @@ def _running_daemon(state: Path, runtime_dir: Path | None = None) -> Iterator[_R
         config.write_text(
             f"[modem]\nport = {json.dumps(str(link))}\n"
             f"[storage]\ndir = {json.dumps(str(state))}\n{runtime}"
-            '[warning]\nroom_command = ""\n[block]\nhold_s = 0.3\n'
+            '[warning]\nroom_command = ""\n[block]\nhold_s = 0.3\n' + extra
         )
         store = Store(state, runtime_dir=str(runtime_dir or ""))
         with SimModem(identity="conexant", link_path=str(link), time_scale=0.3) as sim:
@@ -959,6 +962,114 @@ def memory() -> list[str]:
     """Peak RSS of this benchmark process after the above."""
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return [f"benchmark process peak RSS: {rss_kb / 1024:.1f} MB"]
+
+
+_SLOW_RECEIVER = """
+import sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        time.sleep(0.5)  # a slow network
+        self.send_response(200)
+        self.end_headers()
+        print("got", flush=True)
+
+    def log_message(self, *args):
+        pass
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+@benchmark
+def alerts() -> list[str]:
+    """Issue 16: the daemon's seize latency with no alert sender, then while `callguard link`
+    sends an alert for every blocked call (each a spoofed bank number: an impersonation alert)
+    to a receiver that takes 0.5 s to answer; the link's memory beside a bare Python's."""
+    import os
+    import tempfile
+    import threading
+
+    from callguard.core.lists import target_for
+    from callguard.store.lists import Store
+
+    numbers = [f"0306999{i:04d}" for i in range(20)]
+    receiver = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    assert receiver.stdout is not None
+    port = int(receiver.stdout.readline())
+    got: list[float] = []
+
+    def count() -> None:
+        assert receiver.stdout is not None
+        for _ in receiver.stdout:
+            got.append(time.monotonic())
+
+    threading.Thread(target=count, daemon=True).start()
+    out: list[str] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            state = Path(tmp) / "state"
+            store = Store(state)
+            for n in numbers:
+                store.add("protect", target_for(n, "GB"), name="Drama Bank card line")
+            extra = f'[alerts]\nurls = ["json://127.0.0.1:{port}/"]\n'
+            with _running_daemon(state, extra=extra) as run:
+                quiet = [_blocked_call(run.sim, n) for n in numbers[:10]]
+                log_path = Path(tmp) / "link.log"
+                with open(log_path, "w") as log_file:
+                    link = subprocess.Popen(
+                        [sys.executable, "-m", "callguard", "--config", str(run.config), "link"],
+                        stderr=log_file,
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                    )
+                    try:
+                        deadline = time.monotonic() + 30
+                        while "callguard link:" not in log_path.read_text():
+                            if time.monotonic() > deadline:
+                                raise RuntimeError("callguard link did not start")
+                            time.sleep(0.05)
+                        idle = _memory_of(link.pid)
+                        t0 = time.monotonic()
+                        busy = [_blocked_call(run.sim, n) for n in numbers[10:]]
+                        while len(got) < 10 and time.monotonic() < t0 + 60:
+                            time.sleep(0.05)
+                        sending = _memory_of(link.pid)
+                        daemon = _memory_of(run.pid)
+                    finally:
+                        link.terminate()
+                        link.wait(20)
+        floor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+        time.sleep(1)
+        bare = _memory_of(floor.pid)
+        floor.wait()
+    finally:
+        receiver.terminate()
+        receiver.wait(10)
+    for what, calls in (("no alert sender", quiet), ("while the link sends alerts", busy)):
+        lat = sorted(c.latency for c in calls if c.latency is not None)
+        early = sum(c.before_ring for c in calls)
+        out.append(
+            f"alerts: seize latency, {what}: {early} of {len(calls)} seized before the first"
+            f" ring; median {_ms(statistics.median(lat))}, worst {_ms(lat[-1])}"
+        )
+    out.append(
+        f"alerts: {len(got)} of 10 impersonation alerts delivered to a receiver taking 0.5 s"
+        f" each, the last {got[-1] - t0:.1f} s after the first call"
+        if got
+        else "alerts: none"
+    )
+    out.append(
+        f"alerts: callguard link VmRSS {idle['VmRSS']:.1f} MB idle, {sending['VmRSS']:.1f} MB"
+        f" after sending (VmHWM {sending['VmHWM']:.1f} MB); the daemon meanwhile"
+        f" {daemon['VmRSS']:.1f} MB; floor: a bare python process {bare['VmRSS']:.1f} MB"
+    )
+    return out
 
 
 def main() -> int:
