@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gpiozero import Device
@@ -16,3 +17,12 @@ def factory() -> Iterator[MockFactory]:
     yield f
     f.reset()
     Device.pin_factory = None
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An empty target system for install.sh's test mode: an os-release saying Debian 12."""
+    target = tmp_path / "root"
+    (target / "etc").mkdir(parents=True)
+    (target / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    return target

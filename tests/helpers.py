@@ -65,6 +65,32 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 5.0, what: str = "
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what or predicate}")
 
 
+def warned_call(**fields: Any) -> dict[str, Any]:
+    """A call record (``log --json``'s fields) from an unknown landline that was warned and
+    rang unanswered; ``fields`` change it."""
+    return {
+        "call_id": 1,
+        "started": "2026-11-25T09:30:00+00:00",
+        "ended": None,
+        "number": "+442079460123",
+        "display": "020 7946 0123",
+        "category": "landline",
+        "name": None,
+        "verdict": "warned",
+        "rule": "mode:guarded",
+        "reason": "Warned: not on any list (a landline).",
+        "answered": False,
+        "duration_s": None,
+        "rings": 3,
+        "caller_id": True,
+        "impersonation": False,
+        "grooming_alert": False,
+        "name_claim": False,
+        "notes": [],
+        **fields,
+    }
+
+
 # -- configs ---------------------------------------------------------------------------------
 
 ConfigData = Mapping[str, Mapping[str, Any]]
@@ -187,6 +213,15 @@ raise SystemExit(main(["--config", config, "run"]))
 """
 
 
+def terminated(proc: subprocess.Popen[str] | None) -> int | None:
+    """SIGTERM ``proc`` if it still runs, and its exit code (None for no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    return proc.wait(30)
+
+
 class DaemonUnit:
     """A unit under test: `callguard run` as a subprocess on a simulated modem, and the CLI
     pointed at the same config. ``extra`` is config sections laid over [modem] and [storage].
@@ -252,11 +287,7 @@ class DaemonUnit:
 
     def stop(self) -> int | None:
         """SIGTERM the daemon (if still running) and stop the modem; the daemon's exit code."""
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            code = self.proc.wait(30)
+        code = terminated(self.proc)
         self.sim.stop()
         if self._log is not None:
             self._log.close()

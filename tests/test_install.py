@@ -96,15 +96,6 @@ def tripwire(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """An empty target system: just an os-release saying Debian 12."""
-    target = tmp_path / "root"
-    (target / "etc").mkdir(parents=True)
-    (target / "etc" / "os-release").write_text(BOOKWORM)
-    return target
-
-
-@pytest.fixture
 def installer(tripwire: tuple[Path, Path]):  # type: ignore[no-untyped-def]
     bin_dir, calls = tripwire
 

@@ -399,7 +399,8 @@ def weekly_summary(
         )
     alerts = [c for c in calls if c.get("grooming_alert")]
     if alerts:
-        lines.append(f"  The grooming light came on {len(alerts)} time(s).")
+        times = "once" if len(alerts) == 1 else f"{len(alerts)} times"
+        lines.append(f"  The grooming light came on {times}: a long call with an unknown caller.")
     unknown = sorted(
         (c for c in calls if _unknown(c) and isinstance(c.get("duration_s"), int | float)),
         key=lambda c: -float(c["duration_s"]),

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Running, wait_for
+from helpers import Running, wait_for, warned_call
 
 from callguard.cli import main
 from callguard.core.lists import target_for
@@ -68,26 +68,7 @@ def test_a_flood_of_line_codes_does_not_delay_a_seizure(tmp_path: Path) -> None:
 def test_a_call_cut_short_by_a_kill_is_logged_at_the_next_start(tmp_path: Path) -> None:
     store = block_scam(tmp_path)
     # what a daemon killed mid-call leaves: its status says running, with the call on
-    call = {
-        "call_id": 3,
-        "started": "2026-11-25T09:30:00+00:00",
-        "ended": None,
-        "number": "+442079460123",
-        "display": "020 7946 0123",
-        "category": "landline",
-        "name": None,
-        "verdict": "warned",
-        "rule": "mode:guarded",
-        "reason": "Warned: not on any list (a landline).",
-        "answered": True,
-        "duration_s": None,
-        "rings": 1,
-        "caller_id": True,
-        "impersonation": False,
-        "grooming_alert": False,
-        "name_claim": False,
-        "notes": [],
-    }
+    call = warned_call(call_id=3, answered=True, rings=1)
     store.write_status(
         {"daemon": "running", "updated": "2026-11-25T10:05:00+00:00", "current_call": call}
     )

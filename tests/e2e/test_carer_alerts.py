@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from helpers import DaemonUnit, wait_for
+from helpers import DaemonUnit, terminated, wait_for
 from receivers import HTTPReceiver, Received, SMTPReceiver
 
 from callguard.sim import Call
@@ -52,12 +51,8 @@ class LinkProcess:
         )
 
     def stop(self) -> int | None:
-        code = None
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            code = self.proc.wait(30)
-            self.proc = None
+        code = terminated(self.proc)
+        self.proc = None
         if self._log is not None:
             self._log.close()
         return code
@@ -74,6 +69,12 @@ def unit_with_alerts(tmp: Path, urls: list[str], **alerts: Any) -> DaemonUnit:
         "warning": {"room_command": ""},
     }
     return DaemonUnit(tmp, extra, scale=0.5, grooming_minutes=0.03)
+
+
+def bank_protected(unit: DaemonUnit) -> LinkProcess:
+    """The bank's card number on the protect list, and the link started."""
+    assert unit.cli("protect", "add", BANK, "--name", "Drama Bank card line").returncode == 0
+    return LinkProcess(unit).start()
 
 
 def arrived(receiver: HTTPReceiver | SMTPReceiver, words: str) -> list[Received]:
@@ -108,8 +109,7 @@ def test_a_spoofed_bank_number_is_an_impersonation_alert(
     tmp_path: Path, http_receiver: HTTPReceiver
 ) -> None:
     with unit_with_alerts(tmp_path, [http_receiver.url]) as unit:
-        assert unit.cli("protect", "add", BANK, "--name", "Drama Bank card line").returncode == 0
-        link = LinkProcess(unit).start()
+        link = bank_protected(unit)
         try:
             record = unit.sim.place_call(Call(number=BANK, rings=3)).wait(60)
             assert record.outcome == "seized" and record.rings == []
@@ -124,8 +124,7 @@ def test_an_alert_raised_while_the_receiver_is_down_arrives_once_after_a_restart
     tmp_path: Path, http_receiver: HTTPReceiver
 ) -> None:
     with unit_with_alerts(tmp_path, [http_receiver.url]) as unit:
-        assert unit.cli("protect", "add", BANK, "--name", "Drama Bank card line").returncode == 0
-        link = LinkProcess(unit).start()
+        link = bank_protected(unit)
         http_receiver.down()
         try:
             unit.sim.place_call(Call(number=BANK, rings=3)).wait(60)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SetClock
+from helpers import SetClock, warned_call
 
 from callguard.config import from_dict
 from callguard.link.events import Message, Watcher, weekly_summary
@@ -52,23 +52,11 @@ class Unit:
 
     def call(self, minutes_ago: float = 0, **fields: Any) -> dict[str, Any]:
         started = self.clock.now - dt.timedelta(minutes=minutes_ago)
-        call = {
-            "call_id": len(self.log.read()) + 1,
-            "started": started.isoformat(timespec="seconds"),
-            "number": "+442079460123",
-            "display": "020 7946 0123",
-            "category": "landline",
-            "name": None,
-            "verdict": "warned",
-            "rule": "mode:guarded",
-            "reason": "Warned: not on any list (a landline).",
-            "answered": False,
-            "duration_s": None,
-            "rings": 3,
-            "impersonation": False,
-            "grooming_alert": False,
+        call = warned_call(
+            call_id=len(self.log.read()) + 1,
+            started=started.isoformat(timespec="seconds"),
             **fields,
-        }
+        )
         self.log.append(call)
         return call
 

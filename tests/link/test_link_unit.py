@@ -3,14 +3,12 @@ device and no listening socket; install.sh (in its test mode) installs, enables 
 
 from __future__ import annotations
 
-import re
 import shlex
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from web.test_web_unit import DAEMON_UNIT, DIFFERENT_ON_PURPOSE, directives, install
+from web.test_web_unit import DAEMON_UNIT, DIFFERENT_ON_PURPOSE, directives, install, verified
 
 REPO = Path(__file__).resolve().parents[2]
 LINK_UNIT = REPO / "systemd" / "callguard-link.service"
@@ -38,22 +36,7 @@ def test_the_link_unit_is_hardened_like_the_daemons_with_no_privilege() -> None:
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
 def test_systemd_analyze_verify_accepts_the_link_unit(tmp_path: Path) -> None:
-    unit = tmp_path / "callguard-link.service"
-    text = re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", LINK_UNIT.read_text(), count=1)
-    unit.write_text(text)
-    proc = subprocess.run(
-        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert [line for line in proc.stderr.splitlines() if "callguard-link" in line] == []
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    target = tmp_path / "root"
-    (target / "etc").mkdir(parents=True)
-    (target / "etc" / "os-release").write_text('ID=debian\nVERSION_ID="12"\n')
-    return target
+    verified(LINK_UNIT, tmp_path)
 
 
 def test_the_installer_installs_enables_and_starts_the_link(root: Path, tmp_path: Path) -> None:
