@@ -17,8 +17,9 @@ Events (each switched on or off in ``[alerts]``):
 * ``impersonation``: a call showing a number that never calls out (999, 101, the bank's card
   number) or a short code was blocked;
 * ``repeated-calls``: one unknown number rang ``repeated_calls`` times within an hour;
-* ``modem-missing`` / ``modem-back`` and ``screening-stopped`` / ``screening-back``: the unit in
-  trouble for ``unit_problem_minutes``, and when it is well again;
+* ``modem-missing`` / ``modem-back``, ``line-dead`` / ``line-back`` (no voltage on the line: a
+  cut cable, or a Digital Voice switch-over) and ``screening-stopped`` / ``screening-back``: the
+  unit in trouble for ``unit_problem_minutes``, and when it is well again;
 * ``weekly-summary``: at ``weekly_summary`` ("Sun 18:00"), the week's calls.
 """
 
@@ -299,6 +300,22 @@ class Watcher:
             "modem-back",
             f"CallGuard has the phone line at {self.resident}'s again",
             "The modem is back and calls are screened again, after {lasted} without.",
+        )
+        voltage = (status or {}).get("line_voltage")
+        line_dead = running and isinstance(voltage, dict) and voltage.get("dead") is True
+        out += self._problem(
+            "line",
+            line_dead and not modem_missing,
+            minutes,
+            "line-dead",
+            f"The phone line at {self.resident}'s is dead",
+            "The unit has found no voltage on the phone line for {lasted}: no call can come "
+            "in or go out. Check that the phone cable is in the wall socket (or the router's "
+            "phone port) and try the phone. If the phone company is moving the line to "
+            "Digital Voice, the phone and the unit now plug into the router: ask the volunteer.",
+            "line-back",
+            f"The phone line at {self.resident}'s works again",
+            "The phone line has its voltage back, after {lasted} without.",
         )
         return out
 

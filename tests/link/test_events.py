@@ -247,3 +247,16 @@ def test_one_failing_source_does_not_silence_the_others(unit: Unit) -> None:
     unit.watcher._grooming = broken  # type: ignore[method-assign]
     unit.call(verdict="blocked", rule="protect", impersonation=True)
     assert unit.kinds() == ["impersonation"]
+
+
+def test_a_dead_line_for_the_threshold_and_back(unit: Unit) -> None:
+    unit.status(line_voltage={"volts": 0.2, "dead": True, "since": None, "checked": None})
+    assert unit.kinds() == []
+    unit.later(minutes=10)
+    [dead] = unit.watcher.poll()
+    assert dead.kind == "line-dead" and "Digital Voice" in dead.body
+    unit.status(line_voltage={"volts": 48.1, "dead": False, "since": None, "checked": None})
+    assert unit.kinds() == ["line-back"]
+    unit.status(line_voltage={"volts": None, "dead": None, "since": None, "checked": None})
+    unit.later(minutes=30)
+    assert unit.kinds() == []  # a modem that cannot tell says nothing
