@@ -584,6 +584,31 @@ class FleetConfig:
 
 
 @dataclass(frozen=True)
+class HubConfig:
+    """``callguard hub``: the volunteer group's community-list service, next to its broker
+    (not on a unit)."""
+
+    broker: str = _key("", "the broker the hub uses, e.g. 'mqtt://127.0.0.1:1883'", _broker)
+    username: str = _key("hub", "the hub's user at the broker")
+    password_file: str = _key(
+        "",
+        "a file holding the hub's broker password (readable only by the hub)",
+        _full_path_or_empty,
+    )
+    ca_file: str = _key("", "the CA certificate for mqtts ('' = the system's)", _full_path_or_empty)
+    dir: str = _key(
+        "/var/lib/callguard-hub", "where the hub keeps its reports and its signing key", _full_path
+    )
+    threshold: int = _number(
+        3, "how many different units must report a number before the list has it", 1, 1000
+    )
+    window_days: float = _number(30.0, "the reports that count are this recent", 1, 365)
+    expire_days: float = _number(
+        180.0, "a number no unit has reported for this long leaves the list", 1, 3650
+    )
+
+
+@dataclass(frozen=True)
 class BlockConfig:
     hold_s: float = _number(1.5, "seconds a blocked call is held off-hook before release", 0.2, 30)
     announce: bool = _key(
@@ -604,6 +629,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     fleet: FleetConfig = field(default_factory=FleetConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
     source: str = field(default="(defaults)", compare=False)
 
 

@@ -84,6 +84,10 @@ VALID_STRINGS: dict[str, set[str]] = {
     "fleet.unit_id": {"x", "15", ""},
     "alerts.resident": {"x", "15", ""},
     "fleet.username": {"x", "15", ""},
+    "hub.username": {"x", "15", ""},
+    "hub.broker": {""},
+    "hub.password_file": {""},
+    "hub.ca_file": {""},
 }
 
 
