@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The exact libraries every unit gets (install.sh installs from it with --require-hashes).
 LOCK := requirements/callguard.txt
 
-.PHONY: demo test bench fuzz chaos lint clean prompts places speech browser lock lock-upgrade lock-check
+.PHONY: demo test bench fuzz chaos lint clean prompts places speech browser broker lock lock-upgrade lock-check
 
 # The runtime libraries come from the lock, with their hashes checked, so the tests run on what
 # the units run; then CallGuard itself (editable) and the developer tools.
@@ -22,7 +22,7 @@ demo: $(STAMP) speech
 	$(BIN)/callguard demo
 
 # -n 4 on 2 cores: most tests wait on the simulated line, so four workers keep both busy.
-test: $(STAMP) speech browser
+test: $(STAMP) speech browser broker
 	$(BIN)/python -m pytest -q -n 4
 
 fuzz: $(STAMP)
@@ -35,7 +35,7 @@ chaos: $(STAMP)
 	  tests/modem/test_transport_faults.py tests/core/test_call_properties.py
 	$(BIN)/python tests/chaos.py --minutes $${CHAOS_MINUTES:-30}
 
-bench: $(STAMP)
+bench: $(STAMP) broker
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)
@@ -80,6 +80,19 @@ browser:
 	      || echo "chromium could not be installed: browser tests will be skipped"; \
 	  else \
 	    echo "chromium is not installed (sudo apt install chromium chromium-driver): browser tests will be skipped"; \
+	  fi; }
+
+# Debian's mosquitto is the real MQTT broker the fleet tests start on 127.0.0.1 (tests/broker.py),
+# and the fleet benchmark's. Installed here when this machine allows it (root with apt);
+# otherwise those tests are skipped, saying why.
+broker:
+	@{ command -v mosquitto || test -x /usr/sbin/mosquitto; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing mosquitto (apt-get)"; \
+	    { apt-get install -y -qq mosquitto || { apt-get update -qq && apt-get install -y -qq mosquitto; }; } >/dev/null 2>&1 \
+	      || echo "mosquitto could not be installed: fleet tests will be skipped"; \
+	  else \
+	    echo "mosquitto is not installed (sudo apt install mosquitto): fleet tests will be skipped"; \
 	  fi; }
 
 # The lock: [project].dependencies and [build-system].requires (install.sh builds CallGuard with

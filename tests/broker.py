@@ -1,0 +1,135 @@
+"""A real Mosquitto broker for the fleet tests, on 127.0.0.1 at a free port.
+
+A test module gets the fixture with ``pytest_plugins = ["broker"]`` (``tests`` is on pytest's
+path). ``broker`` is a :class:`Broker`: logins only (no anonymous clients), a password for each
+user in :data:`USERS`, and the ACL a volunteer group uses (README, "Looking after many
+units"): a unit reads and writes only its own topics ``callguard/<its user>/#`` and the Home
+Assistant discovery configs of its own device, reads the community list; the hub reads every
+unit's reports and writes the community list; ``admin`` may also remove numbers from it;
+``volunteer`` reads everything. Skipped, saying why, when Mosquitto is not installed (``make
+test`` installs it where it can: ``make broker``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+UNITS = [f"unit-{n}" for n in range(1, 6)]
+USERS = [*UNITS, "hub", "admin", "volunteer"]
+
+ACL = """\
+# every unit: its own topics, its own Home Assistant device, the community list
+pattern readwrite callguard/%u/#
+pattern readwrite homeassistant/+/%u/#
+pattern read callguard/community/#
+
+user hub
+topic read callguard/+/report
+topic readwrite callguard/community/#
+topic read callguard/hub/remove
+
+user admin
+topic read callguard/#
+topic write callguard/hub/remove
+
+user volunteer
+topic read callguard/#
+topic read homeassistant/#
+"""
+
+
+def mosquitto() -> str | None:
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/sbin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A running Mosquitto; see the module docstring."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"mqtt://{HOST}:{self.port}"
+        self.passwords = {user: f"pw-{user}-{n}" for n, user in enumerate(USERS)}
+        self.log = folder / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        passwd = folder / "passwd"
+        passwd.write_text("")
+        tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
+        for user, password in self.passwords.items():
+            subprocess.run([tool, "-b", str(passwd), user, password], check=True)
+        (folder / "acl").write_text(ACL)
+        (folder / "mosquitto.conf").write_text(
+            f"listener {self.port} {HOST}\n"
+            # run as whoever runs the tests (as root it would switch to "mosquitto", which
+            # cannot read a test's private folder)
+            f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
+            "allow_anonymous false\n"
+            f"password_file {passwd}\n"
+            f"acl_file {folder / 'acl'}\n"
+            "persistence false\n"
+            f"log_dest file {self.log}\n"
+            "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n"
+            "connection_messages true\n"
+        )
+
+    def password_file(self, user: str) -> Path:
+        """A file holding ``user``'s password, mode 0600, as ``[fleet] password_file`` wants."""
+        path = self.folder / f"{user}.password"
+        path.write_text(self.passwords[user] + "\n")
+        path.chmod(0o600)
+        return path
+
+    def start(self) -> Broker:
+        binary = mosquitto()
+        assert binary is not None
+        self.proc = subprocess.Popen(
+            [binary, "-c", str(self.folder / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"mosquitto exited: {self.proc.stderr.read()!r}")  # type: ignore[union-attr]
+            with contextlib.suppress(OSError), socket.create_connection((HOST, self.port), 0.2):
+                return self
+            time.sleep(0.02)
+        raise AssertionError("mosquitto did not start listening")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    if mosquitto() is None:
+        pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    running = Broker(folder).start()
+    try:
+        yield running
+    finally:
+        running.stop()
