@@ -90,6 +90,7 @@ class Watcher:
         *,
         clock: Callable[[], dt.datetime],
         alive: Callable[[int], bool] = pid_alive,
+        on_blocked: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -97,6 +98,8 @@ class Watcher:
         self.marks = marks
         self.clock = clock
         self.alive = alive
+        self.on_blocked = on_blocked
+        """Told of each newly logged blocked call (the fleet's community reports)."""
 
     # -- the one entry point -------------------------------------------------------------
 
@@ -204,6 +207,11 @@ class Watcher:
     def _call_events(self, row: int, call: Mapping[str, Any]) -> list[Message]:
         alerts = self.config.alerts
         out: list[Message] = []
+        if self.on_blocked is not None and call.get("verdict") == "blocked":
+            try:
+                self.on_blocked(call)
+            except Exception:
+                log.exception("could not pass on a blocked call")
         if alerts.impersonation and call.get("impersonation") and call.get("verdict") == "blocked":
             out.append(self._impersonation_message(row, call))
         if alerts.repeated_calls and _unknown(call) and call.get("number"):

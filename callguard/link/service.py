@@ -21,9 +21,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from callguard import config as config_mod
 from callguard.config import Config
@@ -33,6 +33,9 @@ from callguard.store.calllog import CallLog
 from callguard.store.files import Signature, file_signature
 from callguard.store.outbox import Outbox
 from callguard.store.state import StateFiles
+
+if TYPE_CHECKING:
+    from callguard.link.fleet import FleetLink
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +72,77 @@ class Link:
         self._heartbeat: threading.Thread | None = None
         self._config_checked = 0.0
         self._config_signature = self._signature()
+        self.fleet: FleetLink | None = None
+        self._community_payload: bytes | None = None
+        """The newest community list from the broker, loaded by the loop (not paho's thread:
+        writing a million numbers takes a while)."""
+        self._community_lock = threading.Lock()
         self.apply(config)
 
     def apply(self, config: Config) -> None:
+        old = getattr(self, "config", None)
         self.config = config
         self.channels = Channels(config.alerts.urls)
         self.deliverer = Deliverer(self.outbox, self.channels, clock=self.clock)
         self.watcher = Watcher(
-            config, self.state, self.calls, self.outbox, clock=self.clock, alive=self.alive
+            config,
+            self.state,
+            self.calls,
+            self.outbox,
+            clock=self.clock,
+            alive=self.alive,
+            on_blocked=self._blocked,
         )
+        if old is None or old.fleet != config.fleet:
+            self._start_fleet()
+
+    # -- the fleet -----------------------------------------------------------------------------
+
+    def _start_fleet(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
+            self.fleet = None
+        if not self.config.fleet.broker:
+            return
+        from callguard.link.fleet import FleetLink
+
+        self.fleet = FleetLink(self.config, self.state, clock=self.clock)
+        if self.config.fleet.community:
+            self.fleet.on_community_list = self._community_arrived
+        self.fleet.start()
+
+    def _community_arrived(self, payload: bytes) -> None:
+        with self._community_lock:
+            self._community_payload = payload
+
+    def _load_community(self) -> None:
+        with self._community_lock:
+            payload, self._community_payload = self._community_payload, None
+        if payload is None or not self.config.fleet.community:
+            return
+        from callguard.link.community import CommunityListError, load_list
+
+        try:
+            loaded = load_list(payload, self.config.fleet.community_key, self.config.storage.dir)
+        except CommunityListError as exc:
+            log.warning("the community block list from the broker was refused: %s", exc)
+            return
+        log.info(
+            "the community block list version %s is in force: %d numbers",
+            loaded.version,
+            len(loaded.numbers),
+        )
+
+    def _blocked(self, call: Mapping[str, Any]) -> None:
+        fleet = self.fleet
+        number = call.get("number")
+        if fleet is None or not self.config.fleet.community or not isinstance(number, str):
+            return
+        from callguard.link.community import report_reason
+
+        reason = report_reason(dict(call))
+        if reason is not None:
+            fleet.report(number, reason)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -97,6 +162,13 @@ class Link:
     def step(self) -> None:
         """Look, queue, deliver, beat: one round (never raises)."""
         self._reload_if_changed()
+        fleet = self.fleet
+        if fleet is not None:
+            try:
+                fleet.publish_state(self.state.read_status())
+                self._load_community()
+            except Exception:
+                log.exception("could not keep the fleet link up to date")
         for message in self.watcher.poll():
             try:
                 added = self.outbox.add(
@@ -112,6 +184,8 @@ class Link:
                 continue
             if added is not None:
                 log.info("alert queued: %s (%s)", message.title, message.kind)
+                if fleet is not None:
+                    fleet.publish_event(message)
         try:
             self.deliverer.run_due()
         except Exception:
@@ -119,6 +193,8 @@ class Link:
         self._beat()
 
     def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
         self.outbox.close()
         self.calls.close()
 
