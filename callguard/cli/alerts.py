@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from callguard.cli.common import Commands
+from callguard.cli.common import Commands, count_of
 from callguard.errors import UsageError
 from callguard.texts import shown, shown_json
 
@@ -25,24 +25,15 @@ def register(sub: Commands) -> None:
     list_cmd = verbs.add_parser("list", help="the alerts, newest first, and where each got to")
     list_cmd.add_argument("--json", action="store_true", help="a JSON array of alerts")
     list_cmd.add_argument(
-        "--limit", type=_limit, default=100, help="only the newest N alerts (default 100)"
+        "--limit",
+        type=count_of("alerts"),
+        default=100,
+        help="only the newest N alerts (default 100)",
     )
     list_cmd.set_defaults(func=_cmd_list)
 
     test = verbs.add_parser("test", help="send a test message to every channel in [alerts] urls")
     test.set_defaults(func=_cmd_test)
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"--limit {text!r} is not a number of alerts; give a whole number such as 20"
-        )
-    return value
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

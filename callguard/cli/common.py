@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeAlias
 
 from callguard.texts import shown
@@ -49,13 +50,21 @@ def report_recovery(recovery: Recovery) -> None:
     print(f"callguard: WARNING: {shown(recovery.message(), lines=True)}", file=sys.stderr)
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of calls; give a whole number such as 20"
-        )
-    return value
+def count_of(things: str) -> Callable[[str], int]:
+    """An argument type: a whole number of ``things`` (e.g. ``alerts``), 1 or more."""
+
+    def count(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of {things}; give a whole number such as 20"
+            )
+        return value
+
+    return count
+
+
+positive_int = count_of("calls")

@@ -111,31 +111,27 @@ import json
 import logging
 import os
 import sqlite3
-import stat
 import threading
-import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from callguard.store.files import (
-    DEFAULT_FILE_MODE,
-    SAFE_OPEN,
-    StoreError,
-    file_type,
-    fsync_dir,
-    give_to_folder_owner,
-    lexists,
-    move_aside,
-    not_a_regular_file,
-    os_error_advice,
-    sibling,
-    stat_or_none,
-)
+from callguard.store.files import fsync_dir, lexists, os_error_advice, sibling, stat_or_none
 from callguard.store.folder import Clock, StoreFolder, now_local
 from callguard.store.jsonfile import AtomicJSONStorage, Recovery
 from callguard.store.lock import locked
+from callguard.store.sqlitedb import (
+    DAMAGED_CODES,
+    Damaged,
+    DatabaseFile,
+    SQLiteError,
+    connect,
+    exc_code,
+    uri,
+    use_wal,
+)
+from callguard.store.sqlitedb import transaction as _transaction
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +164,6 @@ _SCHEMA: Final = (
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 _INSERT: Final = "INSERT INTO calls (started_utc, number, day, record) VALUES (?, ?, ?, ?)"
-_DAMAGED: Final = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _CANNOT_WRITE: Final = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 Row = tuple[float | None, str | None, str | None, str]
@@ -177,12 +172,8 @@ Found = tuple[float | None, int, str]
 """One call as read: started_utc, its order among equal instants, the record's JSON."""
 
 
-class CallLogError(StoreError):
+class CallLogError(SQLiteError):
     """The call log could not be written (or read); ``os_errno`` says why where it is known."""
-
-    def __init__(self, message: str, os_errno: int | None = None) -> None:
-        super().__init__(message)
-        self.os_errno = os_errno
 
 
 @dataclass(frozen=True)
@@ -197,14 +188,6 @@ class CallLogRecovery(Recovery):
             f"affected. The old calls may still be readable with `sqlite3 {self.moved_to} "
             ".recover`; delete it once you are satisfied."
         )
-
-
-class _Damaged(Exception):
-    """SQLite says the database is corrupt or not a database (its words in ``reason``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class CallLog(StoreFolder):
@@ -227,6 +210,7 @@ class CallLog(StoreFolder):
         """Keep the appends' connection open between appends, until :meth:`close` (the
         daemon's log: see Connections); else close it after each append."""
         self.path = self.dir / DB_NAME
+        self._sqlite = DatabaseFile(self.path, "call log", CallLogError)
         self.calls_path = self.dir / LEGACY_NAME
         """The TinyDB log of earlier versions, migrated into :attr:`path` when found."""
         self._lock = threading.Lock()
@@ -258,12 +242,12 @@ class CallLog(StoreFolder):
     def _insert_or_start_anew(self, row: Row) -> None:
         try:
             self._insert(row)
-        except _Damaged as damage:
+        except Damaged as damage:
             self._close_connection()
             self._start_anew(damage.reason)
             try:
                 self._insert(row)
-            except _Damaged as again:
+            except Damaged as again:
                 self._close_connection()
                 raise CallLogError(
                     f"{self.path}: the new call log is damaged at once ({again.reason}); "
@@ -298,13 +282,13 @@ class CallLog(StoreFolder):
     def _connection(self) -> sqlite3.Connection:
         """The appends' connection, opened if there is none or its file is no longer the
         database (see Connections), with ``calls.json`` migrated if one is there. Called with
-        the lock held. Raises :class:`_Damaged` or :class:`CallLogError`."""
+        the lock held. Raises :class:`Damaged` or :class:`CallLogError`."""
         if self._conn_pid != os.getpid():
             self._close_connection()  # a forked child's copy of its parent's is not used
         conn = self._conn
         if conn is not None:
             try:
-                self._refuse_links()
+                self._sqlite.refuse_links()
             except CallLogError:
                 self._close_connection()
                 raise
@@ -342,7 +326,7 @@ class CallLog(StoreFolder):
                 os.unlink(shm)  # that WAL's index
             fsync_dir(self.dir)
         except OSError as exc:
-            raise _os_failure(wal, exc) from None
+            raise self._sqlite.os_failure(wal, exc) from None
         log.error(
             "%s was moved, deleted or replaced while the daemon was writing to it; a new log "
             "is used from now on. The calls of the old one not yet written into its file are "
@@ -365,83 +349,32 @@ class CallLog(StoreFolder):
     def _open_for_writing(self) -> sqlite3.Connection:
         """A new connection for changes: the database created if need be (with
         :data:`PAGE_SIZE` pages), the schema in place, ``calls.json`` migrated. Raises
-        :class:`_Damaged` or :class:`CallLogError`."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _os_failure(self.dir, exc) from None
-        self._refuse_links()
-        self._create_database_file()
-        try:
-            conn = _connect(_uri(self.path, "mode=rw"))
-        except sqlite3.Error as exc:
-            raise self._failure(exc, "cannot open the call log") from None
-        try:
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only a new database takes it
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("%s: SQLite cannot use WAL mode here (it uses %s)", self.path, mode)
-            conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                # secure_delete (on in Debian's SQLite) would zero every page of the index
-                # version 1 had: 21 MB written with 50,000 calls, against 0.1 MB without
-                secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
-                conn.execute("PRAGMA secure_delete = OFF")
-                with _transaction(conn):
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA secure_delete = {int(secure)}")
-            if lexists(self.calls_path):
-                self._migrate(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._failure(exc, "cannot open the call log") from None
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        :class:`Damaged` or :class:`CallLogError`."""
+        return self._sqlite.open_for_writing(_connect, self._failure, self._set_up)
 
-    def _create_database_file(self) -> None:
-        """An empty database file made by this process (SQLite takes an empty file for a new
-        database), so that one made by root goes to the folder's owner."""
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, 0o600)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise _os_failure(self.path, exc) from None
-        try:
-            os.fchmod(fd, DEFAULT_FILE_MODE)
-            give_to_folder_owner(fd, self.dir)
-        finally:
-            os.close(fd)
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only a new database takes it
+        use_wal(conn, self.path, SYNCHRONOUS, log)
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # secure_delete (on in Debian's SQLite) would zero every page of the index
+            # version 1 had: 21 MB written with 50,000 calls, against 0.1 MB without
+            secure = conn.execute("PRAGMA secure_delete").fetchone()[0]
+            conn.execute("PRAGMA secure_delete = OFF")
+            with _transaction(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA secure_delete = {int(secure)}")
+        if lexists(self.calls_path):
+            self._migrate(conn)
 
     def _start_anew(self, reason: str) -> None:
         """Move the damaged database (and its WAL) aside and report it loudly."""
-        try:
-            moved_to = move_aside(self.path)
-            wal = sibling(self.path, "-wal")
-            if lexists(wal):
-                os.rename(wal, sibling(moved_to, "-wal"))  # SQLite pairs them by name
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(sibling(self.path, "-shm"))  # the old WAL's index; rebuilt from it
-            fsync_dir(self.dir)
-        except OSError as exc:
-            raise CallLogError(
-                f"{self.path}: the call log is damaged ({reason}) and could not be moved "
-                f"aside: {os_error_advice(exc)}",
-                exc.errno,
-            ) from None
+        moved_to = self._sqlite.move_aside(reason)
         recovery = CallLogRecovery(
             path=self.path, moved_to=moved_to, restored_from=None, reason=reason
         )
-        log.error(recovery.message())
-        if self.on_recovery is not None:
-            try:
-                self.on_recovery(recovery)
-            except Exception:
-                log.exception("on_recovery callback failed for %s", self.path)
+        recovery.report(self.on_recovery, log)
 
     # -- migrating calls.json ----------------------------------------------------------------
 
@@ -499,7 +432,7 @@ class CallLog(StoreFolder):
                     if not held:
                         self._close_connection()  # a reader keeps no connection
                 return []
-            except _Damaged as damage:
+            except Damaged as damage:
                 raise _damaged_for_reader(self.path, damage.reason) from None
             except CallLogError as exc:
                 if exc.os_errno not in _CANNOT_WRITE:
@@ -563,14 +496,14 @@ class CallLog(StoreFolder):
         """Run a query read-only; [] (and nothing created) if there is no database."""
         if not lexists(self.path):
             return []
-        self._refuse_links()
+        self._sqlite.refuse_links()
         wal = sibling(self.path, "-wal")
         try:
             for _ in range(3):
                 if lexists(wal):
                     break
                 before = stat_or_none(self.path)
-                found = _run(_uri(self.path, "immutable=1"), sql, params)
+                found = _run(uri(self.path, "immutable=1"), sql, params)
                 if not lexists(wal) and _same(before, stat_or_none(self.path)):
                     return found
             return self._fetch_wal(sql, params)
@@ -578,15 +511,15 @@ class CallLog(StoreFolder):
             if "no such table" in str(exc):
                 return []  # an empty database file: being created, or created and left
             failure = self._failure(exc, "cannot read the call log")
-            if isinstance(failure, _Damaged):
+            if isinstance(failure, Damaged):
                 raise _damaged_for_reader(self.path, failure.reason) from None
             raise failure from None
 
     def _fetch_wal(self, sql: str, params: tuple[Any, ...]) -> list[Found]:
         try:
-            return _run(_uri(self.path, "mode=ro"), sql, params)
+            return _run(uri(self.path, "mode=ro"), sql, params)
         except sqlite3.OperationalError as exc:
-            if exc_code(exc) in _DAMAGED or os.access(self.dir, os.W_OK):
+            if exc_code(exc) in DAMAGED_CODES or os.access(self.dir, os.W_OK):
                 raise
             # A WAL reader needs the -shm index, and it cannot be made in a read-only folder.
             log.warning(
@@ -595,31 +528,16 @@ class CallLog(StoreFolder):
                 self.path,
                 exc,
             )
-        return _run(_uri(self.path, "immutable=1"), sql, params)
+        return _run(uri(self.path, "immutable=1"), sql, params)
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _refuse_links(self) -> None:
-        """No symbolic link (or anything but an ordinary file) under SQLite's file names."""
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            path = sibling(self.path, suffix)
-            st = stat_or_none(path)
-            if st is None or stat.S_ISREG(st.st_mode):
-                continue
-            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else file_type(st.st_mode)
-            raise CallLogError(not_a_regular_file(path, kind))
-
-    def _failure(self, exc: sqlite3.Error, what: str) -> _Damaged | CallLogError:
-        """A SQLite error as :class:`_Damaged`, or in the words of :func:`os_error_advice`."""
-        code = exc_code(exc)
-        if code in _DAMAGED:
-            return _Damaged(str(exc))
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return CallLogError(
-                f"{self.path}: {what}: another process held it for more than "
-                f"{BUSY_TIMEOUT_S:g} s ({exc}); try again"
-            )
-        os_error = _as_os_error(code, self.dir, exc)
+    def _failure(self, exc: sqlite3.Error, what: str) -> Damaged | CallLogError:
+        """A SQLite error as :class:`Damaged`, or in the words of :func:`os_error_advice`."""
+        failure = self._sqlite.damaged_or_busy(exc, what, BUSY_TIMEOUT_S)
+        if failure is not None:
+            return failure
+        os_error = _as_os_error(exc_code(exc), self.dir, exc)
         return CallLogError(f"{self.path}: {what}: {os_error_advice(os_error)}", os_error.errno)
 
 
@@ -637,11 +555,6 @@ def _where(column: str | None, value: str | None) -> tuple[str, tuple[Any, ...]]
 
 
 _DAY_S: Final = 86_400.0
-
-
-def exc_code(exc: sqlite3.Error) -> int:
-    """SQLite's primary result code of an error (0 if unknown)."""
-    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
 
 
 def _row(call: Mapping[str, Any], where: Path) -> Row:
@@ -681,34 +594,16 @@ def _identity(path: Path) -> tuple[int, int] | None:
     return None if st is None else (st.st_dev, st.st_ino)
 
 
-def _uri(path: Path, query: str) -> str:
-    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+def _connect(database_uri: str) -> sqlite3.Connection:
+    return connect(database_uri, BUSY_TIMEOUT_S)  # read when called: the tests change it
 
 
-def _connect(uri: str) -> sqlite3.Connection:
-    return sqlite3.connect(
-        uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-
-
-def _run(uri: str, sql: str, params: tuple[Any, ...]) -> list[Found]:
-    conn = _connect(uri)
+def _run(database_uri: str, sql: str, params: tuple[Any, ...]) -> list[Found]:
+    conn = _connect(database_uri)
     try:
         return [(t, int(i), str(text)) for t, i, text in conn.execute(sql, params)]
     finally:
         conn.close()
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _same(before: os.stat_result | None, after: os.stat_result | None) -> bool:
@@ -719,10 +614,6 @@ def _same(before: os.stat_result | None, after: os.stat_result | None) -> bool:
         after.st_size,
         after.st_mtime_ns,
     )
-
-
-def _os_failure(path: Path, exc: OSError) -> CallLogError:
-    return CallLogError(f"cannot write to {path}: {os_error_advice(exc)}", exc.errno)
 
 
 def _damaged_for_reader(path: Path, reason: str) -> CallLogError:

@@ -138,6 +138,16 @@ class Recovery:
     def backup_path(self) -> Path:
         return sibling(self.path, ".bak")
 
+    def report(self, on_recovery: Callable[[Recovery], None] | None, log: logging.Logger) -> None:
+        """Say :meth:`message` loudly (an error in ``log``) and pass this to ``on_recovery``,
+        whose own failure is logged, not raised."""
+        log.error(self.message())
+        if on_recovery is not None:
+            try:
+                on_recovery(self)
+            except Exception:
+                log.exception("on_recovery callback failed for %s", self.path)
+
     def message(self) -> str:
         """A loud plain-English account for logs and the CLI: the files and what to do."""
         if self.in_place is not None:
@@ -371,12 +381,7 @@ class AtomicJSONStorage(Storage):
             if in_place is None:
                 return result
             recovery = in_place
-        logger.error(recovery.message())
-        if self._on_recovery is not None:
-            try:
-                self._on_recovery(recovery)
-            except Exception:
-                logger.exception("on_recovery callback failed for %s", self._path)
+        recovery.report(self._on_recovery, logger)
         return result
 
     def _read_in_place(

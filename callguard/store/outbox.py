@@ -51,31 +51,17 @@ import errno
 import logging
 import os
 import sqlite3
-import stat
 import threading
-import urllib.parse
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from callguard.store.calllog import exc_code
-from callguard.store.files import (
-    DEFAULT_FILE_MODE,
-    SAFE_OPEN,
-    StoreError,
-    file_type,
-    fsync_dir,
-    give_to_folder_owner,
-    lexists,
-    move_aside,
-    not_a_regular_file,
-    os_error_advice,
-    sibling,
-    stat_or_none,
-)
+from callguard.store import sqlitedb
+from callguard.store.files import StoreError, lexists, os_error_advice
 from callguard.store.folder import now_local
 from callguard.store.jsonfile import Recovery
+from callguard.store.sqlitedb import Damaged, transaction
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +104,6 @@ _ALERT_COLUMNS: Final = "id, key, kind, created_utc, title, body, expires_utc"
 _DELIVERY_COLUMNS: Final = (
     "channel, label, state, attempts, next_try_utc, delivered_utc, last_error"
 )
-_DAMAGED: Final = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 T = TypeVar("T")
 
@@ -197,14 +182,6 @@ class OutboxRecovery(Recovery):
         )
 
 
-class _Damaged(Exception):
-    """SQLite says the database is corrupt or not a database (its words in ``reason``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class Outbox:
     """``outbox.sqlite3`` in ``directory``; see the module docstring. Safe to share between
     threads (they take turns on one connection). :meth:`close` it when done."""
@@ -218,6 +195,7 @@ class Outbox:
     ) -> None:
         self.dir = Path(directory)
         self.path = self.dir / OUTBOX_FILE
+        self._sqlite = sqlitedb.DatabaseFile(self.path, "alert outbox", sqlitedb.SQLiteError)
         self.clock = clock or now_local
         self.on_recovery = on_recovery
         self._lock = threading.RLock()
@@ -242,7 +220,7 @@ class Outbox:
         expires = now + expires_after.total_seconds()
 
         def insert(conn: sqlite3.Connection) -> int | None:
-            with _transaction(conn):
+            with transaction(conn):
                 cursor = conn.execute(
                     "INSERT OR IGNORE INTO alerts (key, kind, created_utc, title, body, "
                     "expires_utc) VALUES (?, ?, ?, ?, ?, ?)",
@@ -302,7 +280,7 @@ class Outbox:
         now = self._now()
 
         def update(conn: sqlite3.Connection) -> int:
-            with _transaction(conn):
+            with transaction(conn):
                 cursor = conn.execute(
                     "UPDATE deliveries SET state = ?, next_try_utc = NULL, last_error = "
                     "coalesce(last_error || '; ', '') || 'not delivered before the alert "
@@ -362,9 +340,9 @@ class Outbox:
                 return self._write(lambda conn: _alerts(conn, "", (), limit=limit))
         if not lexists(self.path):
             return []
-        self._refuse_links()
+        self._sqlite.refuse_links()
         try:
-            conn = _connect(_uri(self.path, "mode=ro"))
+            conn = sqlitedb.connect(sqlitedb.uri(self.path, "mode=ro"), BUSY_TIMEOUT_S)
             try:
                 return _alerts(conn, "", (), limit=limit)
             finally:
@@ -372,7 +350,7 @@ class Outbox:
         except sqlite3.Error as exc:
             if "no such table" in str(exc):
                 return []  # an empty file: being created
-            if exc_code(exc) in _DAMAGED:
+            if sqlitedb.exc_code(exc) in sqlitedb.DAMAGED_CODES:
                 raise StoreError(
                     f"{self.path}: the alert outbox is damaged ({exc}). `callguard link` keeps "
                     f"it as {self.path.name}.corrupt-<time> and starts a new one when it next "
@@ -394,7 +372,7 @@ class Outbox:
 
     def _change(self, sql: str, params: tuple[Any, ...]) -> None:
         def run(conn: sqlite3.Connection) -> None:
-            with _transaction(conn):
+            with transaction(conn):
                 conn.execute(sql, params)
 
         self._write(run)
@@ -411,7 +389,7 @@ class Outbox:
                     except sqlite3.Error as exc:
                         self._close_connection()
                         raise self._failure(exc, "cannot write the alert outbox") from None
-                except _Damaged as damage:
+                except Damaged as damage:
                     self._close_connection()
                     if again:
                         raise StoreError(
@@ -434,89 +412,33 @@ class Outbox:
                 conn.close()
 
     def _open_for_writing(self) -> sqlite3.Connection:
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise _os_failure(self.dir, exc) from None
-        self._refuse_links()
-        self._create_database_file()
-        try:
-            conn = _connect(_uri(self.path, "mode=rw"))
-        except sqlite3.Error as exc:
-            raise self._failure(exc, "cannot open the alert outbox") from None
-        try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.warning("%s: SQLite cannot use WAL mode here (it uses %s)", self.path, mode)
-            conn.execute("PRAGMA synchronous = FULL")
-            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                with _transaction(conn):
-                    for statement in _SCHEMA:
-                        conn.execute(statement)
-            conn.execute("SELECT count(*) FROM alerts").fetchone()  # reads its pages once
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._failure(exc, "cannot open the alert outbox") from None
-        return conn
+        return self._sqlite.open_for_writing(
+            lambda database_uri: sqlitedb.connect(database_uri, BUSY_TIMEOUT_S),
+            self._failure,
+            self._set_up,
+        )
 
-    def _create_database_file(self) -> None:
-        """An empty file made by this process (SQLite takes it for a new database): mode
-        0640, and one made by root goes to the folder's owner."""
-        try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | SAFE_OPEN, 0o600)
-        except FileExistsError:
-            return
-        except OSError as exc:
-            raise _os_failure(self.path, exc) from None
-        try:
-            os.fchmod(fd, DEFAULT_FILE_MODE)
-            give_to_folder_owner(fd, self.dir)
-        finally:
-            os.close(fd)
+    def _set_up(self, conn: sqlite3.Connection) -> None:
+        sqlitedb.use_wal(conn, self.path, "FULL", log)
+        if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            with transaction(conn):
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+        conn.execute("SELECT count(*) FROM alerts").fetchone()  # reads its pages once
 
     def _start_anew(self, reason: str) -> None:
         """Move the damaged database (and its WAL) aside and say so loudly."""
-        try:
-            moved_to = move_aside(self.path)
-            wal = sibling(self.path, "-wal")
-            if lexists(wal):
-                os.rename(wal, sibling(moved_to, "-wal"))  # SQLite pairs them by name
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(sibling(self.path, "-shm"))
-            fsync_dir(self.dir)
-        except OSError as exc:
-            raise StoreError(
-                f"{self.path}: the alert outbox is damaged ({reason}) and could not be moved "
-                f"aside: {os_error_advice(exc)}"
-            ) from None
+        moved_to = self._sqlite.move_aside(reason)
         recovery = OutboxRecovery(
             path=self.path, moved_to=moved_to, restored_from=None, reason=reason
         )
-        log.error(recovery.message())
-        if self.on_recovery is not None:
-            try:
-                self.on_recovery(recovery)
-            except Exception:
-                log.exception("on_recovery callback failed for %s", self.path)
+        recovery.report(self.on_recovery, log)
 
-    def _refuse_links(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            path = sibling(self.path, suffix)
-            st = stat_or_none(path)
-            if st is None or stat.S_ISREG(st.st_mode):
-                continue
-            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else file_type(st.st_mode)
-            raise StoreError(not_a_regular_file(path, kind))
-
-    def _failure(self, exc: sqlite3.Error, what: str) -> _Damaged | StoreError:
-        code = exc_code(exc)
-        if code in _DAMAGED:
-            return _Damaged(str(exc))
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return StoreError(
-                f"{self.path}: {what}: another process held it for more than "
-                f"{BUSY_TIMEOUT_S:g} s ({exc}); try again"
-            )
+    def _failure(self, exc: sqlite3.Error, what: str) -> Damaged | StoreError:
+        failure = self._sqlite.damaged_or_busy(exc, what, BUSY_TIMEOUT_S)
+        if failure is not None:
+            return failure
+        code = sqlitedb.exc_code(exc)
         if code == sqlite3.SQLITE_FULL:
             return StoreError(f"{self.path}: {what}: {os_error_advice(OSError(errno.ENOSPC, ''))}")
         if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
@@ -575,29 +497,3 @@ def _alerts(
         )
         for alert_id, key, kind, created, title, body, expires in rows
     ]
-
-
-def _uri(path: Path, query: str) -> str:
-    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
-
-
-def _connect(uri: str) -> sqlite3.Connection:
-    return sqlite3.connect(
-        uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
-
-
-@contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
-
-
-def _os_failure(path: Path, exc: OSError) -> StoreError:
-    return StoreError(f"cannot write to {path}: {os_error_advice(exc)}")
