@@ -56,7 +56,7 @@ class _Version(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     # The families are imported here, not at the top: importing one of them (callguard.cli.unit)
     # then runs this package's module without loading the others.
-    from callguard.cli import alerts, calls, fleet, link, lists, settings, unit, web
+    from callguard.cli import alerts, calls, fleet, hub, link, lists, settings, unit, web
 
     parser = Parser(prog="callguard", description="Call screening for older people's landlines.")
     parser.add_argument(
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for family in (unit, calls, lists, settings, web, alerts, link, fleet):
+    for family in (unit, calls, lists, settings, web, alerts, link, fleet, hub):
         family.register(sub)
     return parser
 

@@ -25,8 +25,8 @@ so an old retained copy or a replay cannot bring back a number the group removed
 version it loaded is kept in ``community-block.json`` beside the list file. An accepted list
 becomes the compact list file (:func:`~callguard.store.biglist.write_biglist`) that the
 daemon's index picks up by itself; the family's allow list beats it in screening. A refused
-list leaves the file in use untouched and logs one WARNING line saying why: nothing the
-broker sends can stop the link.
+list leaves the file in use untouched and raises :class:`CommunityListError` saying why (the
+link logs it as one WARNING line): nothing the broker sends can stop the link.
 
 ``cryptography`` is imported by the functions that sign and verify, so importing this module
 (the link, the CLI's parser) costs nothing.
@@ -274,29 +274,25 @@ def loaded_version(storage_dir: str | os.PathLike[str]) -> int | None:
 
 def load_list(
     payload: bytes, public_key_b64: str, storage_dir: str | os.PathLike[str]
-) -> CommunityList | None:
+) -> CommunityList:
     """Verify the group's list in ``payload`` and make it the unit's community block list.
 
-    Returns the list when it is the one in use (newly written, or the same version again),
-    None when it was refused: then the file in use is untouched and one WARNING line says
-    why. Never raises for anything in ``payload``.
+    Returns the list now in use (newly written, or the same version again, left as it is).
+    Raises :class:`CommunityListError` for a list it refuses (forged, malformed, older than the
+    one loaded) or cannot save: then the file in use is untouched, and the message says why
+    and ends "the list in use is unchanged", ready for the caller's one WARNING line.
     """
     try:
         listed = verify_list(payload, public_key_b64)
     except CommunityListError as exc:
-        log.warning("the group's community block list was refused: %s; %s", exc, _REFUSED)
-        return None
+        raise CommunityListError(f"{exc}; {_REFUSED}") from None
     path = community_path(storage_dir)
     current = loaded_version(storage_dir)
     if current is not None and listed.version < current:
-        log.warning(
-            "the group's community block list was refused: its version %d is older than the "
-            "version %d already loaded (an old copy or a replay); %s",
-            listed.version,
-            current,
-            _REFUSED,
+        raise CommunityListError(
+            f"its version {listed.version} is older than the version {current} already loaded "
+            f"(an old copy or a replay): refused; {_REFUSED}"
         )
-        return None
     if current == listed.version and path.exists():
         log.debug("the group's community block list version %d is already loaded", current)
         return listed
@@ -309,19 +305,12 @@ def load_list(
         }
         write_atomically(Path(storage_dir) / STATE_FILE, json.dumps(state).encode() + b"\n")
     except CallGuardError as exc:
-        log.warning("the group's community block list could not be saved: %s; %s", exc, _REFUSED)
-        return None
+        raise CommunityListError(f"it could not be saved: {exc}; {_REFUSED}") from None
     except OSError as exc:
-        log.warning(
-            "the group's community block list could not be saved in %s: %s; %s",
-            storage_dir,
-            os_error_advice(exc),
-            _REFUSED,
-        )
-        return None
-    log.info(
-        "the group's community block list version %d is loaded: %d numbers", listed.version, count
-    )
+        raise CommunityListError(
+            f"it could not be saved in {storage_dir}: {os_error_advice(exc)}; {_REFUSED}"
+        ) from None
+    log.debug("the group's community block list version %d holds %d numbers", listed.version, count)
     return listed
 
 
