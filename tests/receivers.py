@@ -165,17 +165,11 @@ class SMTPReceiver:
 
 @pytest.fixture
 def http_receiver() -> Iterator[HTTPReceiver]:
-    receiver = HTTPReceiver()
-    try:
+    with contextlib.closing(HTTPReceiver()) as receiver:
         yield receiver
-    finally:
-        receiver.close()
 
 
 @pytest.fixture
 def smtp_receiver() -> Iterator[SMTPReceiver]:
-    receiver = SMTPReceiver()
-    try:
+    with contextlib.closing(SMTPReceiver()) as receiver:
         yield receiver
-    finally:
-        receiver.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webclient import Browser, Site, start_site
+from webclient import Browser, Site, start_site, write_config
 
 
 @pytest.fixture
@@ -26,3 +26,9 @@ def family(site: Site) -> Browser:
     reply = browser.login()
     assert reply.status == 302, reply.text
     return browser
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    """The shipped config file, pointed at the test's own folder (see :func:`served`)."""
+    return write_config(tmp_path)

@@ -11,15 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webclient import NOW, PASSWORD, Browser, Running, Site, call, remote_seam
+from webclient import (
+    NOW,
+    Browser,
+    Site,
+    call,
+    form_values,
+    save,
+    served,
+    text_of,
+    write_config,
+)
 
 from callguard import config as config_module
-from callguard.store.outbox import OUTBOX_FILE, Outbox
+from callguard.store.outbox import OUTBOX_FILE, Alert, Outbox
 from callguard.web import pages
-from callguard.web.passwords import PasswordFile
-from callguard.web.server import make_server
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
 STRANGER = "+441632960001"
 
 SECRETS = ("S3cret-app-passw0rd", "AAE-botTOKEN-xyz", "987654321", "mum-secret-topic", "0e4b7c")
@@ -31,94 +38,20 @@ URLS = [
 HEARTBEAT = "https://hc-ping.com/0e4b7c-9d1f"
 
 
-# -- a page started with a config file --------------------------------------------------------
-
-
-def write_config(tmp_path: Path, **alerts: object) -> Path:
-    """The shipped config file, pointed at a folder of the test's own, with ``alerts`` set."""
-    text = SHIPPED.read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^dir = ".*"', f'dir = "{tmp_path / "state"}"', text)
-    text = re.sub(r'(?m)^runtime_dir = ".*"', f'runtime_dir = "{tmp_path / "run"}"', text)
-    text = re.sub(r'(?m)^host = ".*"', 'host = "127.0.0.1"', text)
-    for key, value in alerts.items():
-        text, _ = config_module.set_value(text, "alerts", key, value)
-    path = tmp_path / "etc" / "callguard.toml"
-    path.parent.mkdir()
-    path.write_text(text, encoding="utf-8")
-    config_module.load(str(path))
-    return path
-
-
-def serve(cfg: Path) -> tuple[Browser, Running]:
-    config = config_module.load(str(cfg))
-    PasswordFile(config.storage.dir).set(PASSWORD)
-    server = make_server(config, port=0, wrap=remote_seam, failure_delay_s=0.0)
-    running = Running(server)
-    browser = Browser(f"http://127.0.0.1:{server.effective_port}")
-    assert browser.login().status == 302
-    return browser, running
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
+# -- a page started with a config file (webclient.served; the cfg fixture is conftest's) -----
 
 
 @pytest.fixture
 def configured(cfg: Path) -> Iterator[Browser]:
-    browser, running = serve(cfg)
-    try:
+    with served(cfg) as browser:
         yield browser
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def with_channels(tmp_path: Path) -> Iterator[tuple[Path, Browser]]:
     path = write_config(tmp_path, urls=URLS, heartbeat_url=HEARTBEAT)
-    browser, running = serve(path)
-    try:
+    with served(path) as browser:
         yield path, browser
-    finally:
-        running.stop()
-
-
-def form_values(page: str) -> dict[str, str]:
-    """What the settings form would send as it stands."""
-    form = re.search(r'<form [^>]*data-action="settings"[^>]*>(.*?)</form>', page, re.S)
-    assert form, page
-    body = form[1]
-    values = {
-        k: html.unescape(v)
-        for k, v in re.findall(
-            r'<input type="(?:hidden|text|number)" [^>]*?name="([^"]+)" value="([^"]*)"', body
-        )
-    }
-    for name, text in re.findall(
-        r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', body, re.S
-    ):
-        values[name] = html.unescape(text)
-    (values["screening_mode"],) = re.findall(
-        r'name="screening_mode" value="([^"]+)" [^>]*checked', body
-    )
-    for name in re.findall(r'type="checkbox" [^>]*name="([^"]+)" value="on"[^>]*checked', body):
-        values[name] = "on"
-    return values
-
-
-def save(browser: Browser, **changes: str | None) -> tuple[str, int, str]:
-    values = form_values(browser.get("/settings").text)
-    for key, value in changes.items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-    reply = browser.post("/settings", values)
-    return reply.text, reply.status, reply.location
-
-
-def text_of(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 def message_for(key: str, value: object) -> str:
@@ -379,6 +312,17 @@ class Clock:
         return self.now
 
 
+def queue(
+    outbox: Outbox, key: str, title: str, body: str, channels: list[tuple[str, str]], hours: int
+) -> Alert:
+    """An alert of the kind its key names (``kind:n``), expiring after ``hours``."""
+    kind = key.split(":")[0]
+    expires_after = dt.timedelta(hours=hours)
+    alert = outbox.add(key, kind, title, body, channels=channels, expires_after=expires_after)
+    assert alert is not None
+    return alert
+
+
 def fill_outbox(folder: Path) -> None:
     """Four alerts as ``callguard link`` leaves them: delivered, still trying, given up, and
     one raised with no channel set up."""
@@ -387,15 +331,14 @@ def fill_outbox(folder: Path) -> None:
     mail = ("c-mail", "mailto://…@gmail.com")
     ntfy = ("c-ntfy", "ntfy://ntfy.sh/…")
     try:
-        first = outbox.add(
+        first = queue(
+            outbox,
             "grooming:1",
-            "grooming",
             "The grooming light came on",
             "A caller kept Mum on the phone for 25 minutes.",
-            channels=[mail, ntfy],
-            expires_after=dt.timedelta(hours=1),
+            [mail, ntfy],
+            hours=1,
         )
-        assert first is not None
         outbox.delivered(first.id, "c-mail")
         outbox.failed(first.id, "c-ntfy", "connection refused", NOW)
         outbox.failed(first.id, "c-ntfy", "connection refused", NOW)
@@ -403,15 +346,14 @@ def fill_outbox(folder: Path) -> None:
         outbox.expire()  # the first has expired: its ntfy delivery is given up
 
         clock.now = NOW - dt.timedelta(minutes=30)
-        second = outbox.add(
+        second = queue(
+            outbox,
             "impersonation:1",
-            "impersonation",
             "A fake bank call was blocked",
             "It showed 0345 600 0000.",
-            channels=[mail, ntfy],
-            expires_after=dt.timedelta(hours=48),
+            [mail, ntfy],
+            hours=48,
         )
-        assert second is not None
         outbox.delivered(second.id, "c-ntfy")
         outbox.failed(
             second.id,
@@ -421,25 +363,11 @@ def fill_outbox(folder: Path) -> None:
         )
 
         clock.now = NOW - dt.timedelta(minutes=10)
-        assert outbox.add(
-            "cleared:1",
-            "cleared",
-            "Cleared by Sarah at 10:20",
-            "",
-            channels=[mail],
-            expires_after=dt.timedelta(hours=48),
-        )
-        outbox.delivered(3, "c-mail")
+        third = queue(outbox, "cleared:1", "Cleared by Sarah at 10:20", "", [mail], hours=48)
+        outbox.delivered(third.id, "c-mail")
 
         clock.now = NOW - dt.timedelta(minutes=5)
-        assert outbox.add(
-            "modem-missing:1",
-            "modem-missing",
-            "The modem is missing",
-            "",
-            channels=[],
-            expires_after=dt.timedelta(hours=48),
-        )
+        queue(outbox, "modem-missing:1", "The modem is missing", "", [], hours=48)
     finally:
         outbox.close()
 

@@ -14,86 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from webclient import PASSWORD, Browser, Running, remote_seam
+from webclient import Browser, form_values, save, served, text_of
 
 from callguard import config as config_module
-from callguard.web.passwords import PasswordFile
-from callguard.web.server import make_server
-
-SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
-
-
-def write_config(tmp_path: Path) -> Path:
-    """The shipped config file, pointed at a folder of the test's own."""
-    text = SHIPPED.read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^dir = ".*"', f'dir = "{tmp_path / "state"}"', text)
-    text = re.sub(r'(?m)^runtime_dir = ".*"', f'runtime_dir = "{tmp_path / "run"}"', text)
-    text = re.sub(r'(?m)^host = ".*"', 'host = "127.0.0.1"', text)
-    path = tmp_path / "etc" / "callguard.toml"
-    path.parent.mkdir()
-    path.write_text(text, encoding="utf-8")
-    config_module.load(str(path))  # the test's file is a good one
-    return path
-
-
-@pytest.fixture
-def cfg(tmp_path: Path) -> Path:
-    return write_config(tmp_path)
 
 
 @pytest.fixture
 def family(cfg: Path) -> Iterator[Browser]:
     """The page started as ``callguard --config FILE web`` starts it, logged in."""
-    config = config_module.load(str(cfg))
-    PasswordFile(config.storage.dir).set(PASSWORD)
-    server = make_server(config, port=0, wrap=remote_seam, failure_delay_s=0.0)
-    running = Running(server)
-    try:
-        browser = Browser(f"http://127.0.0.1:{server.effective_port}")
-        assert browser.login().status == 302
+    with served(cfg) as browser:
         yield browser
-    finally:
-        running.stop()
-
-
-def form_values(page: str) -> dict[str, str]:
-    """What the settings form would send as it stands."""
-    form = re.search(r'<form [^>]*data-action="settings"[^>]*>(.*?)</form>', page, re.S)
-    assert form, page
-    body = form[1]
-    values = dict(
-        re.findall(
-            r'<input type="(?:hidden|text|number)" [^>]*?name="([^"]+)" value="([^"]*)"', body
-        )
-    )
-    values = {k: html.unescape(v) for k, v in values.items()}
-    for name, text in re.findall(
-        r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', body, re.S
-    ):
-        values[name] = html.unescape(text)
-    (mode,) = re.findall(r'name="screening_mode" value="([^"]+)" [^>]*checked', body)
-    values["screening_mode"] = mode
-    for name in re.findall(
-        r'<input type="checkbox" [^>]*name="([^"]+)" value="on"[^>]*checked', body
-    ):
-        values[name] = "on"
-    return values
-
-
-def text_of(page: str) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
-
-
-def save(browser: Browser, **changes: str | None) -> tuple[str, int, str]:
-    page = browser.get("/settings").text
-    values = form_values(page)
-    for key, value in changes.items():
-        if value is None:
-            values.pop(key, None)
-        else:
-            values[key] = value
-    reply = browser.post("/settings", values)
-    return reply.text, reply.status, reply.location
 
 
 def test_the_page_shows_the_files_values_with_plain_words(family: Browser) -> None:

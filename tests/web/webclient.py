@@ -8,12 +8,14 @@ can be a phone on the home network, an IPv6 neighbour or a host on the internet 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import html
 import http.client
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -173,6 +175,86 @@ class Running:
         wasyncore.close_all(self.server._map)
         self.thread.join(10)
         assert not self.thread.is_alive(), "the server did not stop"
+
+
+# -- the page started with a config file (as ``callguard --config FILE web`` starts it) --------
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "callguard.toml"
+
+
+def write_config(tmp_path: Path, **alerts: object) -> Path:
+    """The shipped config file, pointed at a folder of the test's own, with ``alerts`` (keys of
+    its [alerts] section) set."""
+    text = SHIPPED.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^dir = ".*"', f'dir = "{tmp_path / "state"}"', text)
+    text = re.sub(r'(?m)^runtime_dir = ".*"', f'runtime_dir = "{tmp_path / "run"}"', text)
+    text = re.sub(r'(?m)^host = ".*"', 'host = "127.0.0.1"', text)
+    for key, value in alerts.items():
+        text, _ = config_module.set_value(text, "alerts", key, value)
+    path = tmp_path / "etc" / "callguard.toml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    config_module.load(str(path))  # the test's file is a good one
+    return path
+
+
+@contextlib.contextmanager
+def served(cfg: Path) -> Iterator[Browser]:
+    """The page started with the config file ``cfg``, its password set, and a browser logged
+    in; stopped afterwards."""
+    config = config_module.load(str(cfg))
+    PasswordFile(config.storage.dir).set(PASSWORD)
+    server = make_server(config, port=0, wrap=remote_seam, failure_delay_s=0.0)
+    running = Running(server)
+    try:
+        browser = Browser(f"http://127.0.0.1:{server.effective_port}")
+        assert browser.login().status == 302
+        yield browser
+    finally:
+        running.stop()
+
+
+def form_values(page: str) -> dict[str, str]:
+    """What the settings form would send as it stands."""
+    form = re.search(r'<form [^>]*data-action="settings"[^>]*>(.*?)</form>', page, re.S)
+    assert form, page
+    body = form[1]
+    values = {
+        k: html.unescape(v)
+        for k, v in re.findall(
+            r'<input type="(?:hidden|text|number)" [^>]*?name="([^"]+)" value="([^"]*)"', body
+        )
+    }
+    for name, text in re.findall(
+        r'<textarea [^>]*name="([^"]+)"[^>]*>(.*?)</textarea>', body, re.S
+    ):
+        values[name] = html.unescape(text)
+    (values["screening_mode"],) = re.findall(
+        r'name="screening_mode" value="([^"]+)" [^>]*checked', body
+    )
+    for name in re.findall(
+        r'<input type="checkbox" [^>]*name="([^"]+)" value="on"[^>]*checked', body
+    ):
+        values[name] = "on"
+    return values
+
+
+def save(browser: Browser, **changes: str | None) -> tuple[str, int, str]:
+    """Send the settings form as it stands with ``changes`` (None: unticked, left out); the
+    reply's text, status and location."""
+    values = form_values(browser.get("/settings").text)
+    for key, value in changes.items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    reply = browser.post("/settings", values)
+    return reply.text, reply.status, reply.location
+
+
+def text_of(page: str) -> str:
+    """A page's words, as read: tags dropped, entities undone, white space folded."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
 
 
 NOW = dt.datetime(2026, 3, 2, 10, 30, tzinfo=dt.timezone(dt.timedelta(0)))
