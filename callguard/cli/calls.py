@@ -64,6 +64,23 @@ def _daemon_alive(status: dict[str, object]) -> bool:
     return True
 
 
+def _dead_line(status: dict[str, object]) -> str | None:
+    """One plain line when the running daemon has found the phone line dead, else None."""
+    voltage = status.get("line_voltage")
+    if status.get("daemon") != "running" or not isinstance(voltage, dict):
+        return None
+    if voltage.get("dead") is not True:
+        return None
+    since = str(voltage.get("since") or "")
+    when = f" since {shown(since[11:16])}" if len(since) >= 16 else ""
+    return (
+        f"The phone line is dead: no voltage{when}, so no call can come in. Check the phone "
+        "cable from CallGuard to the wall socket (or to the router's phone port) and that a "
+        "phone plugged straight in there hears a dial tone; after a Digital Voice switch-over "
+        "the line comes from the router's phone port, not the wall socket."
+    )
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     _, store = open_store(args)
     status = store.read_status()
@@ -113,6 +130,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"daemon:         {shown(status['daemon'])}")
     print(f"modem:          {shown(status['modem'])} ({shown(detail.get('detail', ''))})")
     print(f"line:           {shown(status['line'])}")
+    dead = _dead_line(status)
+    if dead:
+        print(dead)
     alerts = status["grooming_alerts"]
     if not alerts:
         print(f"grooming alert: {'ON' if status['grooming_alert'] else 'off'}")

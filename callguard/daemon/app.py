@@ -30,6 +30,13 @@ also gives way to a call that comes in). While the daemon runs, the interpreter 
 every :data:`SWITCH_INTERVAL_S` rather than every 5 ms, so a thread busy in Python holds up the
 reader and the loop for less at each hand-over.
 
+Is the line alive? A :class:`~callguard.hardware.linesense.LineVoltageWatch` reads the line
+voltage (``AT-TRV``) every ``line_check_s`` (:data:`~callguard.hardware.linesense.LINE_CHECK_S`)
+while the line is idle, whatever ``line_sense.source`` is, if the modem can; the loop tells it
+when a call is on or CallGuard holds the line (no readings then), and the status shows
+``line_voltage`` (dead or not, since when). It keeps off the seize path by the auto probe's
+rules (see :mod:`callguard.hardware.linesense`).
+
 Time: deadlines run on a monotonic clock (``monotonic``, injectable); the wall clock (``clock``)
 is only written down. A Pi with no real-time clock steps its wall clock at NTP sync.
 
@@ -150,6 +157,7 @@ class Daemon:
         pin_factory: Any = None,
         clock_check: Callable[[], ClockState] | None = None,
         long_press_s: float = LONG_PRESS_S,
+        line_check_s: float = linesense.LINE_CHECK_S,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -176,6 +184,8 @@ class Daemon:
             on_played=lambda path: self._observe("room-warning", path),
         )
         self.line_sense: linesense.LineSense = linesense.NoLineSense()
+        self.line_check_s = line_check_s
+        self.voltage: linesense.LineVoltageWatch | None = None  # is the line alive at all
         self.pin_factory = pin_factory
         self.long_press_s = long_press_s
         self.indicators: Indicators | None = None
@@ -265,6 +275,14 @@ class Daemon:
         )
         self.transport.add_listener(self._line_event)
         self.actions.transport = self.transport
+        self.voltage = linesense.LineVoltageWatch(
+            self.transport,
+            check_s=self.line_check_s,
+            wait_for_seed=self.config.line_sense.source == "auto",  # auto asks first
+            on_change=lambda reading: self._queue.put(("line-voltage", reading)),
+            clock=self.monotonic,
+            wall=self.clock,
+        )
         try:
             self.transport.start()
             self.line_sense = linesense.build(
@@ -276,9 +294,10 @@ class Daemon:
                 off_hook_below_v=self.config.line_sense.off_hook_below_v,
                 pin_factory=self.pin_factory,  # the lights' pins: one factory, one set of fakes
                 clock=self.monotonic,  # changes are dated on the daemon's own clock
-                on_decided=self.board.changed,  # "auto": show what it chose
+                on_decided=self._line_sense_decided,  # "auto": show what it chose
             )
             self.line_sense.start()
+            self.voltage.start()
             self.actions.line_sense = self.line_sense
             self._start_indicators()
             self._start_audio()
@@ -430,10 +449,16 @@ class Daemon:
                 self._block_last(payload)
             elif kind == "held-line":
                 actions = self.machine.line_held(payload, now)
+            elif kind == "line-voltage":
+                self.board.changed()
+                self._observe("line-voltage", payload)
             actions += self.machine.tick(now)
             self.actions.execute(actions, self.machine.line)
             self.actions.settle_first()
-            self.line_sense.set_active(self.machine.wants_line_state(now))
+            wanted = self.machine.wants_line_state(now)
+            self.line_sense.set_active(wanted)
+            if self.voltage is not None:  # idle only: no call, and the line not held by us
+                self.voltage.set_active(wanted or self.actions.off_hook)
         except Exception:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
             self._recover(now)
@@ -496,6 +521,13 @@ class Daemon:
         except Exception:
             log.exception("could not log the call after an error")
         self.actions.release_after_fault()
+
+    def _line_sense_decided(self) -> None:
+        """``auto`` has chosen (its thread): show it; its answer is the first voltage reading."""
+        self.board.changed()
+        sense, voltage = self.line_sense, self.voltage
+        if isinstance(sense, linesense.AutoLineSense) and voltage is not None:
+            voltage.seed(sense.answer)
 
     def _observe(self, kind: str, detail: Any = None) -> None:
         if self.observer is not None:
@@ -675,6 +707,11 @@ class Daemon:
                 "detail": ind.detail if ind else "not started",
             },
             line_sense={"source": self.line_sense.name, "detail": self.line_sense.detail},
+            line_voltage=(
+                self.voltage.reading.to_json()
+                if self.voltage is not None
+                else linesense.LineVoltage(detail="not started").to_json()
+            ),
             clock_synchronised=self.clock_state.synchronised,
             caller_id_timing=self.cid_timing.verdict(),
             lists={**self.index.sizes(), "community": self.index.community_size()},
@@ -716,6 +753,9 @@ class Daemon:
             self.actions.voice_thread.join(VOICE_JOIN_ON_STOP_S)  # the transport's stop ends it
         with contextlib.suppress(Exception):
             self.line_sense.stop()
+        if self.voltage is not None:
+            with contextlib.suppress(Exception):
+                self.voltage.stop()
         if self.indicators is not None:
             self.indicators.close()  # the status LED goes dark: the daemon is not running
         transport = self.transport

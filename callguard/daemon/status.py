@@ -12,7 +12,7 @@ import collections
 import datetime as dt
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from callguard.core.call import LineState
@@ -22,6 +22,15 @@ from callguard.version import version_info
 
 RECENT_CALLS = 20
 """Calls the board remembers, for the button's "block the last caller"."""
+
+UNKNOWN_LINE_VOLTAGE: dict[str, Any] = {
+    "volts": None,
+    "dead": None,
+    "since": None,
+    "checked": None,
+    "detail": "not read",
+}
+"""``line_voltage`` when nothing has read it (no modem that answers ``AT-TRV``)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,9 @@ class Live:
     unlogged_calls: int
     clock_synchronised: bool = True
     caller_id_timing: str = "unknown"
+    line_voltage: dict[str, Any] = field(default_factory=lambda: dict(UNKNOWN_LINE_VOLTAGE))
+    """Is the line alive: ``volts``, ``dead``, ``since``, ``checked`` (see
+    :class:`callguard.hardware.linesense.LineVoltage`)."""
 
 
 class CallerIdTiming:
@@ -111,7 +123,8 @@ class StatusBoard:
         """One line for systemd's STATUS= (``systemctl status callguard``)."""
         modem = self.modem.detail if self.modem else "modem not found yet"
         held = "; LINE HELD OFF-HOOK, retrying" if live.on_hook_failures else ""
-        return f"{live.line.value}{held}; {modem}"
+        dead = "; THE PHONE LINE IS DEAD (no line voltage)" if live.line_voltage.get("dead") else ""
+        return f"{live.line.value}{held}{dead}; {modem}"
 
     def snapshot(self, state: str, live: Live) -> dict[str, Any]:
         modem = self.modem
@@ -142,6 +155,7 @@ class StatusBoard:
             "unlogged_calls": live.unlogged_calls,
             "clock_synchronised": live.clock_synchronised,
             "caller_id_timing": live.caller_id_timing,
+            "line_voltage": dict(live.line_voltage),
         }
 
 

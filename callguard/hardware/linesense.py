@@ -49,6 +49,24 @@ Sources (``line_sense.source``):
   ``detail``, and announced through ``on_decided`` so the daemon can write its status again.
   :func:`choose` holds the rule, so ``callguard selftest`` judges a unit as the daemon will.
 
+Is the line alive at all? (:class:`LineVoltageWatch`.) A Digital Voice switch-over or a cut
+cable leaves the modem plugged in and answering, but the line carries no voltage and no call
+can come in. While the line is idle the watch reads ``AT-TRV`` every ``check_s``
+(:data:`LINE_CHECK_S`, 60 s), whatever ``source`` is, whenever the modem can (the modem's
+profile is not known to lack ``AT-TRV``; the first ``ERROR`` or non-voltage answer stops it
+for good: then volts and dead are unknown). Under :data:`DEAD_BELOW_V` (3 V) in magnitude is
+a dead line; it is *dead* once two readings in a row say so (the second taken sooner,
+``recheck_s``), and alive again at the first good reading. The same rules as the auto probe
+keep it off the seize path: it asks only while the daemon says the line is quiet
+(:meth:`~LineVoltageWatch.set_active` False: no call ringing or in progress, CallGuard not
+holding the line), never within ``quiet_s`` (2 s) of a RING or caller ID from the modem (heard
+on the reader thread, before the daemon's loop has seen them) nor of the end of a call, one
+``AT-TRV`` at a time with a short timeout (``probe_timeout_s``). So it is never sent during a
+call, and a seizure meets one only if a caller ID lands in the moment it goes out (then the
+seizure waits for that one reply, a few milliseconds, at most ``probe_timeout_s``). With
+``source = "auto"`` it waits for auto's one question and takes its answer as the first reading
+(:meth:`~LineVoltageWatch.seed`), so the modem is not asked twice at start.
+
 Pausing: when CallGuard itself takes the line (speaking a warning, holding a blocked call),
 the line voltage drops exactly as if a phone were lifted, and both sources would see it. While
 :meth:`pause` is held no reading is taken or used and no change is reported; a change that was
@@ -63,6 +81,7 @@ edge thread) and must not block: the daemon puts the change on its queue.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import threading
 import time
@@ -661,6 +680,9 @@ class AutoLineSense:
         self._chosen: LineSense | None = None
         self.choice: Choice | None = None
         """What was chosen and why; None until then."""
+        self.answer: float | str | None = None
+        """What the modem said to the question the choice rests on (see
+        :func:`ask_line_voltage`); None until then, or when it was not asked."""
         self._active = False
         self._paused = 0
         self._in_flight = False
@@ -797,6 +819,7 @@ class AutoLineSense:
                         self.retry_s,
                     )
                     return False
+        self.answer = answer
         choice = choose(self.transport.profile, answer, self.gpio_pin)
         chosen = self._make(choice.source)
         with self._cond:
@@ -858,6 +881,277 @@ class AutoLineSense:
                 log.exception("line sensing (auto) could not choose; trying again")
                 with self._cond:
                     self._next_try = self._clock() + self.retry_s
+
+
+# --------------------------------------------------------------------------------------------
+# Is the line alive? The voltage while idle
+# --------------------------------------------------------------------------------------------
+
+LINE_CHECK_S = 60.0
+"""How often the line voltage is read while the line is idle."""
+DEAD_BELOW_V = 3.0
+"""Under this in magnitude the line carries no voltage: dead (cut, or moved to the router)."""
+DEAD_LINE_FIX = (
+    "check the phone cable from CallGuard to the wall socket (or to the router's phone port), "
+    "and that the socket or port has a dial tone with a phone plugged straight in; after a "
+    "Digital Voice switch-over the line comes from the router's phone port, not the wall"
+)
+"""What to check when the line is dead, for the log and ``callguard status``."""
+
+
+def _wall_now() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class LineVoltage:
+    """What the watch knows: the last reading and whether the line is dead.
+
+    ``volts`` and ``dead`` are None when the modem cannot read the line voltage (or has not
+    yet); ``since`` is when the line went dead (its first low reading), else None;
+    ``checked`` is when the last reading was taken, else None.
+    """
+
+    volts: float | None = None
+    dead: bool | None = None
+    since: dt.datetime | None = None
+    checked: dt.datetime | None = None
+    detail: str = "not read yet"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "volts": None if self.volts is None else round(self.volts, 1),
+            "dead": self.dead,
+            "since": self.since.isoformat(timespec="seconds") if self.since else None,
+            "checked": self.checked.isoformat(timespec="seconds") if self.checked else None,
+            "detail": self.detail,
+        }
+
+
+class LineVoltageWatch:
+    """Reads ``AT-TRV`` every ``check_s`` while the line is idle: is it dead? See the module
+    docstring for when it may ask.
+
+    ``on_change`` (from the watch's thread, must not block) gets the new :class:`LineVoltage`
+    after every reading and when the modem turns out to have no ``AT-TRV``.
+    ``wait_for_seed``: send nothing until :meth:`seed` (``source = "auto"``). ``clock`` runs
+    the deadlines; ``wall`` dates what the status shows.
+    """
+
+    def __init__(
+        self,
+        transport: ModemTransport,
+        *,
+        check_s: float = LINE_CHECK_S,
+        recheck_s: float | None = None,
+        dead_below_v: float = DEAD_BELOW_V,
+        quiet_s: float = 2.0,
+        probe_timeout_s: float = 1.0,
+        wait_for_seed: bool = False,
+        on_change: Callable[[LineVoltage], None] | None = None,
+        clock: Clock = time.monotonic,
+        wall: Callable[[], dt.datetime] = _wall_now,
+        wait_slice_s: float = 0.25,
+    ) -> None:
+        if check_s <= 0:
+            raise ValueError(f"check_s is {check_s}; expected a positive number of seconds")
+        if dead_below_v <= 0:
+            raise ValueError(f"dead_below_v is {dead_below_v}; expected a positive voltage")
+        self.transport = transport
+        self.check_s = check_s
+        self.recheck_s = min(check_s, 10.0) if recheck_s is None else recheck_s
+        self.dead_below_v = dead_below_v
+        self.quiet_s = quiet_s
+        self.probe_timeout_s = probe_timeout_s
+        self.wait_slice_s = wait_slice_s
+        self._on_change = on_change
+        self._clock = clock
+        self._wall = wall
+        self._cond = threading.Condition()
+        self._reading = LineVoltage()
+        self._low_since: dt.datetime | None = None  # the first of a run of low readings
+        self._available = True
+        self._seeded = not wait_for_seed
+        self._active = False
+        self._stopping = False
+        self._in_flight = False
+        self._next_due: float | None = None  # None: as soon as the line is quiet
+        self._quiet_from: float | None = None  # the end of the last call
+        self._heard_at: float | None = None  # the last RING or caller ID (reader thread)
+        self._thread: threading.Thread | None = None
+        self.asked_while_active = 0
+        """``AT-TRV`` sent while a call was on (set_active True before the reply): should
+        stay 0 but for the one-in-flight race the module docstring describes."""
+
+    @property
+    def reading(self) -> LineVoltage:
+        with self._cond:
+            return self._reading
+
+    @property
+    def available(self) -> bool:
+        """False once the modem is known not to read the line voltage."""
+        with self._cond:
+            return self._available
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("the line-voltage watch is already started")
+            self._stopping = False
+            self._thread = threading.Thread(
+                target=self._run, name="line-voltage-watch", daemon=True
+            )
+        self.transport.add_listener(self._heard)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
+        self.transport.remove_listener(self._heard)
+
+    def set_active(self, active: bool) -> None:
+        """A call is ringing or on, or CallGuard holds the line: no readings. Never blocks."""
+        with self._cond:
+            if active == self._active:
+                return
+            self._active = active
+            if not active:  # a redial is likeliest just after a call: stay quiet a moment
+                self._quiet_from = self._clock()
+            self._cond.notify_all()
+
+    def seed(self, answer: float | str | None) -> None:
+        """The answer auto's one question got (:func:`ask_line_voltage`): the first reading."""
+        with self._cond:
+            self._seeded = True
+            self._cond.notify_all()
+        self._take(answer)
+
+    def may_ask(self) -> bool:
+        """Whether ``AT-TRV`` may go out now: see the module docstring."""
+        with self._cond:
+            return self._may_ask_locked()
+
+    def _may_ask_locked(self) -> bool:
+        if self._stopping or not self._available or not self._seeded:
+            return False
+        if self._active or self._in_flight or not self.transport.status.connected:
+            return False
+        now, heard_at = self._clock(), self._heard_at
+        for quiet_from in (heard_at, self._quiet_from):
+            if quiet_from is not None and now - quiet_from < self.quiet_s:
+                return False
+        return self._next_due is None or now >= self._next_due
+
+    def check(self) -> LineVoltage | None:
+        """One reading if :meth:`may_ask` (the thread's step; public for tests). Returns the
+        new state, or None when nothing was asked or the modem gave no answer."""
+        with self._cond:
+            if not self._may_ask_locked():
+                return None
+            self._in_flight = True
+            self._next_due = self._clock() + self.check_s
+        answer: float | str | None
+        try:
+            answer = ask_line_voltage(self.transport, self.probe_timeout_s)
+        except ModemUnavailable as exc:
+            log.debug("line voltage: no modem to ask: %s", exc)
+            answer = NO_ANSWER
+        finally:
+            with self._cond:
+                self._in_flight = False
+                if self._active:
+                    self.asked_while_active += 1
+                self._cond.notify_all()
+        return self._take(answer)
+
+    def _take(self, answer: float | str | None) -> LineVoltage | None:
+        """Fold one answer in; tell ``on_change`` when what the status says has changed."""
+        now, when = self._clock(), self._wall()
+        with self._cond:
+            before = self._reading
+            if isinstance(answer, int | float):
+                volts = float(answer)
+                low = abs(volts) < self.dead_below_v
+                if low and self._low_since is None:
+                    self._low_since = when
+                elif not low:
+                    self._low_since = None
+                was_low = before.volts is not None and abs(before.volts) < self.dead_below_v
+                dead = low and (before.dead is True or was_low)
+                self._reading = self._state(volts, low, dead, when)
+                self._next_due = now + (self.recheck_s if low and not dead else self.check_s)
+            elif answer == NO_ANSWER:
+                self._next_due = now + self.check_s
+                return None
+            else:
+                self._available = False
+                why = modem_cannot(self.transport.profile, answer) or "no AT-TRV"
+                self._reading = LineVoltage(checked=before.checked, detail=f"unknown: {why}")
+            after = self._reading
+        if (before.dead, before.volts is None) != (after.dead, after.volts is None):
+            self._log(before, after)
+        # every reading: the status shows when the line was last checked
+        if after != before and self._on_change is not None:
+            try:
+                self._on_change(after)
+            except Exception:
+                log.exception("the line-voltage listener failed")
+        return after
+
+    def _state(self, volts: float, low: bool, dead: bool, when: dt.datetime) -> LineVoltage:
+        if dead:
+            detail = f"dead: {abs(volts):.1f} V, under {self.dead_below_v:g} V"
+        elif low:
+            detail = f"{volts:.1f} V: low, reading again to be sure"
+        else:
+            detail = f"{volts:.1f} V: the line is live"
+        return LineVoltage(volts, dead, self._low_since if dead else None, when, detail)
+
+    def _log(self, before: LineVoltage, after: LineVoltage) -> None:
+        if after.dead:
+            since = after.since.strftime("%H:%M") if after.since else "now"
+            log.warning(
+                "the phone line is dead: no line voltage (AT-TRV %.1f V) since %s; no call can "
+                "come in. To fix: %s",
+                after.volts or 0.0,
+                since,
+                DEAD_LINE_FIX,
+            )
+        elif before.dead and after.dead is False:
+            log.warning("the phone line is live again (AT-TRV %.1f V)", after.volts or 0.0)
+        elif after.volts is None and not self._available:
+            log.info("line voltage: not watched: %s", after.detail)
+
+    def _heard(self, event: Event) -> None:
+        """On the transport's reader thread: a RING or caller ID is a call coming in before
+        the daemon has said so. Takes no lock (must never hold the reader up)."""
+        if isinstance(event, Ring | CallerId):
+            self._heard_at = self._clock()
+
+    def _wait_s(self) -> float:
+        """Until the next check is due; else a slice (connected? quiet yet?)."""
+        left = 0.0 if self._next_due is None else self._next_due - self._clock()
+        return min(max(left, self.wait_slice_s), self.check_s)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                if not self._may_ask_locked():
+                    self._cond.wait(self._wait_s())
+                    continue
+            try:
+                self.check()
+            except Exception:
+                log.exception("line voltage: the check failed; trying again later")
+                with self._cond:
+                    self._next_due = self._clock() + self.check_s
 
 
 # --------------------------------------------------------------------------------------------

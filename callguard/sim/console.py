@@ -4,9 +4,9 @@ Theory of operation
 -------------------
 A person at the sim's terminal, or a script on its control socket (`control.py`), sends lines
 such as ``call 01632 960123``, ``call withheld``, ``call 159 name POLICE``, ``answer``,
-``hangup``, ``unplug``, ``replug``, ``status``. Each line gets exactly one reply line,
-``ok: ...`` or ``error: ...``; blank lines and ``#`` comments (a whole line, or the end of
-one) are not commands and get none.
+``hangup``, ``unplug``, ``replug``, ``line dead``, ``line live``, ``status``. Each line
+gets exactly one reply line, ``ok: ...`` or ``error: ...``; blank lines and ``#`` comments
+(a whole line, or the end of one) are not commands and get none.
 
 `parse(text)` turns a line into a command value, or raises `CommandError` whose message names
 the value and the fix. It is pure: no sim, no clock. `Console.execute(text)` parses and runs a
@@ -18,7 +18,11 @@ describes what they did. `describe(record)` and `record_json(record)` are pure t
 Commands (case does not matter)::
 
     call NUMBER|withheld|unavailable|none [name NAME] [rings N] [after-ring]
-    answer | hangup | unplug | replug | status [json] | wait [SECONDS] | help | quit
+    answer | hangup | unplug | replug | line dead|live | status [json] | wait [SECONDS]
+    help | quit
+
+``line dead`` takes the line's voltage away (a cut cable, or a Digital Voice switch-over:
+``AT-TRV`` reads 0 V and no call can be rung); ``line live`` gives it back.
 
 A number may be typed with spaces or dashes (``01632 960123``) and a leading ``+``; the modem
 shows it as digits. ``withheld`` is the network's ``P``, ``unavailable`` its ``O``, ``none`` a
@@ -59,7 +63,8 @@ NUMBER_SEPARATORS = " -.()"
 CALL_USAGE = "call NUMBER|withheld|unavailable|none [name NAME] [rings N] [after-ring]"
 USAGE = (
     f"commands: {CALL_USAGE} (ring the line); answer (the resident picks up); hangup (put the"
-    " phone down, or the caller gives up); unplug / replug (the modem's USB cable); status"
+    " phone down, or the caller gives up); unplug / replug (the modem's USB cable); line dead /"
+    " line live (take the line's voltage away, give it back); status"
     " [json]; wait [SECONDS] (until the last call is over); help; quit (stop the sim)"
 )
 
@@ -97,6 +102,11 @@ class Replug:
 
 
 @dataclass(frozen=True)
+class LineDead:
+    dead: bool
+
+
+@dataclass(frozen=True)
 class Status:
     as_json: bool = False
 
@@ -116,7 +126,7 @@ class Quit:
     pass
 
 
-Command = PlaceCall | Answer | HangUp | Unplug | Replug | Status | Wait | Help | Quit
+Command = PlaceCall | Answer | HangUp | Unplug | Replug | LineDead | Status | Wait | Help | Quit
 
 _BARE: dict[str, Command] = {
     "answer": Answer(),
@@ -160,6 +170,10 @@ def parse(text: str) -> Command | None:
         raise CommandError(f"status takes nothing or 'json', not {_q(' '.join(args))}")
     if verb == "wait":
         return Wait(_wait_seconds(args))
+    if verb == "line":
+        if [a.lower() for a in args] in (["dead"], ["live"]):
+            return LineDead(args[0].lower() == "dead")
+        raise CommandError(f"line takes 'dead' or 'live', not {_q(' '.join(args))}")
     if verb in _BARE:
         if args:
             raise CommandError(f"{verb} takes nothing after it, not {_q(' '.join(args))}")
@@ -424,6 +438,7 @@ class Console:
             HangUp: self._hang_up,
             Unplug: self._unplug,
             Replug: self._replug,
+            LineDead: self._line_dead,
             Status: self._status,
             Help: lambda _: Reply(True, USAGE),
             Quit: lambda _: Reply(True, "stopping the sim", quit=True),
@@ -512,6 +527,16 @@ class Console:
         again = "unplugged and plugged back in" if was_in else "plugged back in"
         return Reply(True, f"the modem is {again} at {self.sim.port} (power-on settings)")
 
+    def _line_dead(self, command: LineDead) -> Reply:
+        sim = self.sim
+        if command.dead == sim.line_dead:
+            now = "dead (line live gives it back)" if command.dead else "live"
+            return Reply(False, f"the line is already {now}")
+        sim.set_line_dead(command.dead)
+        if command.dead:
+            return Reply(True, f"the line is dead: {sim.line_volts:.1f} V, no call can come in")
+        return Reply(True, f"the line is live again: {sim.line_volts:.1f} V")
+
     def status_json(self) -> dict[str, Any]:
         sim = self.sim
         calls = sim.calls
@@ -521,6 +546,7 @@ class Console:
             "modem_off_hook": sim.off_hook,
             "phone_off_hook": sim.extension_off_hook,
             "line_volts": round(sim.line_volts, 2),
+            "line_dead": sim.line_dead,
             "calls": len(calls),
             "last_call": record_json(calls[-1]) if calls else None,
         }
@@ -537,7 +563,8 @@ class Console:
         phone = "phone off the hook" if sim.extension_off_hook else "phone down"
         calls = sim.calls
         last = f"last call {describe(calls[-1])}" if calls else "no calls yet"
-        return Reply(True, f"{modem}; {phone}; line {sim.line_volts:.1f} V; {last}")
+        dead = " (dead: no call can come in)" if sim.line_dead else ""
+        return Reply(True, f"{modem}; {phone}; line {sim.line_volts:.1f} V{dead}; {last}")
 
     def _wait(self, command: Wait) -> Reply:
         calls = self.sim.calls

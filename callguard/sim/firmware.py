@@ -56,6 +56,8 @@ ON_HOOK_VOLTS = 48.2
 EXTENSION_OFF_HOOK_VOLTS = 8.3
 MODEM_OFF_HOOK_VOLTS = 7.8
 BOTH_OFF_HOOK_VOLTS = 6.4
+DEAD_LINE_VOLTS = 0.0
+"""No line voltage at all: the cable is cut, or the line has moved to the router's phone port."""
 
 NUMERIC_CODES: dict[str, str] = {
     "OK": "0",
@@ -271,6 +273,7 @@ class Firmware:
         self.voice_sessions: list[VoiceSession] = []
         self.country: str | None = None  # NVRAM: survives ATZ, AT&F and power cycles
         self.extension_off_hook = False
+        self.line_dead = False  # the line, not the modem: survives resets and power cycles
         self.hung = False
         self.off_hook = False
         self._line = bytearray()
@@ -325,7 +328,10 @@ class Firmware:
     # ----------------------------------------------------------------- line state
 
     def line_volts(self) -> float:
-        """Tip/ring DC voltage: ~48 V idle or ringing, ~8 V with any phone off-hook."""
+        """Tip/ring DC voltage: ~48 V idle or ringing, ~8 V with any phone off-hook, 0 V on a
+        dead line."""
+        if self.line_dead:
+            return DEAD_LINE_VOLTS
         if self.off_hook and self.extension_off_hook:
             return BOTH_OFF_HOOK_VOLTS
         if self.off_hook:

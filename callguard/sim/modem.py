@@ -23,6 +23,10 @@ serial reader, and the telephone line the calls arrive on.
 
 The line: a call rings through the firmware (RING and caller ID); "a phone elsewhere" is the
 extension hook state, which the line voltage (`AT-TRV`, Conexant only) reflects.
+`set_line_dead(True)` takes the line's voltage away (a cut cable, or a Digital Voice
+switch-over that moved the line to the router): `AT-TRV` reads 0 V and no call can be placed
+(`place_call` raises `SimModemError`; a scenario's calls are aborted). The modem itself is
+untouched and answers as before; a call already on the line plays out.
 """
 
 from __future__ import annotations
@@ -384,6 +388,12 @@ class SimModem:
             return self._fw.line_volts()
 
     @property
+    def line_dead(self) -> bool:
+        """Whether the line has no voltage (`set_line_dead`)."""
+        with self.cond:
+            return self._fw.line_dead
+
+    @property
     def calls(self) -> list[CallRecord]:
         with self.cond:
             return list(self._calls)
@@ -408,9 +418,24 @@ class SimModem:
             self._fw.extension_off_hook = off_hook
             self.cond.notify_all()
 
+    def set_line_dead(self, dead: bool) -> None:
+        """Take the line's voltage away (True) or give it back (False); see the module
+        docstring."""
+        with self.cond:
+            self._fw.line_dead = dead
+            self.cond.notify_all()
+
     def place_call(self, call: Call, *, wait_for_line: bool = False) -> CallHandle:
         """Ring the line with `call` in a background thread; returns at once, or with
-        `wait_for_line` once the call has the line or has found it busy."""
+        `wait_for_line` once the call has the line or has found it busy.
+
+        Raises `SimModemError` on a dead line (`set_line_dead`): no call can come in."""
+        with self.cond:
+            if self._fw.line_dead:
+                raise SimModemError(
+                    "the line is dead (no line voltage), so no call can come in; "
+                    "give it back with set_line_dead(False) (console: line live)"
+                )
         record = CallRecord(call)
         handle = CallHandle(record, self._start_call(record))
         if wait_for_line:
@@ -499,7 +524,7 @@ class SimModem:
                 due = t0 + offset * self.time_scale
                 while not self._stopping and time.monotonic() < due:
                     self.cond.wait(due - time.monotonic())
-                if self._stopping:
+                if self._stopping or self._fw.line_dead:  # a dead line: no call comes in
                     record.outcome = "aborted"
                     record._done.set()
                     continue
