@@ -201,6 +201,8 @@ class FleetLink:
         self._content: dict[str, Any] | None = None  # the state without its time
         self._payload: bytes | None = None
         self._sent = False  # the current payload went out on this connection
+        self._status: dict[str, Any] | None = None  # the last one given to publish_state
+        self._given = False
         self._subscribe_mid: int | None = None
         self._last_problem = ""
 
@@ -296,6 +298,7 @@ class FleetLink:
         connection; while the broker is away it waits for the reconnect."""
         content = self.state_of(status)
         with self._lock:
+            self._status, self._given = status, True
             if content != self._content:
                 self._content = content
                 self._payload = _json({**content, "updated": self._now()})
@@ -541,26 +544,13 @@ class FleetLink:
             with self._lock:
                 self._online = True
                 self._sent = False
-            try:
-                self.publish_state(self.state.read_status())
-            except Exception:
-                log.exception("fleet: the status cannot be read; the last state goes again")
-                self.publish_state_again()
+            self.publish_state(self._status if self._given else self.state.read_status())
             topics = [(self.topic("cmd", "#"), 1)]
             if self.fleet.community:
                 topics.append((COMMUNITY_LIST, 1))
             _, self._subscribe_mid = client.subscribe(topics)
         except Exception:
             log.exception("fleet: could not set up the connection to %s", self.fleet.broker)
-
-    def publish_state_again(self) -> None:
-        """The last state once more (after a reconnect)."""
-        with self._lock:
-            client, payload = self._client, self._payload
-            if client is None or payload is None or not self._online or self._sent:
-                return
-            self._sent = True
-        client.publish(self.state_topic, payload, qos=1, retain=True)
 
     def _on_subscribe(
         self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
@@ -627,7 +617,8 @@ class FleetLink:
                 log.info("fleet: ack from the broker, but no grooming alert was on")
             else:
                 log.info("fleet: the grooming alert was cleared from the broker")
-            self.publish_state(self.state.read_status())
+            # the alert's word comes from its file: the last status, with the alert now clear
+            self.publish_state(self._status if self._given else self.state.read_status())
         elif command == "reload":
             self._reload()
         elif command == "selftest":
