@@ -17,17 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import Broker, mosquitto
 from helpers import SetClock, terminated, wait_for, warned_call
 
 from callguard.config import Config, from_dict
 from callguard.link.events import Message
 from callguard.link.fleet import FleetLink, strip_numbers
 from callguard.store.state import StateFiles
+
+if TYPE_CHECKING:
+    from broker import Broker
 
 pytest_plugins = ["broker"]
 
@@ -534,6 +536,8 @@ def test_reports_go_only_with_community_on_as_e164(
 def test_start_returns_at_once_with_the_broker_down_and_connects_when_it_comes_up(
     tmp_path: Path, links: Links
 ) -> None:
+    from broker import Broker, mosquitto
+
     if mosquitto() is None:
         pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
     folder = tmp_path / "broker"
@@ -560,6 +564,10 @@ def test_start_returns_at_once_with_the_broker_down_and_connects_when_it_comes_u
 
 
 def test_stop_is_bounded_when_the_broker_never_came(tmp_path: Path, links: Links) -> None:
+    from broker import Broker, mosquitto
+
+    if mosquitto() is None:
+        pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
     broker = Broker(tmp_path)
     link = links(config_for(tmp_path, broker))
     link.start()
