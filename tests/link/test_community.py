@@ -246,7 +246,7 @@ def test_a_list_that_cannot_be_saved_is_a_community_list_error(tmp_path: Path) -
 
 
 def call(**fields: Any) -> dict[str, Any]:
-    base = {"number": "+441632960123", "verdict": "blocked", "rule": "block"}
+    base: dict[str, Any] = {"number": "+441632960123", "verdict": "blocked", "rule": "block"}
     base["impersonation"] = False
     base.update(fields)
     return base
