@@ -266,8 +266,10 @@ class FleetLink:
         client, self._client = self._client, None
         if client is None:
             return
+        with self._lock:
+            online = self._online
         try:
-            if self._ready.is_set():
+            if online:  # a clean disconnect withholds the Last Will: say it ourselves
                 info = client.publish(self.availability_topic, "offline", qos=1, retain=True)
                 info.wait_for_publish(STOP_S / 2)
             client.disconnect()
