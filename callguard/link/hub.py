@@ -545,7 +545,7 @@ class Hub:
                 if dirty or self._resend:
                     try:
                         self.publish_if_changed()
-                    except sqlite3.Error as exc:
+                    except (sqlite3.Error, CallGuardError, OSError) as exc:
                         log.warning("could not update the list (%s); trying again", exc)
         finally:
             self._stop.set()

@@ -8,6 +8,8 @@ import itertools
 import json
 import logging
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from broker import HOST, Broker
-from helpers import SetClock, write_config
+from helpers import SetClock, terminated, write_config
 from paho.mqtt.enums import CallbackAPIVersion
 
 from callguard.cli import main
@@ -378,3 +380,35 @@ def test_the_hub_refuses_to_start_without_a_key_saying_how_to_make_one(tmp_path:
             hub.run()
     finally:
         hub.close()
+
+
+def test_callguard_hub_runs_as_a_process_and_stops_on_sigterm(
+    broker: Broker, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hub"
+    key, _ = create_key(folder)
+    hub_section = {
+        "broker": broker.url,
+        "username": "hub",
+        "password_file": str(broker.password_file("hub")),
+        "dir": str(folder),
+    }
+    config = write_config(tmp_path / "c.toml", {"hub": hub_section})
+    unit = Lists(broker, public_key_b64(key))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "callguard", "--config", str(config), "hub"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        listed, _ = unit.next("the list the hub publishes at start")
+        assert listed.numbers == ()
+        send_reports(broker, B, "unit-1", "unit-2", "unit-3")
+        unit.until((B,), "the list with the number")
+    finally:
+        unit.client.close()
+        code = terminated(proc)
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 0, output
+    assert "published community list version" in output
