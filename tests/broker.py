@@ -7,7 +7,8 @@ units"): a unit reads and writes only its own topics ``callguard/<its user>/#`` 
 Assistant discovery configs of its own device, reads the community list; the hub reads every
 unit's reports and writes the community list; ``admin`` may also remove numbers from it;
 ``volunteer`` reads everything. Skipped, saying why, when Mosquitto is not installed (``make
-test`` installs it where it can: ``make broker``).
+test`` installs it where it can: ``make broker``). PYTEST_DONT_REWRITE: it has no asserts worth
+rewriting, and test modules import it by name too.
 """
 
 from __future__ import annotations

@@ -441,3 +441,43 @@ class Running:
         # the writer thread puts it in the file a moment later
         calls = wait_for(lambda: self.store.calls()[before:], 5, "the call in the log file")
         return record, calls[-1]
+
+
+class LinkProcess:
+    """`callguard link` as a subprocess on the unit's config."""
+
+    def __init__(self, unit: DaemonUnit) -> None:
+        self.unit = unit
+        self.proc: subprocess.Popen[str] | None = None
+        self._log: IO[str] | None = None
+        self.starts = 0
+
+    def start(self) -> LinkProcess:
+        self.starts += 1
+        self._log = open(self.unit.tmp / f"link-{self.starts}.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callguard", "--config", str(self.unit.config), "link"],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        wait_for(lambda: "callguard link:" in self.log_text(), 20, "the link to start")
+        return self
+
+    def log_text(self) -> str:
+        return "".join(
+            (self.unit.tmp / f"link-{n}.log").read_text() for n in range(1, self.starts + 1)
+        )
+
+    def stop(self) -> int | None:
+        code = terminated(self.proc)
+        self.proc = None
+        if self._log is not None:
+            self._log.close()
+        return code
+
+    def alerts(self) -> list[dict[str, Any]]:
+        result = self.unit.cli("alerts", "list", "--json")
+        assert result.returncode == 0, result.stderr
+        return list(json.loads(result.stdout))

@@ -4,15 +4,11 @@ SMTP server (aiosmtpd) taking mailto://."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
-from helpers import DaemonUnit, terminated, wait_for
+from helpers import DaemonUnit, LinkProcess, wait_for
 from receivers import HTTPReceiver, Received, SMTPReceiver
 
 from callguard.sim import Call
@@ -21,46 +17,6 @@ pytestmark = pytest.mark.e2e
 pytest_plugins = ["receivers"]
 
 BANK = "03069990123"  # a drama number standing for the bank's card line
-
-
-class LinkProcess:
-    """`callguard link` as a subprocess on the unit's config."""
-
-    def __init__(self, unit: DaemonUnit) -> None:
-        self.unit = unit
-        self.proc: subprocess.Popen[str] | None = None
-        self._log: IO[str] | None = None
-        self.starts = 0
-
-    def start(self) -> LinkProcess:
-        self.starts += 1
-        self._log = open(self.unit.tmp / f"link-{self.starts}.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "callguard", "--config", str(self.unit.config), "link"],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        wait_for(lambda: "callguard link:" in self.log_text(), 20, "the link to start")
-        return self
-
-    def log_text(self) -> str:
-        return "".join(
-            (self.unit.tmp / f"link-{n}.log").read_text() for n in range(1, self.starts + 1)
-        )
-
-    def stop(self) -> int | None:
-        code = terminated(self.proc)
-        self.proc = None
-        if self._log is not None:
-            self._log.close()
-        return code
-
-    def alerts(self) -> list[dict[str, Any]]:
-        result = self.unit.cli("alerts", "list", "--json")
-        assert result.returncode == 0, result.stderr
-        return list(json.loads(result.stdout))
 
 
 def unit_with_alerts(tmp: Path, urls: list[str], **alerts: Any) -> DaemonUnit:
