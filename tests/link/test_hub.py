@@ -13,10 +13,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 import pytest
-from broker import HOST, Broker
 from helpers import SetClock, terminated, write_config
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -25,7 +25,11 @@ from callguard.config import HubConfig
 from callguard.link.community import CommunityList, public_key_b64, verify_list
 from callguard.link.hub import KEY_FILE, LIST_TOPIC, REMOVE_TOPIC, Hub, create_key, read_key
 
+if TYPE_CHECKING:
+    from broker import Broker
+
 pytest_plugins = ["broker"]
+HOST = "127.0.0.1"  # tests/broker.py's: imported only after pytest has loaded the plugin
 
 _CLIENT_IDS = itertools.count(1)
 
