@@ -47,6 +47,8 @@ topic write callguard/hub/remove
 user volunteer
 topic read callguard/#
 topic read homeassistant/#
+# the volunteer (or the group's Home Assistant) may press a unit's buttons: ack, selftest
+topic write callguard/+/cmd/#
 """
 
 
@@ -63,18 +65,17 @@ def free_port() -> int:
 class Broker:
     """A running Mosquitto; see the module docstring."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, users: list[str] | None = None) -> None:
         self.folder = folder
         self.port = free_port()
         self.url = f"mqtt://{HOST}:{self.port}"
-        self.passwords = {user: f"pw-{user}-{n}" for n, user in enumerate(USERS)}
+        self.passwords = {user: f"pw-{user}-{n}" for n, user in enumerate(users or USERS)}
         self.log = folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
         passwd = folder / "passwd"
-        passwd.write_text("")
+        passwd.write_text("".join(f"{u}:{p}\n" for u, p in self.passwords.items()))
         tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
-        for user, password in self.passwords.items():
-            subprocess.run([tool, "-b", str(passwd), user, password], check=True)
+        subprocess.run([tool, "-U", str(passwd)], check=True)  # hash them all, in place
         (folder / "acl").write_text(ACL)
         (folder / "mosquitto.conf").write_text(
             f"listener {self.port} {HOST}\n"

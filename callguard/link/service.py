@@ -120,13 +120,16 @@ class Link:
             payload, self._community_payload = self._community_payload, None
         if payload is None or not self.config.fleet.community:
             return
-        from callguard.link.community import CommunityListError, load_list
+        from callguard.link.community import CommunityListError, load_list, loaded_version
 
+        before = loaded_version(self.config.storage.dir)
         try:
             loaded = load_list(payload, self.config.fleet.community_key, self.config.storage.dir)
         except CommunityListError as exc:
             log.warning("the community block list from the broker was refused: %s", exc)
             return
+        if loaded.version == before:
+            return  # the same list again (the broker resends it at each connection)
         log.info(
             "the community block list version %s is in force: %d numbers",
             loaded.version,
