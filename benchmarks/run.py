@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import resource
 import statistics
 import subprocess
@@ -1068,6 +1069,158 @@ def alerts() -> list[str]:
         f"alerts: callguard link VmRSS {idle['VmRSS']:.1f} MB idle, {sending['VmRSS']:.1f} MB"
         f" after sending (VmHWM {sending['VmHWM']:.1f} MB); the daemon meanwhile"
         f" {daemon['VmRSS']:.1f} MB; floor: a bare python process {bare['VmRSS']:.1f} MB"
+    )
+    return out
+
+
+def _cpu_s(pid: int) -> float:
+    """User plus system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@benchmark
+def fleet() -> list[str]:
+    """Issue 17: FLEET_UNITS (500) unit links on one Mosquitto (one process, a paho client
+    each, the group's ACL, a login each) for FLEET_MINUTES (10), with `callguard hub` beside it.
+    Each unit publishes its state every 30 s (a call), an event every 5 min and a community
+    report every 10 min from a pool of 200 scam numbers; a volunteer's client reads
+    everything. Broker and hub memory and CPU, and message rates, beside a bare broker's."""
+    import random
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import paho.mqtt.client as mqtt
+    from broker import Broker, mosquitto  # tests/broker.py: the group's ACL
+
+    from callguard.config import from_dict
+    from callguard.link.events import Message
+    from callguard.link.fleet import FleetLink
+    from callguard.store.state import StateFiles
+
+    if mosquitto() is None:
+        return ["fleet: skipped, mosquitto is not installed (make broker)"]
+    units = int(os.environ.get("FLEET_UNITS", "500"))
+    minutes = float(os.environ.get("FLEET_MINUTES", "10"))
+    names = [f"unit-{n:04d}" for n in range(units)]
+    pool = [f"+4416329{n:05d}" for n in range(200)]
+    out: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "broker"
+        folder.mkdir()
+        broker = Broker(folder, [*names, "hub", "admin", "volunteer"]).start()
+        assert broker.proc is not None
+        hub_proc = None
+        links: list[FleetLink] = []
+        try:
+            bare = _memory_of(broker.proc.pid)
+            hub_dir = Path(tmp) / "hub"
+            hub_config = Path(tmp) / "hub.toml"
+            hub_config.write_text(
+                f'[hub]\nbroker = "{broker.url}"\nusername = "hub"\n'
+                f'password_file = "{broker.password_file("hub")}"\ndir = "{hub_dir}"\n'
+            )
+            cli = [sys.executable, "-m", "callguard", "--config", str(hub_config)]
+            subprocess.run([*cli, "hub", "key"], check=True, capture_output=True)
+            hub_proc = subprocess.Popen([*cli, "hub"], stderr=subprocess.DEVNULL)
+            counted = [0]
+            lists: list[int] = []
+
+            def on_message(client: Any, userdata: Any, message: Any) -> None:
+                counted[0] += 1
+                if message.topic == "callguard/community/list":
+                    lists.append(len(json.loads(message.payload)["list"]["numbers"]))
+
+            import json
+
+            volunteer = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-volunteer")
+            volunteer.username_pw_set("volunteer", broker.passwords["volunteer"])
+            volunteer.on_message = on_message
+            volunteer.on_connect = lambda c, u, f, rc, p: c.subscribe("callguard/#", qos=0)
+            volunteer.connect("127.0.0.1", broker.port)
+            volunteer.loop_start()
+
+            t0 = time.monotonic()
+            for name in names:
+                state_dir = Path(tmp) / "units" / name
+                state_dir.mkdir(parents=True)
+                config = from_dict(
+                    {
+                        "storage": {"dir": str(state_dir)},
+                        "fleet": {
+                            "broker": broker.url,
+                            "unit_id": name,
+                            "password_file": str(broker.password_file(name)),
+                            "community": True,
+                        },
+                    }
+                )
+                link = FleetLink(config, StateFiles(state_dir), keepalive_s=60)
+                link.start()
+                links.append(link)
+            connected = sum(link.wait_connected(60) for link in links)
+            connect_s = time.monotonic() - t0
+            broker_cpu0, hub_cpu0 = _cpu_s(broker.proc.pid), _cpu_s(hub_proc.pid)
+            counted[0] = 0
+            start = time.monotonic()
+            end = start + minutes * 60
+            rng = random.Random(17)
+            tick = 0
+            sent = 0
+            while time.monotonic() < end:
+                tick += 1  # one second a tick; each unit on its own phase
+                for n, link in enumerate(links):
+                    phase = (tick + n) % 600
+                    if phase % 30 == 0:
+                        link.publish_state(
+                            {
+                                "daemon": "running",
+                                "modem": "connected",
+                                "line": "idle",
+                                "grooming_alert": False,
+                                "last_call": {"started": f"t{tick}"},
+                            }
+                        )
+                        sent += 1
+                    if phase % 300 == 0:
+                        link.publish_event(Message(f"k{tick}", "impersonation", "t", "b"))
+                        sent += 1
+                    if phase == 0:
+                        link.report(rng.choice(pool), "family-blocked")
+                        sent += 1
+                time.sleep(max(0.0, start + tick - time.monotonic()))
+            elapsed = time.monotonic() - start
+            broker_mem, hub_mem = _memory_of(broker.proc.pid), _memory_of(hub_proc.pid)
+            broker_cpu = _cpu_s(broker.proc.pid) - broker_cpu0
+            hub_cpu = _cpu_s(hub_proc.pid) - hub_cpu0
+            received = counted[0]
+            volunteer.loop_stop()
+            volunteer.disconnect()
+        finally:
+            for link in links:
+                link.stop()
+            if hub_proc is not None:
+                hub_proc.terminate()
+                hub_proc.wait(20)
+            broker.stop()
+    out.append(
+        f"fleet: {connected} of {units} unit links connected (a login each, TLS off) in"
+        f" {connect_s:.1f} s; run {elapsed / 60:.1f} min"
+    )
+    out.append(
+        f"fleet: units sent {sent:,} messages ({sent / elapsed:.1f}/s); the volunteer's client"
+        f" received {received:,} ({received / elapsed:.1f}/s)"
+    )
+    out.append(
+        f"fleet: mosquitto VmRSS {broker_mem['VmRSS']:.1f} MB (VmHWM {broker_mem['VmHWM']:.1f})"
+        f" with {units} units, CPU {broker_cpu / elapsed * 100:.1f}% of one core;"
+        f" floor: the same broker idle with no clients {bare['VmRSS']:.1f} MB"
+    )
+    out.append(
+        f"fleet: callguard hub VmRSS {hub_mem['VmRSS']:.1f} MB (VmHWM {hub_mem['VmHWM']:.1f}),"
+        f" CPU {hub_cpu / elapsed * 100:.1f}% of one core; community list published"
+        f" {len(lists)} times, last with {lists[-1] if lists else 0} numbers"
     )
     return out
 
