@@ -39,7 +39,6 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -49,6 +48,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from callguard.config import Config, FleetConfig
 from callguard.link.events import Message, pid_alive
+from callguard.link.secret import SecretError, read_secret
 from callguard.store.state import StateFiles
 
 log = logging.getLogger(__name__)
@@ -130,35 +130,16 @@ def broker_of(url: str) -> Broker:
     return Broker(parts.hostname or "", parts.port or (8883 if tls else 1883), tls)
 
 
-class PasswordError(Exception):
-    """The password file cannot be used; the message names it and the fix."""
+PasswordError = SecretError
+"""A password file that cannot be used (:mod:`callguard.link.secret`)."""
 
 
 def read_password(fleet: FleetConfig) -> str | None:
-    """The password in ``[fleet] password_file`` (its first line), or None when no file is
-    set (a broker that asks for no password). Raises :class:`PasswordError`."""
-    name = fleet.password_file
-    if not name:
+    """The password in ``[fleet] password_file``, or None when no file is set (a broker that
+    asks for no password). Raises :class:`PasswordError`."""
+    if not fleet.password_file:
         return None
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PasswordError(
-            f"[fleet] password_file {name} does not exist: put the unit's broker password in "
-            "it (one line, chmod 600, owned by the service's user), or fix the path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PasswordError(
-            f"[fleet] password_file {name} cannot be read ({exc}): make it readable by the "
-            "service's user (chown callguard, chmod 600)"
-        ) from None
-    password = text.splitlines()[0].strip() if text.strip() else ""
-    if not password:
-        raise PasswordError(
-            f"[fleet] password_file {name} is empty: put the unit's broker password in it "
-            "(one line)"
-        )
-    return password
+    return read_secret(fleet.password_file, "[fleet] password_file")
 
 
 def new_client(fleet: FleetConfig, client_id: str, password: str | None) -> mqtt.Client:

@@ -69,6 +69,7 @@ from callguard.link.community import (
     public_key_b64,
     sign_list,
 )
+from callguard.link.secret import SecretError, read_secret
 from callguard.store.files import UnreadableFile, read_regular_file, write_atomically
 
 if TYPE_CHECKING:
@@ -437,17 +438,10 @@ class Hub:
     def _password(self) -> str | None:
         if not self.config.password_file:
             return None
-        path = self.config.password_file
         try:
-            text = read_regular_file(path, max_bytes=4096, what="the hub's password file")
-        except FileNotFoundError:
-            raise UsageError(
-                f"{path}: [hub] password_file does not exist; write the hub's broker password "
-                "in it (chmod 600)"
-            ) from None
-        except UnreadableFile as exc:
+            return read_secret(self.config.password_file, "[hub] password_file")
+        except SecretError as exc:
             raise UsageError(str(exc)) from None
-        return text.decode("utf-8", "replace").strip()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any

@@ -156,6 +156,7 @@ def test_fleet_status_with_a_wrong_password_says_so(
 ) -> None:
     wrong = tmp_path / "wrong.password"
     wrong.write_text("nope\n")
+    wrong.chmod(0o600)
     cfg = volunteer_config(tmp_path, broker, password_file=str(wrong))
     code, out, err = run(cfg, capsys, "fleet", "status")
     assert code == 1 and out == ""

@@ -576,13 +576,17 @@ def test_stop_is_bounded_when_the_broker_never_came(tmp_path: Path, links: Links
     assert time.monotonic() - began < 6.0
 
 
-@pytest.mark.parametrize("problem", ["missing", "empty"])
+@pytest.mark.parametrize("problem", ["missing", "empty", "readable by everyone"])
 def test_a_bad_password_file_is_a_logged_error_naming_it_and_no_connection(
     broker: Broker, links: Links, tmp_path: Path, caplog: Any, problem: str
 ) -> None:
     path = tmp_path / "unit-1.password"
     if problem == "empty":
         path.write_text("\n")
+        path.chmod(0o600)
+    elif problem == "readable by everyone":
+        path.write_text(broker.passwords["unit-1"] + "\n")
+        path.chmod(0o644)
     link = links(config_for(tmp_path, broker, password_file=str(path)))
     began = time.monotonic()
     link.start()
@@ -598,6 +602,7 @@ def test_a_wrong_password_is_logged_once_with_the_fix(
 ) -> None:
     path = tmp_path / "wrong.password"
     path.write_text("not-the-password\n")
+    path.chmod(0o600)
     link = links(config_for(tmp_path, broker, password_file=str(path)))
     link.start()
     wait_for(lambda: "refused unit-1" in caplog.text, WAIT_S, "the refusal logged")
