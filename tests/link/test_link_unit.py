@@ -50,3 +50,21 @@ def test_the_installer_installs_enables_and_starts_the_link(root: Path, tmp_path
     _, commands = install(root, tmp_path, "--uninstall")
     assert ["systemctl", "disable", "--now", "callguard-link"] in map(shlex.split, commands)
     assert not unit.exists()
+
+
+HUB_UNIT = REPO / "systemd" / "callguard-hub.service"
+
+
+def test_the_hub_unit_runs_as_its_own_user_with_no_privilege_and_a_private_key_folder() -> None:
+    hub = directives(HUB_UNIT)
+    assert hub["ExecStart"] == ["/opt/callguard/bin/callguard hub"]
+    assert hub["User"] == hub["Group"] == ["callguard-hub"]  # not a unit's user
+    assert hub["StateDirectory"] == ["callguard-hub"] and hub["StateDirectoryMode"] == ["0700"]
+    assert hub["UMask"] == ["0077"]
+    assert hub["CapabilityBoundingSet"] == [""] and hub["NoNewPrivileges"] == ["yes"]
+    assert hub["ProtectSystem"] == ["strict"] and hub["PrivateDevices"] == ["yes"]
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
+def test_systemd_analyze_verify_accepts_the_hub_unit(tmp_path: Path) -> None:
+    verified(HUB_UNIT, tmp_path)
