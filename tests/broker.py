@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,10 +66,12 @@ def free_port() -> int:
 class Broker:
     """A running Mosquitto; see the module docstring."""
 
-    def __init__(self, folder: Path, users: list[str] | None = None) -> None:
+    def __init__(self, folder: Path, users: list[str] | None = None, *, tls: bool = False) -> None:
         self.folder = folder
         self.port = free_port()
-        self.url = f"mqtt://{HOST}:{self.port}"
+        self.url = f"{'mqtts' if tls else 'mqtt'}://{HOST}:{self.port}"
+        self.ca_file = folder / "ca.crt"
+        """With ``tls``: the group's CA, which signed the broker's certificate (for 127.0.0.1)."""
         self.passwords = {user: f"pw-{user}-{n}" for n, user in enumerate(users or USERS)}
         self.log = folder / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -77,8 +80,15 @@ class Broker:
         tool = shutil.which("mosquitto_passwd") or "mosquitto_passwd"
         subprocess.run([tool, "-U", str(passwd)], check=True)  # hash them all, in place
         (folder / "acl").write_text(ACL)
+        tls_lines = ""
+        if tls:
+            make_certificates(folder)
+            tls_lines = (
+                f"cafile {folder / 'ca.crt'}\ncertfile {folder / 'broker.crt'}\n"
+                f"keyfile {folder / 'broker.key'}\n"
+            )
         (folder / "mosquitto.conf").write_text(
-            f"listener {self.port} {HOST}\n"
+            f"listener {self.port} {HOST}\n" + tls_lines +
             # run as whoever runs the tests (as root it would switch to "mosquitto", which
             # cannot read a test's private folder)
             f"user {pwd.getpwuid(os.getuid()).pw_name}\n"
@@ -122,6 +132,58 @@ class Broker:
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+
+def make_certificates(folder: Path) -> None:
+    """A CA (``ca.crt``) and the broker's key and certificate for 127.0.0.1, signed by it."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(text: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    def signed(builder: x509.CertificateBuilder, key: Any) -> x509.Certificate:
+        return (
+            builder.not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .serial_number(x509.random_serial_number())
+            .sign(key, hashes.SHA256())
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = signed(
+        x509.CertificateBuilder()
+        .subject_name(name("CallGuard test group CA"))
+        .issuer_name(name("CallGuard test group CA"))
+        .public_key(ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True),
+        ca_key,
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = signed(
+        x509.CertificateBuilder()
+        .subject_name(name(HOST))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        ),
+        ca_key,
+    )
+    pem = serialization.Encoding.PEM
+    (folder / "ca.crt").write_bytes(ca.public_bytes(pem))
+    (folder / "broker.crt").write_bytes(cert.public_bytes(pem))
+    (folder / "broker.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
 
 
 @pytest.fixture

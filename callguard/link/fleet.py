@@ -36,6 +36,7 @@ import os
 import re
 import signal
 import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -550,7 +551,15 @@ class FleetLink:
         self._ready.set()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self._problem(f"cannot reach the broker {self.fleet.broker} (retrying)")
+        # paho calls this inside its ``except OSError``: the error is the one in hand
+        error = sys.exc_info()[1]
+        why = f": {error}" if error is not None else ""
+        fix = ""
+        if isinstance(error, ssl.SSLCertVerificationError):
+            fix = (
+                "; check [fleet] ca_file is the group's CA and the broker's name in its certificate"
+            )
+        self._problem(f"cannot reach the broker {self.fleet.broker}{why}{fix} (retrying)")
 
     def _on_disconnect(
         self,

@@ -618,3 +618,42 @@ def test_no_broker_means_no_fleet_link(tmp_path: Path) -> None:
     link.report("020 7946 0123", "blocked")
     assert not link.connected
     link.stop()
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+    from broker import Broker, mosquitto
+
+    if mosquitto() is None:
+        pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
+    folder = tmp_path / "tls-broker"
+    folder.mkdir()
+    running = Broker(folder, tls=True).start()
+    yield running
+    running.stop()
+
+
+def test_mqtts_with_the_groups_ca(tmp_path: Path, links: Links, tls_broker: Broker) -> None:
+    """mqtts:// with [fleet] ca_file: the broker's certificate checked against the group's CA."""
+    config = config_for(tmp_path, tls_broker, ca_file=str(tls_broker.ca_file))
+    link = links(config)
+    link.start()
+    assert link.wait_connected(15)
+    assert "unit-1" in tls_broker.log_text()
+
+
+def test_mqtts_refuses_a_broker_its_ca_did_not_sign(
+    tmp_path: Path, links: Links, tls_broker: Broker, caplog: Any
+) -> None:
+    from broker import make_certificates
+
+    other = tmp_path / "other-ca"
+    other.mkdir()
+    make_certificates(other)  # another group's CA
+    link = links(config_for(tmp_path, tls_broker, ca_file=str(other / "ca.crt")))
+    link.start()
+    assert not link.wait_connected(3)
+    assert "New client connected" not in tls_broker.log_text()
+    assert any("certificate" in r.getMessage().lower() for r in caplog.records), [
+        r.getMessage() for r in caplog.records
+    ]
