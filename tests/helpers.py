@@ -15,12 +15,20 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
+
+from callguard.cli import main
 from callguard.config import Config, from_dict
-from callguard.core.call import Timing
+from callguard.core.call import LineState, Timing
 from callguard.daemon.app import Daemon, Observed
+from callguard.daemon.status import Live
+from callguard.modem import profiles
+from callguard.modem.protocol import Error, Info, LineVoltage, Ok
+from callguard.modem.transport import Reply
 from callguard.sim import Call, CallRecord, SimModem
 from callguard.store.lists import Store
 
@@ -481,3 +489,83 @@ class LinkProcess:
         result = self.unit.cli("alerts", "list", "--json")
         assert result.returncode == 0, result.stderr
         return list(json.loads(result.stdout))
+
+
+def run_cli(cfg: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``callguard --config cfg argv...`` in-process: its exit code, stdout and stderr."""
+    capsys.readouterr()
+    try:
+        code = main(["--config", str(cfg), *argv])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def live(**kw: object) -> Live:
+    """What the daemon tells the status board about the line: idle, nothing going on;
+    ``kw`` change it."""
+    values: dict[str, object] = {
+        "line": LineState.IDLE,
+        "off_hook": False,
+        "on_hook_failures": 0,
+        "current_call": None,
+        "grooming_alert": False,
+        "indicators": {},
+        "line_sense": {},
+        "lists": {},
+        "unlogged_calls": 0,
+    }
+    values.update(kw)
+    return Live(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class ScriptedStatus:
+    connected: bool = True
+
+
+ScriptItem = float | str | Exception | Callable[[], float]
+"""What a :class:`ScriptedTransport` answers one command with: volts, a line of text,
+``"ERROR"``, an exception to raise, or a function giving volts (something happening while the
+command is in flight)."""
+
+
+class ScriptedTransport:
+    """What the line-sense sources use of ModemTransport (no thread, no modem): replies come
+    from ``script``, one an ``AT-TRV``; RING and caller ID come from :meth:`hear`."""
+
+    def __init__(self, *script: ScriptItem, profile: str = "conexant") -> None:
+        self.script = list(script)
+        self.sent: list[str] = []
+        self.timeouts: list[float | None] = []
+        self.status = ScriptedStatus()
+        self.profile = profiles.PROFILES[profile]
+        self.command_timeout_s = 0.5
+        self.listeners: list[Callable[[object], None]] = []
+
+    def add_listener(self, listener: Callable[[object], None]) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[object], None]) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def hear(self, event: object) -> None:
+        """As the reader thread passes on what the modem said."""
+        for listener in list(self.listeners):
+            listener(event)
+
+    def command(self, command: str, timeout_s: float | None = None) -> Reply:
+        self.sent.append(command)
+        self.timeouts.append(timeout_s)
+        item = self.script.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        if callable(item):
+            item = item()
+        if item == "ERROR":
+            return Reply(command, final=Error("ERROR"))
+        if isinstance(item, str):
+            return Reply(command, [Info(command, item)], Ok())
+        return Reply(command, [LineVoltage(item)], Ok())

@@ -642,7 +642,87 @@ def choose(
     return Choice("none", f"{why}, and no line-sense module is set (line_sense.gpio_pin)")
 
 
-class AutoLineSense:
+class _QuietAsker:
+    """What the auto probe and the line-voltage watch share: a thread of their own that sends
+    one ``AT-TRV`` at a time (:meth:`_ask`), only while the line is quiet (:meth:`_quiet_at`:
+    no RING or caller ID heard from the modem in the last ``quiet_s``). See the module
+    docstring. The subclass writes ``_run``, the thread's loop."""
+
+    def __init__(
+        self,
+        transport: ModemTransport,
+        *,
+        clock: Clock,
+        quiet_s: float,
+        probe_timeout_s: float,
+        wait_slice_s: float,
+    ) -> None:
+        self.transport = transport
+        self.quiet_s = quiet_s
+        self.probe_timeout_s = probe_timeout_s
+        self.wait_slice_s = wait_slice_s
+        self._clock = clock
+        self._cond = threading.Condition(threading.RLock())
+        self._in_flight = False
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._heard_at: float | None = None  # the last RING or caller ID (reader thread)
+
+    def _start_thread(self, name: str, already: str) -> None:
+        """Start the thread (``_run``) and listen for RING and caller ID; returns at once."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError(already)
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.transport.add_listener(self._heard)
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        """Stop the thread (waiting for an ``AT-TRV`` in flight) and stop listening."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
+        self.transport.remove_listener(self._heard)
+
+    def _quiet_at(self, now: float, *since: float | None) -> bool:
+        """Whether the line has been quiet for ``quiet_s`` at ``now``: since the last RING or
+        caller ID heard and since each of ``since`` (None: never)."""
+        for quiet_from in (self._heard_at, *since):
+            if quiet_from is not None and now - quiet_from < self.quiet_s:
+                return False
+        return True
+
+    def _ask(self) -> float | str | None:
+        """Send the one ``AT-TRV`` (:func:`ask_line_voltage`); the caller has set
+        ``_in_flight`` under the lock, and it is cleared (waking the waiters) however the
+        question ends. Raises :class:`ModemUnavailable` when there is no modem to ask."""
+        try:
+            return ask_line_voltage(self.transport, self.probe_timeout_s)
+        finally:
+            with self._cond:
+                self._in_flight = False
+                self._asked_locked()
+                self._cond.notify_all()
+
+    def _asked_locked(self) -> None:
+        """Called under the lock once an ``AT-TRV`` is done, before the waiters wake."""
+
+    def _heard(self, event: Event) -> None:
+        """A modem event, on the transport's reader thread: a RING or caller ID is a call
+        coming in before the daemon has said so. Takes no lock (must never hold the reader
+        up)."""
+        if isinstance(event, Ring | CallerId):
+            self._heard_at = self._clock()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class AutoLineSense(_QuietAsker):
     """``line_sense.source = "auto"``: chooses a source once the modem is connected, then is
     that source. See the module docstring.
 
@@ -666,17 +746,18 @@ class AutoLineSense:
     ) -> None:
         if attempts < 1:
             raise ValueError(f"attempts is {attempts}; expected 1 or more")
-        self.transport = transport
+        super().__init__(
+            transport,
+            clock=clock,
+            quiet_s=quiet_s,
+            probe_timeout_s=probe_timeout_s,
+            wait_slice_s=wait_slice_s,
+        )
         self.gpio_pin = gpio_pin
-        self.probe_timeout_s = probe_timeout_s
         self.attempts = attempts
         self.retry_s = retry_s
-        self.quiet_s = quiet_s
-        self.wait_slice_s = wait_slice_s
         self._make = make
         self._on_decided = on_decided
-        self._clock = clock
-        self._cond = threading.Condition(threading.RLock())
         self._chosen: LineSense | None = None
         self.choice: Choice | None = None
         """What was chosen and why; None until then."""
@@ -685,12 +766,8 @@ class AutoLineSense:
         :func:`ask_line_voltage`); None until then, or when it was not asked."""
         self._active = False
         self._paused = 0
-        self._in_flight = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._no_answers = 0
         self._next_try: float | None = None
-        self._heard_at: float | None = None  # when the modem last reported a call coming in
         self._waiting = "waiting for the modem to connect"
 
     @property
@@ -722,22 +799,10 @@ class AutoLineSense:
 
     def start(self) -> None:
         """Start the thread that waits for the modem and chooses; returns at once."""
-        with self._cond:
-            if self._thread is not None:
-                raise RuntimeError("line sense already started")
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="line-sense-auto", daemon=True)
-        self.transport.add_listener(self._heard)
-        self._thread.start()
+        self._start_thread("line-sense-auto", "line sense already started")
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
-        self.transport.remove_listener(self._heard)
+        self._stop_thread()
         with self._cond:
             chosen = self._chosen
         if chosen is not None:
@@ -773,14 +838,14 @@ class AutoLineSense:
     def may_ask(self) -> bool:
         """Whether the modem may be asked now: connected, the line quiet, nothing paused."""
         with self._cond:
-            now, heard_at = self._clock(), self._heard_at
+            now = self._clock()
             if self._chosen is not None or self._stopping:
                 return False
             if not self.transport.status.connected:
                 return False
             if self._active or self._paused:
                 return False
-            if heard_at is not None and now - heard_at < self.quiet_s:
+            if not self._quiet_at(now):
                 return False
             return self._next_try is None or now >= self._next_try
 
@@ -797,14 +862,10 @@ class AutoLineSense:
                 return False
             self._in_flight = True
         try:
-            answer = ask_line_voltage(self.transport, self.probe_timeout_s)
+            answer = self._ask()
         except ModemUnavailable as exc:
             log.debug("line sensing (auto): no modem to ask yet: %s", exc)
             return False
-        finally:
-            with self._cond:
-                self._in_flight = False
-                self._cond.notify_all()
         if answer == NO_ANSWER:
             with self._cond:
                 self._no_answers += 1
@@ -837,12 +898,6 @@ class AutoLineSense:
             except Exception:
                 log.exception("line sensing (auto): the on_decided listener failed")
         return True
-
-    def _heard(self, event: Event) -> None:
-        """A modem event, on the transport's reader thread: a RING or caller ID is a call
-        coming in before the daemon has said so (:meth:`set_active`). Takes no lock."""
-        if isinstance(event, Ring | CallerId):
-            self._heard_at = self._clock()
 
     def _log(self, choice: Choice, chosen: LineSense) -> None:
         if choice.source == "none":
@@ -928,7 +983,7 @@ class LineVoltage:
         }
 
 
-class LineVoltageWatch:
+class LineVoltageWatch(_QuietAsker):
     """Reads ``AT-TRV`` every ``check_s`` while the line is idle: is it dead? See the module
     docstring for when it may ask.
 
@@ -957,28 +1012,25 @@ class LineVoltageWatch:
             raise ValueError(f"check_s is {check_s}; expected a positive number of seconds")
         if dead_below_v <= 0:
             raise ValueError(f"dead_below_v is {dead_below_v}; expected a positive voltage")
-        self.transport = transport
+        super().__init__(
+            transport,
+            clock=clock,
+            quiet_s=quiet_s,
+            probe_timeout_s=probe_timeout_s,
+            wait_slice_s=wait_slice_s,
+        )
         self.check_s = check_s
         self.recheck_s = min(check_s, 10.0) if recheck_s is None else recheck_s
         self.dead_below_v = dead_below_v
-        self.quiet_s = quiet_s
-        self.probe_timeout_s = probe_timeout_s
-        self.wait_slice_s = wait_slice_s
         self._on_change = on_change
-        self._clock = clock
         self._wall = wall
-        self._cond = threading.Condition()
         self._reading = LineVoltage()
         self._low_since: dt.datetime | None = None  # the first of a run of low readings
         self._available = True
         self._seeded = not wait_for_seed
         self._active = False
-        self._stopping = False
-        self._in_flight = False
         self._next_due: float | None = None  # None: as soon as the line is quiet
         self._quiet_from: float | None = None  # the end of the last call
-        self._heard_at: float | None = None  # the last RING or caller ID (reader thread)
-        self._thread: threading.Thread | None = None
         self.asked_while_active = 0
         """``AT-TRV`` sent while a call was on (set_active True before the reply): should
         stay 0 but for the one-in-flight race the module docstring describes."""
@@ -995,24 +1047,10 @@ class LineVoltageWatch:
             return self._available
 
     def start(self) -> None:
-        with self._cond:
-            if self._thread is not None:
-                raise RuntimeError("the line-voltage watch is already started")
-            self._stopping = False
-            self._thread = threading.Thread(
-                target=self._run, name="line-voltage-watch", daemon=True
-            )
-        self.transport.add_listener(self._heard)
-        self._thread.start()
+        self._start_thread("line-voltage-watch", "the line-voltage watch is already started")
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
-        self.transport.remove_listener(self._heard)
+        self._stop_thread()
 
     def set_active(self, active: bool) -> None:
         """A call is ringing or on, or CallGuard holds the line: no readings. Never blocks."""
@@ -1041,10 +1079,9 @@ class LineVoltageWatch:
             return False
         if self._active or self._in_flight or not self.transport.status.connected:
             return False
-        now, heard_at = self._clock(), self._heard_at
-        for quiet_from in (heard_at, self._quiet_from):
-            if quiet_from is not None and now - quiet_from < self.quiet_s:
-                return False
+        now = self._clock()
+        if not self._quiet_at(now, self._quiet_from):
+            return False
         return self._next_due is None or now >= self._next_due
 
     def check(self) -> LineVoltage | None:
@@ -1057,17 +1094,15 @@ class LineVoltageWatch:
             self._next_due = self._clock() + self.check_s
         answer: float | str | None
         try:
-            answer = ask_line_voltage(self.transport, self.probe_timeout_s)
+            answer = self._ask()
         except ModemUnavailable as exc:
             log.debug("line voltage: no modem to ask: %s", exc)
             answer = NO_ANSWER
-        finally:
-            with self._cond:
-                self._in_flight = False
-                if self._active:
-                    self.asked_while_active += 1
-                self._cond.notify_all()
         return self._take(answer)
+
+    def _asked_locked(self) -> None:
+        if self._active:
+            self.asked_while_active += 1
 
     def _take(self, answer: float | str | None) -> LineVoltage | None:
         """Fold one answer in; tell ``on_change`` when what the status says has changed."""
@@ -1126,12 +1161,6 @@ class LineVoltageWatch:
             log.warning("the phone line is live again (AT-TRV %.1f V)", after.volts or 0.0)
         elif after.volts is None and not self._available:
             log.info("line voltage: not watched: %s", after.detail)
-
-    def _heard(self, event: Event) -> None:
-        """On the transport's reader thread: a RING or caller ID is a call coming in before
-        the daemon has said so. Takes no lock (must never hold the reader up)."""
-        if isinstance(event, Ring | CallerId):
-            self._heard_at = self._clock()
 
     def _wait_s(self) -> float:
         """Until the next check is due; else a slice (connected? quiet yet?)."""

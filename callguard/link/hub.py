@@ -58,7 +58,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from callguard.config import HubConfig
 from callguard.errors import CallGuardError, UsageError
@@ -412,8 +411,10 @@ class Hub:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        url = urlsplit(self.config.broker)
-        if not self.config.broker or not url.hostname:
+        from callguard.link.fleet import broker_of
+
+        broker = broker_of(self.config.broker)
+        if not broker.host:
             raise UsageError(
                 "[hub] broker is empty; set it to the group's broker, e.g. "
                 "broker = 'mqtt://127.0.0.1:1883'"
@@ -425,14 +426,13 @@ class Hub:
         )
         if self.config.username:
             client.username_pw_set(self.config.username, self._password())
-        if url.scheme == "mqtts":
+        if broker.tls:
             client.tls_set(ca_certs=self.config.ca_file or None)
         client.reconnect_delay_set(min_delay=1, max_delay=60)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        port = url.port or (8883 if url.scheme == "mqtts" else 1883)
-        client.connect_async(url.hostname, port, keepalive=60)
+        client.connect_async(broker.host, broker.port, keepalive=60)
         return client
 
     def _password(self) -> str | None:

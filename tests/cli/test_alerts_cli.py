@@ -7,22 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 from receivers import HTTPReceiver, SMTPReceiver
 
-from callguard.cli import main
 from callguard.store.outbox import Outbox
 
 pytest_plugins = ["receivers"]
-
-
-def run(cfg: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(["--config", str(cfg), *argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def with_urls(cfg: Path, *urls: str) -> Path:
@@ -51,8 +41,8 @@ def fill(state: Path) -> None:
 
 
 def test_list_with_no_outbox_says_so(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(cfg, capsys, "alerts", "list") == (0, "No alerts yet.\n", "")
-    code, out, _ = run(cfg, capsys, "alerts", "list", "--json")
+    assert run_cli(cfg, capsys, "alerts", "list") == (0, "No alerts yet.\n", "")
+    code, out, _ = run_cli(cfg, capsys, "alerts", "list", "--json")
     assert (code, json.loads(out)) == (0, [])
     assert not (cfg.parent / "state").exists()
 
@@ -61,7 +51,7 @@ def test_list_shows_each_alert_and_where_it_got_to(
     cfg: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fill(cfg.parent / "state")
-    code, out, _ = run(cfg, capsys, "alerts", "list")
+    code, out, _ = run_cli(cfg, capsys, "alerts", "list")
     assert code == 0
     assert "weekly-summary: This week [no-channels]" in out
     assert "no channels were in [alerts] urls" in out
@@ -74,7 +64,7 @@ def test_list_shows_each_alert_and_where_it_got_to(
 
 def test_list_json_has_every_field(cfg: Path, capsys: pytest.CaptureFixture[str]) -> None:
     fill(cfg.parent / "state")
-    code, out, _ = run(cfg, capsys, "alerts", "list", "--json", "--limit", "2")
+    code, out, _ = run_cli(cfg, capsys, "alerts", "list", "--json", "--limit", "2")
     assert code == 0
     alerts = json.loads(out)
     assert [a["kind"] for a in alerts] == ["weekly-summary", "grooming"]
@@ -99,7 +89,7 @@ def test_list_json_has_every_field(cfg: Path, capsys: pytest.CaptureFixture[str]
 def test_a_bad_limit_exits_2_naming_it(
     cfg: Path, capsys: pytest.CaptureFixture[str], limit: str
 ) -> None:
-    code, out, err = run(cfg, capsys, "alerts", "list", "--limit", limit)
+    code, out, err = run_cli(cfg, capsys, "alerts", "list", "--limit", limit)
     assert code == 2 and out == ""
     assert repr(limit) in err and "whole number" in err
 
@@ -107,7 +97,7 @@ def test_a_bad_limit_exits_2_naming_it(
 def test_test_with_no_channels_exits_2_naming_the_key(
     cfg: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run(cfg, capsys, "alerts", "test")
+    code, _, err = run_cli(cfg, capsys, "alerts", "test")
     assert code == 2
     assert "[alerts] urls" in err and "mailto://" in err
 
@@ -119,7 +109,7 @@ def test_test_sends_to_every_channel_and_exits_0(
     smtp_receiver: SMTPReceiver,
 ) -> None:
     with_urls(cfg, http_receiver.url, smtp_receiver.url)
-    code, out, _ = run(cfg, capsys, "alerts", "test")
+    code, out, _ = run_cli(cfg, capsys, "alerts", "test")
     assert code == 0
     assert [line.rsplit(": ", 1)[1] for line in out.splitlines()] == ["ok", "ok"]
     assert len(http_receiver.messages) == 1 and len(smtp_receiver.messages) == 1
@@ -131,7 +121,7 @@ def test_test_exits_1_when_a_channel_fails(
 ) -> None:
     with_urls(cfg, http_receiver.url, "json://user:hunter2@127.0.0.1:9/")
     http_receiver.fail()
-    code, out, err = run(cfg, capsys, "alerts", "test")
+    code, out, err = run_cli(cfg, capsys, "alerts", "test")
     assert code == 1
     lines = out.splitlines()
     assert len(lines) == 2 and all(": FAILED: " in line for line in lines)

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from helpers import SetClock, warned_call, write_config
+from helpers import SetClock, run_cli, warned_call, write_config
 
-from callguard.cli import main
 from callguard.config import from_dict
 from callguard.link.fleet import FleetLink
 from callguard.store.state import StateFiles
@@ -24,16 +23,6 @@ if TYPE_CHECKING:
 pytest_plugins = ["broker"]
 
 NOW = dt.datetime(2026, 11, 25, 9, 45, tzinfo=dt.UTC)
-
-
-def run(cfg: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main(["--config", str(cfg), *argv])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def volunteer_config(tmp: Path, server: Broker, **fleet: Any) -> Path:
@@ -101,7 +90,7 @@ def test_fleet_status_prints_each_unit_sorted_with_its_alert(
 ) -> None:
     cfg = volunteer_config(tmp_path, broker)
     began = time.monotonic()
-    code, out, err = run(cfg, capsys, "fleet", "status")
+    code, out, err = run_cli(cfg, capsys, "fleet", "status")
     assert time.monotonic() - began < 5.5
     assert code == 0, err
     lines = out.splitlines()
@@ -116,7 +105,9 @@ def test_fleet_status_prints_each_unit_sorted_with_its_alert(
 def test_fleet_status_json(
     broker: Broker, fleet: list[FleetLink], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(volunteer_config(tmp_path, broker), capsys, "fleet", "status", "--json")
+    code, out, err = run_cli(
+        volunteer_config(tmp_path, broker), capsys, "fleet", "status", "--json"
+    )
     assert code == 0, err
     units = json.loads(out)
     assert [u["unit"] for u in units] == ["unit-1", "unit-2", "unit-3"]
@@ -132,7 +123,7 @@ def test_fleet_status_json(
 def test_fleet_status_with_no_broker_set_names_the_key(
     cfg: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(cfg, capsys, "fleet", "status")
+    code, out, err = run_cli(cfg, capsys, "fleet", "status")
     assert code == 2 and out == ""
     assert "[fleet] broker" in err
 
@@ -145,7 +136,7 @@ def test_fleet_status_with_the_broker_unreachable_names_it_and_the_fix(
     url = f"mqtt://127.0.0.1:{free_port()}"
     cfg = volunteer_config(tmp_path, broker, broker=url)
     began = time.monotonic()
-    code, out, err = run(cfg, capsys, "fleet", "status")
+    code, out, err = run_cli(cfg, capsys, "fleet", "status")
     assert time.monotonic() - began < 5
     assert code == 1 and out == ""
     assert url in err and "check [fleet] broker" in err
@@ -158,6 +149,6 @@ def test_fleet_status_with_a_wrong_password_says_so(
     wrong.write_text("nope\n")
     wrong.chmod(0o600)
     cfg = volunteer_config(tmp_path, broker, password_file=str(wrong))
-    code, out, err = run(cfg, capsys, "fleet", "status")
+    code, out, err = run_cli(cfg, capsys, "fleet", "status")
     assert code == 1 and out == ""
     assert "refused the login as volunteer" in err and "password_file" in err

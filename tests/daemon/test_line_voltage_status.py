@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from helpers import live
+
 from callguard.cli.calls import _dead_line
-from callguard.core.call import LineState
-from callguard.daemon.status import UNKNOWN_LINE_VOLTAGE, Live, StatusBoard
+from callguard.daemon.status import UNKNOWN_LINE_VOLTAGE, StatusBoard
 from callguard.hardware.linesense import LineVoltage
 
 T0 = dt.datetime(2026, 3, 2, 14, 2, 7, tzinfo=dt.UTC)
-
-
-def live(**kw: object) -> Live:
-    values: dict[str, object] = {
-        "line": LineState.IDLE,
-        "off_hook": False,
-        "on_hook_failures": 0,
-        "current_call": None,
-        "grooming_alert": False,
-        "indicators": {},
-        "line_sense": {},
-        "lists": {},
-        "unlogged_calls": 0,
-    }
-    values.update(kw)
-    return Live(**values)  # type: ignore[arg-type]
 
 
 def board() -> StatusBoard:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from helpers import live
+
 from callguard.core.call import LineState
 from callguard.core.numbers import Category
 from callguard.core.record import CallRecord
 from callguard.core.screening import Action
-from callguard.daemon.status import Live, StatusBoard
+from callguard.daemon.status import StatusBoard
 from callguard.version import version_info
 
 T0 = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
@@ -35,22 +37,6 @@ def record(verdict: Action, impersonation: bool = False) -> CallRecord:
         name_claim=False,
         notes=(),
     )
-
-
-def live(**kw: object) -> Live:
-    values: dict[str, object] = {
-        "line": LineState.IDLE,
-        "off_hook": False,
-        "on_hook_failures": 0,
-        "current_call": None,
-        "grooming_alert": False,
-        "indicators": {},
-        "line_sense": {},
-        "lists": {},
-        "unlogged_calls": 0,
-    }
-    values.update(kw)
-    return Live(**values)  # type: ignore[arg-type]
 
 
 def test_the_snapshot_says_which_code_the_unit_runs() -> None:

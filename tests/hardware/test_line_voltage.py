@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import wait_for
+from helpers import ScriptedTransport, wait_for
 
 from callguard.hardware import linesense
 from callguard.hardware.linesense import NO_ANSWER, LineVoltage, LineVoltageWatch
-from callguard.modem import profiles
-from callguard.modem.protocol import CallerId, Error, Info, Ok, Ring
-from callguard.modem.protocol import LineVoltage as Volts
-from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable, Reply
+from callguard.modem.protocol import CallerId, Ring
+from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable
 from callguard.sim import SimModem
 
 T0 = dt.datetime(2026, 3, 2, 14, 2, 0, tzinfo=dt.UTC)
@@ -34,50 +30,6 @@ class Clocks:
 
     def wall(self) -> dt.datetime:
         return T0 + dt.timedelta(seconds=self.t)
-
-
-@dataclass
-class _Status:
-    connected: bool = True
-
-
-EventListener = Callable[[object], None]
-
-
-class ScriptedTransport:
-    """What the watch uses of ModemTransport; replies come from a script."""
-
-    def __init__(
-        self, *script: float | str | Exception | Callable[[], float], profile: str = "conexant"
-    ) -> None:
-        self.script = list(script)
-        self.sent: list[tuple[str, float | None]] = []
-        self.status = _Status()
-        self.profile = profiles.PROFILES[profile]
-        self.listeners: list[EventListener] = []
-
-    def add_listener(self, listener: EventListener) -> None:
-        self.listeners.append(listener)
-
-    def remove_listener(self, listener: EventListener) -> None:
-        self.listeners.remove(listener)
-
-    def hear(self, event: object) -> None:
-        for listener in self.listeners:
-            listener(event)
-
-    def command(self, command: str, timeout_s: float | None = None) -> Reply:
-        self.sent.append((command, timeout_s))
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        if callable(item):
-            item = item()
-        if item == "ERROR":
-            return Reply(command, final=Error("ERROR"))
-        if isinstance(item, str):
-            return Reply(command, [Info(command, item)], Ok())
-        return Reply(command, [Volts(item)], Ok())
 
 
 def watch(
@@ -119,7 +71,8 @@ def test_a_live_line_reads_its_volts_every_check_s() -> None:
         "checked": "2026-03-02T14:02:05+00:00",
         "detail": "48.2 V: the line is live",
     }
-    assert transport.sent == [("AT-TRV", 1.0)]  # a short timeout: never long on the session
+    assert transport.sent == ["AT-TRV"]
+    assert transport.timeouts == [1.0]  # a short timeout: never long on the session
     clocks.t = 64.9
     assert w.check() is None  # not due yet
     clocks.t = 65.0
@@ -261,7 +214,8 @@ def test_auto_waits_for_its_seed_and_takes_it_as_the_first_reading() -> None:
     clocks.t = 62.9
     assert w.check() is None  # the seed was this minute's reading
     clocks.t = 63.0
-    assert w.check() is not None and transport.sent == [("AT-TRV", 1.0)]
+    assert w.check() is not None and transport.sent == ["AT-TRV"]
+    assert transport.timeouts == [1.0]
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory  # type: ignore[import-untyped]
-from helpers import wait_for
+from helpers import ScriptedTransport, wait_for
 
 from callguard.core.hook import Debouncer, Hook, HookChange
 from callguard.errors import UsageError
 from callguard.hardware import linesense
 from callguard.hardware.linesense import GpioLineSense, LineSense, ModemLineSense, NoLineSense
 from callguard.modem import profiles
-from callguard.modem.protocol import CallerId, Error, Info, LineVoltage, Ok
-from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable, Reply
+from callguard.modem.protocol import CallerId
+from callguard.modem.transport import CommandTimeout, ModemTransport, ModemUnavailable
 from callguard.sim import SimModem
 
 ON, OFF = Hook.ON, Hook.OFF
@@ -301,37 +301,6 @@ def test_gpio_pin_that_cannot_be_used_is_reported_not_raised(
 # --------------------------------------------------------------------------------------------
 # The modem source, one poll at a time against a scripted transport (no threads)
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Status:
-    connected: bool = True
-
-
-class ScriptedTransport:
-    """Just what ModemLineSense uses of ModemTransport: replies come from a script."""
-
-    def __init__(
-        self, *script: float | str | Exception | Callable[[], float], profile: str = "conexant"
-    ) -> None:
-        self.script = list(script)
-        self.sent: list[str] = []
-        self.status = _Status()
-        self.profile = profiles.PROFILES[profile]
-        self.command_timeout_s = 0.5
-
-    def command(self, command: str, timeout_s: float | None = None) -> Reply:
-        self.sent.append(command)
-        item = self.script.pop(0)
-        if isinstance(item, Exception):
-            raise item
-        if callable(item):
-            item = item()  # something happening while the command is in flight
-        if item == "ERROR":
-            return Reply(command, final=Error("ERROR"))
-        if isinstance(item, str):
-            return Reply(command, [Info(command, item)], Ok())
-        return Reply(command, [LineVoltage(item)], Ok())
 
 
 def modem(
@@ -674,30 +643,12 @@ def test_choose_the_modem_then_a_set_module_then_none(
 
 
 class AutoTransport(ScriptedTransport):
-    """ScriptedTransport with what AutoLineSense also uses: event listeners, and connecting."""
+    """ScriptedTransport with what AutoLineSense also uses: connecting."""
 
     def __init__(self, *script: float | str | Exception, profile: str = "conexant") -> None:
         super().__init__(*script, profile=profile)
-        self.listeners: list[Callable[[object], None]] = []
-        self.timeouts: list[float | None] = []
         self.connected = threading.Event()
         self.connected.set()
-
-    def add_listener(self, listener: Callable[[object], None]) -> None:
-        self.listeners.append(listener)
-
-    def remove_listener(self, listener: Callable[[object], None]) -> None:
-        if listener in self.listeners:
-            self.listeners.remove(listener)
-
-    def event(self, event: object) -> None:
-        """As the reader thread passes on what the modem said."""
-        for listener in list(self.listeners):
-            listener(event)
-
-    def command(self, command: str, timeout_s: float | None = None) -> Reply:
-        self.timeouts.append(timeout_s)
-        return super().command(command, timeout_s)
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self.connected.wait(timeout_s)
@@ -855,7 +806,7 @@ def test_auto_asks_only_while_connected_and_the_line_is_quiet(make_rig: MakeRig)
     sense.set_active(False)
     transport.connected.clear()  # keeps the thread from asking: this test asks may_ask itself
     sense.start()  # listens to the modem's events
-    transport.event(CallerId("02079460123"))  # before the daemon has said a call is on
+    transport.hear(CallerId("02079460123"))  # before the daemon has said a call is on
     assert not sense.may_ask()
     clock.t += sense.quiet_s - 0.1
     assert not sense.may_ask()
