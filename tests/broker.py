@@ -186,14 +186,28 @@ def make_certificates(folder: Path) -> None:
     )
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
+@contextlib.contextmanager
+def running_broker(folder: Path, **kw: Any) -> Iterator[Broker]:
+    """A broker in ``folder`` (made here) for the ``with`` block; skips the test, saying why,
+    without Mosquitto."""
     if mosquitto() is None:
         pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
-    folder = tmp_path / "broker"
     folder.mkdir()
-    running = Broker(folder).start()
+    running = Broker(folder, **kw).start()
     try:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    with running_broker(tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> Iterator[Broker]:
+    """The same, listening with TLS only (``mqtts://``; its CA in ``ca_file``)."""
+    with running_broker(tmp_path / "tls-broker", tls=True) as running:
+        yield running

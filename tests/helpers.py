@@ -221,6 +221,16 @@ raise SystemExit(main(["--config", config, "run"]))
 """
 
 
+def callguard_cli(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`callguard --config CONFIG ARGV...` as a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "callguard", "--config", str(config), *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def terminated(proc: subprocess.Popen[str] | None) -> int | None:
     """SIGTERM ``proc`` if it still runs, and its exit code (None for no process)."""
     if proc is None:
@@ -263,12 +273,7 @@ class DaemonUnit:
         self._log: IO[str] | None = None
 
     def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return callguard_cli(self.config, *argv)
 
     def start(self) -> DaemonUnit:
         self.sim.start()

@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from broker import Broker
-from helpers import DaemonUnit, LinkProcess, terminated, wait_for, write_config
+from helpers import DaemonUnit, LinkProcess, callguard_cli, terminated, wait_for, write_config
 
 from callguard.config import from_dict
 from callguard.link.community import generate_private_key, sign_list
@@ -59,12 +59,7 @@ class Hub:
         self.proc: subprocess.Popen[str] | None = None
 
     def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "callguard", "--config", str(self.config), *argv],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return callguard_cli(self.config, *argv)
 
     def start(self) -> Hub:
         self.log = open(self.tmp / "hub.log", "w")  # noqa: SIM115 (closed in stop)

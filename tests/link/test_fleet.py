@@ -620,19 +620,6 @@ def test_no_broker_means_no_fleet_link(tmp_path: Path) -> None:
     link.stop()
 
 
-@pytest.fixture
-def tls_broker(tmp_path: Path) -> Iterator[Broker]:
-    from broker import Broker, mosquitto
-
-    if mosquitto() is None:
-        pytest.skip("mosquitto is not installed (sudo apt install mosquitto; make broker)")
-    folder = tmp_path / "tls-broker"
-    folder.mkdir()
-    running = Broker(folder, tls=True).start()
-    yield running
-    running.stop()
-
-
 def test_mqtts_with_the_groups_ca(tmp_path: Path, links: Links, tls_broker: Broker) -> None:
     """mqtts:// with [fleet] ca_file: the broker's certificate checked against the group's CA."""
     config = config_for(tmp_path, tls_broker, ca_file=str(tls_broker.ca_file))
