@@ -176,14 +176,14 @@ class Watcher:
         )
 
     def _cleared_message(self, alert: Mapping[str, Any]) -> Message:
-        by = str(alert.get("acknowledged_by") or "someone")
+        how = cleared_how(str(alert.get("acknowledged_by") or ""))
         when = self._at(alert.get("acknowledged"))
         return Message(
             key=f"cleared:{alert.get('raised')}:{alert.get('acknowledged')}",
             kind="cleared",
-            title=f"CallGuard: the grooming alert was cleared by {by} at {when}",
+            title=f"CallGuard: the grooming alert was cleared {how} at {when}",
             body=(
-                f"The grooming alert on {self.resident}'s phone was cleared by {by} at {when}: "
+                f"The grooming alert on {self.resident}'s phone was cleared {how} at {when}: "
                 "someone has checked. Nothing more to do unless you hear otherwise."
             ),
         )
@@ -402,6 +402,18 @@ class Watcher:
                 when = _when(call.get("started"))
                 if when is not None and start <= when < end:
                     yield when, call
+
+
+def cleared_how(by: str) -> str:
+    """Who or what cleared the alert, as the other carers read it: "by Sarah", "with the
+    button on the unit", "on the family page", "from the volunteers' dashboard"."""
+    if by == "the button":
+        return "with the button on the unit"
+    if by.startswith("family page"):
+        return "on the family page"
+    if by.startswith("the fleet"):
+        return "from the volunteers' dashboard"
+    return f"by {by}" if by else "by someone"
 
 
 def weekly_summary(

@@ -11,7 +11,7 @@ import pytest
 from helpers import SetClock, warned_call
 
 from callguard.config import from_dict
-from callguard.link.events import Message, Watcher, weekly_summary
+from callguard.link.events import Message, Watcher, cleared_how, weekly_summary
 from callguard.store.calllog import CallLog
 from callguard.store.state import StateFiles
 
@@ -260,3 +260,17 @@ def test_a_dead_line_for_the_threshold_and_back(unit: Unit) -> None:
     unit.status(line_voltage={"volts": None, "dead": None, "since": None, "checked": None})
     unit.later(minutes=30)
     assert unit.kinds() == []  # a modem that cannot tell says nothing
+
+
+@pytest.mark.parametrize(
+    ("by", "words"),
+    [
+        ("Sarah", "by Sarah"),
+        ("the button", "with the button on the unit"),
+        ("family page (192.168.1.20)", "on the family page"),
+        ("the fleet (MQTT)", "from the volunteers' dashboard"),
+        ("", "by someone"),
+    ],
+)
+def test_who_or_what_cleared_the_alert(by: str, words: str) -> None:
+    assert cleared_how(by) == words
