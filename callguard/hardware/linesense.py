@@ -141,6 +141,52 @@ def _call_listener(on_change: Callable[[HookChange], None], change: HookChange) 
         log.exception("line-sense listener failed on %r", change)
 
 
+class _Worker:
+    """A thread of its own (the subclass's ``_run``), started once and stopped by
+    ``_stopping``, set under ``_cond`` (which wakes the thread). The modem source, the auto
+    probe and the line-voltage watch share it."""
+
+    def __init__(self, cond: threading.Condition) -> None:
+        self._cond = cond
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def _start_thread(self, name: str, already: str) -> None:
+        """Start the thread (``already``: the RuntimeError's words if it was started before);
+        :meth:`_starting` runs just before it starts. Returns at once."""
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError(already)
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._starting()
+        self._thread.start()
+
+    def _stop_thread(self) -> None:
+        """Stop the thread and wait for it (at most :meth:`_join_s`; not when called from it),
+        then :meth:`_stopped`."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self._join_s())
+        self._stopped()
+
+    def _starting(self) -> None:
+        """Called once the thread is made, just before it starts (outside the lock)."""
+
+    def _stopped(self) -> None:
+        """Called at the end of :meth:`_stop_thread`."""
+
+    def _join_s(self) -> float:
+        """How long :meth:`_stop_thread` waits for the thread."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------------------------
 # The modem: AT-TRV
 # --------------------------------------------------------------------------------------------
@@ -148,7 +194,7 @@ def _call_listener(on_change: Callable[[HookChange], None], change: HookChange) 
 _NO_TRV_FIX = 'set line_sense.source = "gpio" with an opto sensor, or use a Conexant-based modem'
 
 
-class ModemLineSense:
+class ModemLineSense(_Worker):
     """Line voltage from a Conexant modem's ``AT-TRV``. See the module docstring."""
 
     name = "modem"
@@ -167,19 +213,17 @@ class ModemLineSense:
             raise ValueError(f"interval_s is {interval_s}; expected a positive number of seconds")
         if off_hook_below_v <= 0:
             raise ValueError(f"off_hook_below_v is {off_hook_below_v}; expected a positive voltage")
+        super().__init__(threading.Condition())
         self.transport = transport
         self.interval_s = interval_s
         self.off_hook_below_v = off_hook_below_v
         self._on_change = on_change
         self._clock = clock
         self._debouncer = Debouncer(hold_s)
-        self._cond = threading.Condition()
         self._active = False
         self._paused = 0
         self._gaps = 0  # bumped whenever readings stop (inactive, paused): spans no change
         self._in_flight = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._available = True
         self._detail = (
             f"line voltage from the modem (AT-TRV), off-hook below {off_hook_below_v:g} V"
@@ -206,20 +250,13 @@ class ModemLineSense:
 
     def start(self) -> None:
         """Start the polling thread; it sends nothing until :meth:`set_active` (True)."""
-        with self._cond:
-            if self._thread is not None:
-                raise RuntimeError("line sense already started")
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="line-sense-modem", daemon=True)
-        self._thread.start()
+        self._start_thread("line-sense-modem", "line sense already started")
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.transport.command_timeout_s + 2.0)
+        self._stop_thread()
+
+    def _join_s(self) -> float:
+        return self.transport.command_timeout_s + 2.0
 
     def set_active(self, active: bool) -> None:
         with self._cond:
@@ -642,7 +679,7 @@ def choose(
     return Choice("none", f"{why}, and no line-sense module is set (line_sense.gpio_pin)")
 
 
-class _QuietAsker:
+class _QuietAsker(_Worker):
     """What the auto probe and the line-voltage watch share: a thread of their own that sends
     one ``AT-TRV`` at a time (:meth:`_ask`), only while the line is quiet (:meth:`_quiet_at`:
     no RING or caller ID heard from the modem in the last ``quiet_s``). See the module
@@ -657,36 +694,26 @@ class _QuietAsker:
         probe_timeout_s: float,
         wait_slice_s: float,
     ) -> None:
+        super().__init__(threading.Condition(threading.RLock()))
         self.transport = transport
         self.quiet_s = quiet_s
         self.probe_timeout_s = probe_timeout_s
         self.wait_slice_s = wait_slice_s
         self._clock = clock
-        self._cond = threading.Condition(threading.RLock())
         self._in_flight = False
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._heard_at: float | None = None  # the last RING or caller ID (reader thread)
 
-    def _start_thread(self, name: str, already: str) -> None:
-        """Start the thread (``_run``) and listen for RING and caller ID; returns at once."""
-        with self._cond:
-            if self._thread is not None:
-                raise RuntimeError(already)
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+    def _starting(self) -> None:
+        """Listen for RING and caller ID from before the thread starts."""
         self.transport.add_listener(self._heard)
-        self._thread.start()
 
-    def _stop_thread(self) -> None:
-        """Stop the thread (waiting for an ``AT-TRV`` in flight) and stop listening."""
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.probe_timeout_s + self.wait_slice_s + 2.0)
+    def _stopped(self) -> None:
+        """Stop listening (after the wait for the thread)."""
         self.transport.remove_listener(self._heard)
+
+    def _join_s(self) -> float:
+        """Long enough for an ``AT-TRV`` in flight and one wait slice."""
+        return self.probe_timeout_s + self.wait_slice_s + 2.0
 
     def _quiet_at(self, now: float, *since: float | None) -> bool:
         """Whether the line has been quiet for ``quiet_s`` at ``now``: since the last RING or
@@ -717,9 +744,6 @@ class _QuietAsker:
         up)."""
         if isinstance(event, Ring | CallerId):
             self._heard_at = self._clock()
-
-    def _run(self) -> None:
-        raise NotImplementedError
 
 
 class AutoLineSense(_QuietAsker):
