@@ -8,7 +8,6 @@ group's community block list (a separate file of numbers only, see
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import time
 from pathlib import Path
@@ -17,10 +16,9 @@ from callguard.cli.common import Commands, Parser, open_store
 from callguard.core.lists import (
     LIST_NAMES,
     LIST_TITLES,
-    Entry,
-    expired,
     once_target,
     parse_duration,
+    shown_note,
     target_for,
 )
 from callguard.core.numbers import for_people
@@ -205,7 +203,12 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
     region = config.screening.region
     now = store.clock()
     rows = [
-        (shown(for_people(e.number, region)), shown(e.name), shown(_note(e, now)), e.added[:10])
+        (
+            shown(for_people(e.number, region)),
+            shown(e.name),
+            shown(shown_note(e, now)),
+            e.added[:10],
+        )
         for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -216,17 +219,6 @@ def _cmd_list_show(args: argparse.Namespace) -> int:
             f"added {shown(added)}"
         )
     return 0
-
-
-def _note(entry: Entry, now: dt.datetime) -> str:
-    """An entry's note; for an ``allow once`` entry, until when it lets the caller through."""
-    expires = entry.extra.get("expires")
-    if not expires:
-        return entry.note
-    if expired(entry, now):
-        return "let through once: ran out"
-    until = dt.datetime.fromisoformat(str(expires)).astimezone(now.tzinfo)
-    return f"let through once, until {until:%H:%M on %d %b}"
 
 
 def _cmd_list_import(args: argparse.Namespace) -> int:

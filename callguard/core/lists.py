@@ -129,6 +129,17 @@ def expired(entry: Entry, now: dt.datetime) -> bool:
     return now >= until
 
 
+def shown_note(entry: Entry, now: dt.datetime) -> str:
+    """An entry's note as a list shows it; for an ``allow once`` entry, until when it lets the
+    caller through (the CLI's ``allow list`` and the family page's Lists)."""
+    if not entry.extra.get("expires"):
+        return entry.note
+    if expired(entry, now):  # also an expiry that cannot be read
+        return "let through once: ran out"
+    until = dt.datetime.fromisoformat(str(entry.extra["expires"])).astimezone(now.tzinfo)
+    return f"let through once, until {until:%H:%M on %d %b}"
+
+
 ONCE_DEFAULT = dt.timedelta(hours=2)
 ONCE_LONGEST = dt.timedelta(days=7)
 _DURATION = re.compile(

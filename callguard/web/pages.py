@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from callguard.core.lists import LIST_TITLES, Entry, expired
+from callguard.core.lists import LIST_TITLES, Entry, shown_note
 from callguard.core.numbers import for_people
 from callguard.core.record import is_unknown_caller
 from callguard.store.state import so_far_s
@@ -197,26 +197,12 @@ def entry_rows(entries: Iterable[Entry], region: str, now: dt.datetime) -> list[
             key=e.number,
             number=shown(for_people(e.number, region)),
             name=shown(e.name),
-            note="Included with CallGuard" if e.extra.get("shipped") else shown(_note(e, now)),
+            note="Included with CallGuard" if e.extra.get("shipped") else shown(shown_note(e, now)),
             added=shown(e.added[:10]),
             shipped=bool(e.extra.get("shipped")),
         )
         for e in rows
     ]
-
-
-def _note(entry: Entry, now: dt.datetime) -> str:
-    """An entry's note; for an ``allow once`` entry, until when it lets the caller through."""
-    expires = entry.extra.get("expires")
-    if not expires:
-        return entry.note
-    if expired(entry, now):
-        return "let through once: ran out"
-    try:
-        until = dt.datetime.fromisoformat(str(expires)).astimezone(now.tzinfo)
-    except ValueError:
-        return "let through once: ran out"
-    return f"let through once, until {until:%H:%M on %d %b}"
 
 
 LIST_INTROS = {
