@@ -78,6 +78,22 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def screening_state(status: Mapping[str, Any] | None, alive: Callable[[int], bool]) -> str:
+    """What the daemon's status says of screening: "running", "stopped" (a clean stop), or
+    "not running" (no status, or it says running but its process is gone: a kill -9)."""
+    daemon = (status or {}).get("daemon")
+    if daemon not in ("running", "stopped"):
+        return "not running"
+    pid = (status or {}).get("pid")
+    if daemon == "running" and isinstance(pid, int) and not alive(pid):
+        return "not running"
+    return str(daemon)
+
+
+def screening_runs(status: Mapping[str, Any] | None, alive: Callable[[int], bool]) -> bool:
+    return screening_state(status, alive) == "running"
+
+
 class Watcher:
     """Turns what the store shows into :class:`Message` s; see the module docstring."""
 
@@ -279,7 +295,7 @@ class Watcher:
         if not minutes:
             return []
         status = self.state.read_status()
-        running = _running(status, self.alive)
+        running = screening_runs(status, self.alive)
         out = self._problem(
             "screening",
             not running,
@@ -491,13 +507,6 @@ def _when(text: object) -> dt.datetime | None:
 def _short_when(call: Mapping[str, Any]) -> str:
     when = _when(call.get("started"))
     return f"{when:%a} {when:%H:%M}" if when else "?"
-
-
-def _running(status: Mapping[str, Any] | None, alive: Callable[[int], bool]) -> bool:
-    if not status or status.get("daemon") != "running":
-        return False
-    pid = status.get("pid")
-    return not isinstance(pid, int) or alive(pid)
 
 
 def _last_due(now: dt.datetime, weekday: int, hour: int, minute: int) -> dt.datetime:

@@ -48,7 +48,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from callguard.config import Config, FleetConfig
-from callguard.link.events import Message, pid_alive
+from callguard.link.events import Message, pid_alive, screening_state
 from callguard.link.secret import SecretError, read_secret
 from callguard.store.state import StateFiles
 
@@ -327,7 +327,7 @@ class FleetLink:
         ``version``, ``line_sense`` (its source), ``caller_id_timing``, ``clock_synchronised``,
         ``line_dead`` (true/false, null when unknown). No caller's number is in it."""
         status = status or {}
-        daemon = _running_state(status, self.alive)
+        daemon = screening_state(status, self.alive)
         running = daemon == "running"
         last = status.get("last_call")
         last = last if isinstance(last, dict) else {}
@@ -366,7 +366,7 @@ class FleetLink:
     def selftest(self, status: dict[str, Any] | None) -> dict[str, Any]:
         """What the ``selftest`` command answers: each check passed or failed, in words."""
         status = status or {}
-        running = _running_state(status, self.alive) == "running"
+        running = screening_state(status, self.alive) == "running"
         checks: list[dict[str, Any]] = []
 
         def check(name: str, ok: bool, good: str, bad: str) -> None:
@@ -628,7 +628,7 @@ class FleetLink:
     def _reload(self) -> None:
         status = self.state.read_status() or {}
         pid = status.get("pid")
-        if _running_state(status, self.alive) != "running" or not isinstance(pid, int):
+        if screening_state(status, self.alive) != "running" or not isinstance(pid, int):
             log.warning("fleet: reload asked for, but screening is not running")
             return
         try:
@@ -640,16 +640,6 @@ class FleetLink:
 
     def _now(self) -> str:
         return self.clock().isoformat(timespec="seconds")
-
-
-def _running_state(status: dict[str, Any], alive: Callable[[int], bool]) -> str:
-    daemon = status.get("daemon")
-    if daemon not in ("running", "stopped"):
-        return "not running"
-    pid = status.get("pid")
-    if daemon == "running" and isinstance(pid, int) and not alive(pid):
-        return "not running"
-    return str(daemon)
 
 
 def _json(data: Any) -> bytes:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from callguard import config as config_mod
 from callguard.config import Config
 from callguard.link.delivery import Channels, Deliverer
-from callguard.link.events import Watcher, pid_alive
+from callguard.link.events import Watcher, pid_alive, screening_runs
 from callguard.store.calllog import CallLog
 from callguard.store.files import Signature, file_signature
 from callguard.store.outbox import Outbox
@@ -206,10 +206,7 @@ class Link:
     def unit_well(self) -> bool:
         """Screening runs and has the modem: what the heartbeat vouches for."""
         status = self.state.read_status()
-        if not status or status.get("daemon") != "running" or status.get("modem") != "connected":
-            return False
-        pid = status.get("pid")
-        return not isinstance(pid, int) or self.alive(pid)
+        return screening_runs(status, self.alive) and (status or {}).get("modem") == "connected"
 
     def _beat(self) -> None:
         url = self.config.alerts.heartbeat_url
