@@ -70,6 +70,7 @@ __all__ = [
     "country_of",
     "for_people",
     "from_caller_id",
+    "is_e164",
     "load_country_names",
     "load_places",
     "parse_places",
@@ -247,6 +248,12 @@ def from_caller_id(
 
 _UK_NATIONAL: Final = re.compile(r"0[1-9][0-9]{8,9}")
 _E164_WHOLE: Final = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def is_e164(number: object) -> bool:
+    """Whether ``number`` is written as a full number in E.164 (``+``, then 7 to 15 ASCII
+    digits, the first not 0); whether such a number exists is :func:`parse_typed`'s question."""
+    return isinstance(number, str) and _E164_WHOLE.fullmatch(number) is not None
 
 
 def quick_key(raw: str | None, region: str = "GB") -> str | None:

@@ -41,11 +41,11 @@ import datetime as dt
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from callguard.core.numbers import is_e164
 from callguard.errors import CallGuardError
 from callguard.store.biglist import community_path, write_biglist
 from callguard.store.files import os_error_advice, write_atomically
@@ -78,7 +78,6 @@ STATE_FILE: Final = "community-block.json"
 """Beside the list file in ``storage.dir``: the version of the group's list it holds."""
 REASONS: Final = ("impersonation", "family-blocked")
 
-_E164: Final = re.compile(r"\+[1-9][0-9]{6,14}")  # ASCII digits only, unlike \d
 _REFUSED: Final = "the list in use is unchanged"
 
 
@@ -91,11 +90,6 @@ class CommunityList:
     numbers: tuple[str, ...]
     version: int
     created: dt.datetime
-
-
-def is_e164(number: object) -> bool:
-    """Whether ``number`` is a full number in E.164 form (``+`` and 7 to 15 digits)."""
-    return isinstance(number, str) and _E164.fullmatch(number) is not None
 
 
 def canonical(listed: Mapping[str, Any]) -> bytes:

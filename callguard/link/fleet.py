@@ -109,9 +109,9 @@ def _strip_run(run: str, replacement: str) -> str:
 def e164_of(number: str, region: str = "GB") -> str | None:
     """``number`` (as caller ID or a person writes it) in E.164, or None for a short code, a
     withheld caller or digits that make no number."""
-    from callguard.core.numbers import from_caller_id, quick_key
+    from callguard.core.numbers import from_caller_id
 
-    return quick_key(number, region) or from_caller_id(number, region).e164
+    return from_caller_id(number, region).e164
 
 
 # -- the broker's address and the unit's password -----------------------------------------------
