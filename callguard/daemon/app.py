@@ -274,6 +274,7 @@ class Daemon:
             on_status=lambda status: self._queue.put(("status", status)),
         )
         self.transport.add_listener(self._line_event)
+        self.transport.set_first_look(self._first_look_on_reader)
         self.actions.transport = self.transport
         self.voltage = linesense.LineVoltageWatch(
             self.transport,
@@ -478,18 +479,36 @@ class Daemon:
     def _seize_first(self, event: CallerId, now: Moment) -> None:
         """A new call from a number the lists block outright is seized before anything else,
         the number parsed and screened after (a few hundred microseconds sooner: those count
-        on a Pi Zero). Only from idle, with the lists current; the call machine's screening
-        follows as always and has the last word (:meth:`ActionRunner.settle_first`)."""
-        if self.machine.phase is not Phase.IDLE or self.actions.off_hook or event.refined:
-            return
-        key = quick_key(event.number, self.config.screening.region)
-        if key is None or not self.index.folder_unchanged():
-            return
-        if screening.blocks_outright(key, self.index.snapshot(), now.wall):
+        on a Pi Zero). Mostly the modem's reader has taken the line already, the moment the
+        caller ID arrived (:meth:`_blocks_outright`, the transport's first look); otherwise
+        (the modem busy with another command just then) the same look is taken here. The call
+        machine's screening follows as always and has the last word
+        (:meth:`ActionRunner.settle_first`)."""
+        transport = self.transport
+        taken = transport is not None and transport.claim_first_look(event)
+        if taken or self._blocks_outright(event):
             try:
-                self.actions.seize_first()
+                self.actions.seize_first()  # after the reader's ATH1: waits for its reply
             except Exception:  # the call machine's own Seize tries again
                 log.exception("could not take the line at the first look")
+
+    def _first_look_on_reader(self, event: CallerId) -> bool:
+        """The transport's first look: ``ATH1`` from the reader, unless a blocked caller is to
+        hear the announcement (the voice session takes the line itself, from the loop)."""
+        announce = self.config.block.announce and self.actions.announcement is not None
+        return not announce and self._blocks_outright(event)
+
+    def _blocks_outright(self, event: CallerId) -> bool:
+        """The first look: whether ``event`` is a new call, from idle, that the lists in force
+        block outright, by string work on the number alone. Asked on the modem's reader thread
+        (so it only reads: attributes the loop swaps whole, one stat()) and by the loop."""
+        if event.refined or self.machine.phase is not Phase.IDLE or self.actions.off_hook:
+            return False
+        key = quick_key(event.number, self.config.screening.region)
+        if key is None:
+            return False
+        lists = self.index.trusted_snapshot()
+        return lists is not None and screening.blocks_outright(key, lists, self.clock())
 
     def _hook(self, change: HookChange, now: Moment) -> list[CallAction]:
         ago = max(0.0, now.mono - change.at)  # line sensing dates changes on the same clock

@@ -21,6 +21,15 @@ daemons can never share a modem. Two kinds of thread:
   (the daemon puts events on its own queue); calling :meth:`ModemTransport.command` from a
   listener would wait for a reply that only this thread can read, so it raises instead.
 
+The **first look** (:meth:`ModemTransport.set_first_look`) is the one write a reader makes: the
+daemon's predicate is asked about each new caller ID on the reader thread, before any listener,
+and when it says "blocked outright" the reader writes ``ATH1`` there and then, no hand-over to
+another thread, if the session is free at that instant (it never waits for it; when busy, the
+daemon's own loop seizes as before). Nobody waits for that ``ATH1``'s reply on the reader: it is
+owed to the next ``ATH1`` anyone sends, which adopts it instead of writing again (the daemon's
+seize, told by :meth:`ModemTransport.claim_first_look`), and any other command waits it out
+first, so the modem still answers one command at a time.
+
 A read or write that fails does not close anything: it *reports* the failure (the link is
 marked lost and whoever waits on it is woken) and the supervisor, woken too, does the closing.
 
@@ -215,6 +224,10 @@ class _Link:
         self.ser = ser
         self.proto = ModemProtocol()
         self.pending: _Pending | None = None
+        self.early: _Pending | None = None
+        """An ``ATH1`` the reader wrote on the first look, its reply not yet waited for."""
+        self.early_for: CallerId | None = None
+        """The caller ID that ``ATH1`` was for, until the daemon claims it."""
         self.lost = threading.Event()
         self.reason = ""
         self.reader: threading.Thread | None = None
@@ -301,6 +314,7 @@ class ModemTransport:
         self._status = TransportStatus(LinkState.DISCONNECTED, "not started", port)
         self._status_lock = threading.Lock()
         self._connected = threading.Event()
+        self._first_look: Callable[[CallerId], bool] | None = None
 
     # -- public API ------------------------------------------------------------------------
 
@@ -315,6 +329,22 @@ class ModemTransport:
     def remove_listener(self, listener: EventListener) -> None:
         with contextlib.suppress(ValueError):
             self._listeners.remove(listener)
+
+    def set_first_look(self, look: Callable[[CallerId], bool] | None) -> None:
+        """Have the reader take the line itself for a caller ID ``look`` says to block outright
+        (module docstring). ``look`` runs on the reader thread: it must be quick, must not
+        block and must not send commands; an exception from it counts as "no"."""
+        self._first_look = look
+
+    def claim_first_look(self, event: CallerId) -> bool:
+        """True once if the reader wrote ``ATH1`` for ``event`` on the current link: the line
+        is (being) taken, and the claimer's own ``ATH1`` adopts the reply. False otherwise."""
+        with self._io_lock:
+            link = self._link
+            if link is None or link.early_for is not event:
+                return False
+            link.early_for = None
+            return True
 
     def start(self) -> None:
         """Start the supervisor; it connects in the background. Returns at once."""
@@ -536,30 +566,31 @@ class ModemTransport:
         if own:
             self._beat()
         with self._session:
+            adopted = self._settle_first_look(label if raw is None else None, timeout)
             with self._io_lock:
                 link = self._link
                 if own and self._stop.is_set():
                     raise ModemUnavailable(f"the transport on {self.port} is stopping")
-                if link is None or link.lost.is_set():
-                    raise ModemUnavailable(self._not_connected())
-                if raw is None:
-                    data = link.proto.send_command(label)
-                    command = link.proto.awaiting
-                    assert command is not None
+                if adopted is not None:
+                    link, pending = adopted
                 else:
-                    data = raw
-                    command = link.proto.expect_final(label)
-                pending = _Pending(command, label, cancel_on_stop=own)
-                link.pending = pending
+                    if link is None or link.lost.is_set():
+                        raise ModemUnavailable(self._not_connected())
+                    if raw is None:
+                        data = link.proto.send_command(label)
+                        command = link.proto.awaiting
+                        assert command is not None
+                    else:
+                        data = raw
+                        command = link.proto.expect_final(label)
+                    pending = _Pending(command, label, cancel_on_stop=own)
+                    link.pending = pending
             try:
-                self._write(link, data)
+                if adopted is None:
+                    self._write(link, data)
                 pending.done.wait(timeout)
             finally:
-                with self._io_lock:
-                    if link.pending is pending:
-                        link.pending = None
-                    if pending.reply.final is None:
-                        link.proto.cancel_command(command)  # a late answer is nobody's reply
+                self._forget(link, pending)
             if own:
                 self._beat()
             if pending.reply.final is not None:
@@ -570,6 +601,33 @@ class ModemTransport:
             if link.lost.is_set():
                 raise ModemUnavailable(link.reason or self._not_connected())
             raise CommandTimeout(f"no reply to {label} from {self.port} within {timeout:g} s")
+
+    def _forget(self, link: _Link, pending: _Pending) -> None:
+        """The wait for ``pending`` is over: no longer the link's, and a reply still owed is
+        cancelled in the parser (a late answer is nobody's reply)."""
+        with self._io_lock:
+            if link.pending is pending:
+                link.pending = None
+            if pending.reply.final is None:
+                link.proto.cancel_command(pending.command)
+
+    def _settle_first_look(
+        self, label: str | None, timeout: float
+    ) -> tuple[_Link, _Pending] | None:
+        """Session held: an ``ATH1`` the reader wrote and nobody has waited for yet is adopted
+        by an ``ATH1`` (returned: wait for it instead of writing again) and waited out first by
+        anything else (at most ``timeout``)."""
+        with self._io_lock:
+            link = self._link
+            early = None if link is None else link.early
+            if link is None or early is None:
+                return None
+            link.early = None
+            if label is not None and label.strip().upper() == "ATH1":
+                return link, early
+        early.done.wait(timeout)
+        self._forget(link, early)
+        return None
 
     def _write(self, link: _Link, data: bytes) -> None:
         """Write to ``link`` (session held, no other lock); a failure fails the link."""
@@ -640,6 +698,11 @@ class ModemTransport:
                     event,
                 )
         self._last_alive = now
+        look = self._first_look
+        if look is not None:
+            for event in events:
+                if isinstance(event, CallerId) and not event.refined:
+                    self._seize_on_first_look(link, event, look)
         for event in events:
             if isinstance(event, Ring | CallerId | DleCode):
                 self._last_line_activity = now
@@ -650,6 +713,33 @@ class ModemTransport:
                     listener(event)
                 except Exception:
                     log.exception("modem event listener failed on %r", event)
+
+    def _seize_on_first_look(
+        self, link: _Link, event: CallerId, look: Callable[[CallerId], bool]
+    ) -> None:
+        """On the reader: ``ATH1`` now if ``look`` blocks ``event`` outright and the session is
+        free this instant (module docstring). Never waits; a failure leaves it to the daemon."""
+        try:
+            if not look(event):
+                return
+        except Exception:
+            log.exception("the first look at %r failed; the daemon screens it as usual", event)
+            return
+        if not self._session.acquire(blocking=False):
+            return  # a command or voice session in progress: the daemon's own seize waits for it
+        try:
+            with self._io_lock:
+                if self._link is not link or link.lost.is_set() or link.pending or link.early:
+                    return
+                data = link.proto.send_command("ATH1")
+                command = link.proto.awaiting
+                assert command is not None
+                link.pending = link.early = _Pending(command, "ATH1", cancel_on_stop=False)
+                link.early_for = event
+            with contextlib.suppress(ModemUnavailable):  # the link is lost: the daemon hears
+                self._write(link, data)
+        finally:
+            self._session.release()
 
     def _port_lost(self, link: _Link, reason: str) -> None:
         """Mark ``link`` failed and wake its waiter and the supervisor, which closes it.

@@ -273,8 +273,16 @@ class ListIndex:
         state in force was read (one stat()): every write of a list or of the community list
         is a rename, so the seize path's first look trusts the lists on this. A file edited
         in place is seen by :meth:`is_current` (the reloader's own check) instead."""
-        signature = self._state.folder_signature  # None until loaded and settled
-        return signature is not None and file_signature(self.store.dir) == signature
+        return self.trusted_snapshot() is not None
+
+    def trusted_snapshot(self) -> IndexState | None:
+        """The state in force if :meth:`folder_unchanged` (judged on that same state), else
+        None. Safe from any thread: the state is swapped whole, never changed."""
+        state = self._state
+        signature = state.folder_signature  # None until loaded and settled
+        if signature is None or file_signature(self.store.dir) != signature:
+            return None
+        return state
 
     def is_current(self) -> bool:
         """Whether the state in force was read from the files as they are now (a few stat()s)."""

@@ -3,6 +3,7 @@ the call machine parses it; the full screening follows and has the last word."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from helpers import Running, wait_for
 import callguard.core.call as call_module
 from callguard.core import screening
 from callguard.core.lists import target_for
+from callguard.modem.transport import ModemTransport
 from callguard.sim import Call
 from callguard.store import index as index_module
 from callguard.store.index import ListIndex
@@ -53,11 +55,25 @@ def test_a_folder_changed_within_the_tick_is_not_trusted(tmp_path: Path) -> None
     assert not index.folder_unchanged()
 
 
+@pytest.mark.parametrize("where", ["reader", "loop"])
 def test_a_blocked_number_is_seized_before_it_is_parsed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None, where: str
 ) -> None:
+    """On the modem's reader as the caller ID arrives, or (the modem busy with a command just
+    then: the reader's look stood aside) first thing on the daemon's loop."""
     Store(tmp_path / "state").add("block", target_for(SCAM, "GB"), name="scam")
     line_taken_at_parse: list[bool] = []
+    if where == "loop":
+        monkeypatch.setattr(ModemTransport, "_seize_on_first_look", lambda *args: None)
+    seized_on: list[str] = []  # the thread each ATH1 was written from
+    write = ModemTransport._write
+
+    def watched_write(transport: ModemTransport, link: Any, data: bytes) -> None:
+        if data.upper().startswith(b"ATH1"):
+            seized_on.append(threading.current_thread().name)
+        write(transport, link, data)
+
+    monkeypatch.setattr(ModemTransport, "_write", watched_write)
     with Running(tmp_path) as r:
         parse = call_module.from_caller_id
 
@@ -73,6 +89,9 @@ def test_a_blocked_number_is_seized_before_it_is_parsed(
         assert line_taken_at_parse == [True]
         # one ATH1: the call machine's own Seize found the line taken
         assert len([c for _, c in r.sim.commands if c.upper() == "ATH1"]) == seizes + 1
+        assert len(seized_on) == 1 and seized_on[0].startswith("modem-reader") == (
+            where == "reader"
+        )
         unknown = r.sim.place_call(Call(number="01707354000", rings=1)).wait(30)
         assert unknown.outcome != "seized"
         assert line_taken_at_parse == [True, False]
