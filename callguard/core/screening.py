@@ -272,17 +272,18 @@ def screen(
     return verdict
 
 
-def blocks_outright(key: str, lists: Lookup, now: dt.datetime) -> bool:
+def blocks_outright(key: str, lists: Lookup, clock: Callable[[], dt.datetime]) -> bool:
     """Whether :func:`screen` is sure to block a caller whose key is ``key``, from whole-number
     entries alone: the seize path's first look, before the number is parsed.
 
     The same order as POLICY and COMMUNITY_STEP. A prefix rule leaves it undecided (False):
     a prefix covers numbers that may not exist, which screening keeps off the lists. False is
-    always safe: the full screening follows, and seizes if it should.
+    always safe: the full screening follows, and seizes if it should. ``clock`` is read only
+    for an entry that can run out (an ``allow once``): the seize path does not wait for it.
     """
     for step in POLICY:
         match = lists.match(step.list_name, key)
-        if match is None or expired(match.entry, now):
+        if match is None or ("expires" in match.entry.extra and expired(match.entry, clock())):
             continue
         return match.how == "exact" and step.action is Action.BLOCK
     community: Callable[[str], Match | None] | None = getattr(lists, "match_community", None)

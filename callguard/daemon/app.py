@@ -434,12 +434,13 @@ class Daemon:
     def _handle(self, kind: str, payload: Any) -> None:
         now = self._now()
         try:
+            taken = kind == "modem" and self._taken_by_reader(payload)
             sensing = self.line_sense.available  # "auto" decides once the modem is there
             self.machine.line_sensing = sensing
             self.machine.line_warning = sensing and self.config.warning.line
             actions: list[CallAction] = []
             if kind == "modem":
-                actions = self._modem_event(payload, now)
+                actions = self._modem_event(payload, now, taken)
             elif kind == "status":
                 actions = self._modem_status(payload, now)
             elif kind == "hook":
@@ -464,9 +465,21 @@ class Daemon:
             log.exception("error while handling %s %r; the call rings through", kind, payload)
             self._recover(now)
 
-    def _modem_event(self, event: Event, now: Moment) -> list[CallAction]:
+    def _taken_by_reader(self, event: Event) -> bool:
+        """Whether the modem's reader took the line for this caller ID (the transport's first
+        look); if so the line counts as off-hook from here on, whatever follows, so an error
+        handling the call still puts it down."""
+        transport = self.transport
+        if not isinstance(event, CallerId) or transport is None:
+            return False
+        if not transport.claim_first_look(event):
+            return False
+        self.actions.off_hook = True
+        return True
+
+    def _modem_event(self, event: Event, now: Moment, taken: bool) -> list[CallAction]:
         if isinstance(event, CallerId):
-            self._seize_first(event, now)
+            self._seize_first(event, taken)
             actions = self.machine.caller_id(event, now)
             if not event.refined and self.cid_timing.saw(self.machine.current):
                 self.board.changed()
@@ -476,16 +489,13 @@ class Daemon:
             return self.machine.ring(now)
         return []
 
-    def _seize_first(self, event: CallerId, now: Moment) -> None:
+    def _seize_first(self, event: CallerId, taken: bool) -> None:
         """A new call from a number the lists block outright is seized before anything else,
         the number parsed and screened after (a few hundred microseconds sooner: those count
-        on a Pi Zero). Mostly the modem's reader has taken the line already, the moment the
-        caller ID arrived (:meth:`_blocks_outright`, the transport's first look); otherwise
-        (the modem busy with another command just then) the same look is taken here. The call
-        machine's screening follows as always and has the last word
-        (:meth:`ActionRunner.settle_first`)."""
-        transport = self.transport
-        taken = transport is not None and transport.claim_first_look(event)
+        on a Pi Zero). Mostly the modem's reader has ``taken`` the line already, the moment the
+        caller ID arrived (:meth:`_first_look_on_reader`); otherwise (the modem busy with
+        another command just then) the same look is taken here. The call machine's screening
+        follows as always and has the last word (:meth:`ActionRunner.settle_first`)."""
         if taken or self._blocks_outright(event):
             try:
                 self.actions.seize_first()  # after the reader's ATH1: waits for its reply
@@ -508,7 +518,7 @@ class Daemon:
         if key is None:
             return False
         lists = self.index.trusted_snapshot()
-        return lists is not None and screening.blocks_outright(key, lists, self.clock())
+        return lists is not None and screening.blocks_outright(key, lists, self.clock)
 
     def _hook(self, change: HookChange, now: Moment) -> list[CallAction]:
         ago = max(0.0, now.mono - change.at)  # line sensing dates changes on the same clock

@@ -396,6 +396,9 @@ def absence_of(text: str) -> Absence | None:
 
 _NUMBER_RE = re.compile(r"^\+?[0-9][0-9 ()\-.]*$")
 _VOLTS_RE = re.compile(r"^([+-]?\d{1,3}(?:\.\d+)?)\s*V?$", re.IGNORECASE)
+_LINE_ENDS_RE = re.compile(rb"[\r\n]+")
+_NOT_DIGIT_RE = re.compile(r"[^0-9]")
+_SPACES_RE = re.compile(r"\s+")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 _FINAL_RESULTS: dict[str, type[Event]] = {
@@ -416,7 +419,7 @@ def classify_number(raw: str) -> tuple[str | None, Absence | None]:
     if word in ABSENCE_WORDS:
         return None, ABSENCE_WORDS[word]
     if _NUMBER_RE.match(value):
-        digits = re.sub(r"[^0-9]", "", value)
+        digits = _NOT_DIGIT_RE.sub("", value)
         return ("+" + digits if value.startswith("+") else digits), None
     return None, Absence.OTHER
 
@@ -527,6 +530,29 @@ class ModemProtocol:
 
     def receive_data(self, data: bytes) -> None:
         """Feed bytes exactly as they came from the modem, in any chunking."""
+        if self._after_dle or b"\x10" in data or b"\x00" in data:
+            self._receive_bytes(data)
+            return
+        # plain text (all of command mode: a caller ID burst, RING, replies): a line at a time,
+        # the same as byte by byte, which a caller ID arriving on the seize path cannot wait for
+        # (a run of line ends is one: the empty lines between them say nothing)
+        *ended, rest = _LINE_ENDS_RE.split(data)
+        for part in ended:
+            if part or self._line:
+                self._append(part)
+                self._end_line()
+        self._append(rest)
+
+    def _append(self, part: bytes) -> None:
+        room = MAX_LINE_BYTES - len(self._line)
+        if len(part) > room:
+            self._line += part[:room]
+            self._overflowed = True
+        else:
+            self._line += part
+
+    def _receive_bytes(self, data: bytes) -> None:
+        """Byte by byte: DLE codes, NULs and all (the reference :meth:`receive_data` keeps to)."""
         for byte in data:
             if self._after_dle:
                 self._after_dle = False
@@ -588,7 +614,7 @@ class ModemProtocol:
             return
         cid = _CID_FIELD_RE.match(text)
         if cid:
-            key = re.sub(r"\s+", " ", cid.group(1).upper())
+            key = _SPACES_RE.sub(" ", cid.group(1).upper())
             if key == "DATE TIME":
                 self._date_time(cid.group(2))
             else:

@@ -112,6 +112,7 @@ from callguard.modem.protocol import (
     ModemProtocol,
     Ok,
     Ring,
+    encode_command,
 )
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ SESSION_SLICE_S = 0.5
 WATCH_SLICE_S = 1.0
 BACKOFF_SLICE_S = 1.0
 LIVENESS_FLOOR_S = 15.0
+_SEIZE = encode_command("ATH1")
+"""What the reader writes to take the line on the first look."""
 
 
 class ModemError(CallGuardError):
@@ -731,13 +734,16 @@ class ModemTransport:
             with self._io_lock:
                 if self._link is not link or link.lost.is_set() or link.pending or link.early:
                     return
-                data = link.proto.send_command("ATH1")
+            try:  # first the write, then the bookkeeping: only this thread can read the reply
+                self._write(link, _SEIZE)
+            except ModemUnavailable:  # the link is lost: the daemon hears of it
+                return
+            with self._io_lock:
+                link.proto.send_command("ATH1")
                 command = link.proto.awaiting
                 assert command is not None
                 link.pending = link.early = _Pending(command, "ATH1", cancel_on_stop=False)
                 link.early_for = event
-            with contextlib.suppress(ModemUnavailable):  # the link is lost: the daemon hears
-                self._write(link, data)
         finally:
             self._session.release()
 

@@ -131,8 +131,11 @@ def file_signature(path: str | os.PathLike[str]) -> Signature | None:
     daemon compares it to reload its index (and to clear TinyDB's query caches). A symbolic
     link is described as itself, never followed.
     """
-    st = stat_or_none(Path(path))
-    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns)
+    try:  # no Path made: the seize path's first look asks this of the storage folder
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 # -- small file helpers ----------------------------------------------------------------------

@@ -30,6 +30,7 @@ import ctypes
 import gc
 import logging
 import marshal
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -219,6 +220,7 @@ class ListIndex:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.community_path: Path = community_path(store.dir)
+        self._folder = os.fspath(store.dir)  # a str: looked at on the seize path
         self._state = IndexState()
         self._requested = 0
         self._refreshing = threading.Lock()
@@ -280,7 +282,7 @@ class ListIndex:
         None. Safe from any thread: the state is swapped whole, never changed."""
         state = self._state
         signature = state.folder_signature  # None until loaded and settled
-        if signature is None or file_signature(self.store.dir) != signature:
+        if signature is None or file_signature(self._folder) != signature:
             return None
         return state
 
@@ -316,7 +318,7 @@ class ListIndex:
         old = self._state
         requested = self._requested
         forced = old.generation != requested or not old.loaded
-        folder = _settled(file_signature(self.store.dir))  # before the files: a write shows
+        folder = _settled(file_signature(self._folder))  # before the files: a write shows
         sources = self.store.sources()
         signatures = {p: file_signature(p) for p in dict.fromkeys(sources.values())}
         stale = [

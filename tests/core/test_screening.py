@@ -198,7 +198,7 @@ def test_order(
         assert verdict.match is None
     key = from_caller_id(raw).key
     if key is not None:  # the seize path's first look: sure only of whole-number blocks
-        assert screening.blocks_outright(key, LISTS, now) is (rule in ("protect", "block"))
+        assert screening.blocks_outright(key, LISTS, lambda: now) is (rule in ("protect", "block"))
 
 
 def test_the_reason_for_a_block_prefix_says_it_as_people_dial_it() -> None:
@@ -575,8 +575,8 @@ def test_blocks_outright_skips_a_run_out_allow_once_and_sees_the_block_under_it(
         allow=[entry("+447700900666", "Lister", expires="2025-06-10T11:00:00+01:00")],
         block=[entry("+447700900666", "pushy")],
     )
-    assert not screening.blocks_outright("+447700900666", lists, NOON.replace(hour=10))
-    assert screening.blocks_outright("+447700900666", lists, NOON)
+    assert not screening.blocks_outright("+447700900666", lists, lambda: NOON.replace(hour=10))
+    assert screening.blocks_outright("+447700900666", lists, lambda: NOON)
     assert screen(from_caller_id("07700900666"), lists, config(), NOON).action is BLOCK
 
 
@@ -586,6 +586,6 @@ def test_blocks_outright_asks_the_community_list_last() -> None:
             return Match("community", entry(key or ""), "exact") if key == "+441632960777" else None
 
     lists = WithCommunity(allow=[entry("+441632960*", "the surgery")])
-    assert not screening.blocks_outright("+441632960777", lists, NOON)  # the family's allow
-    assert screening.blocks_outright("+441632960777", WithCommunity(), NOON)
-    assert not screening.blocks_outright("+441632960778", WithCommunity(), NOON)
+    assert not screening.blocks_outright("+441632960777", lists, lambda: NOON)  # the family's allow
+    assert screening.blocks_outright("+441632960777", WithCommunity(), lambda: NOON)
+    assert not screening.blocks_outright("+441632960778", WithCommunity(), lambda: NOON)

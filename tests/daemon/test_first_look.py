@@ -13,6 +13,7 @@ from helpers import Running, wait_for
 import callguard.core.call as call_module
 from callguard.core import screening
 from callguard.core.lists import target_for
+from callguard.daemon.app import Daemon
 from callguard.modem.transport import ModemTransport
 from callguard.sim import Call
 from callguard.store import index as index_module
@@ -104,7 +105,7 @@ def test_a_first_look_that_screening_overrules_puts_the_line_down(
     lets ring, the line is put down at once (that call is lost: a seized line answers it) and
     the next call is screened as usual."""
     Store(tmp_path / "state").add("allow", target_for("01707354000", "GB"), name="Sue")
-    monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, now: True)
+    monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, clock: True)
     with Running(tmp_path) as r:
         wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
         record = r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
@@ -112,6 +113,25 @@ def test_a_first_look_that_screening_overrules_puts_the_line_down(
         assert record.seized_at is not None and record.released_at is not None
         assert not r.sim.off_hook
         assert not r.daemon.actions.off_hook and not r.daemon.actions.seized_first
-        monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, now: False)
+        monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, clock: False)
         again = r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
         assert len(again.rings) == 2 and again.seized_at is None
+
+
+def test_an_error_after_the_reader_took_the_line_still_puts_it_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None
+) -> None:
+    """The reader takes the line before the daemon's loop hears of the call: whatever goes
+    wrong in handling it then, the daemon knows the line is held and puts it down."""
+    Store(tmp_path / "state").add("block", target_for(SCAM, "GB"), name="scam")
+
+    def broken(*args: Any) -> list[Any]:
+        raise RuntimeError("a bug in handling the call")
+
+    with Running(tmp_path) as r:
+        monkeypatch.setattr(Daemon, "_modem_event", broken)
+        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
+        assert record.seized_at is not None and record.released_at is not None
+        assert not r.sim.off_hook
+        wait_for(lambda: not r.daemon.actions.off_hook, 5, "the daemon to see the line down")

@@ -356,6 +356,34 @@ def test_transcript_random_chunks(index: int, cuts: list[int]) -> None:
     assert feed(chunks, command) == expected
 
 
+_MODEM_BYTES = st.lists(
+    st.sampled_from(
+        [b"\r", b"\n", b"\x10", b"\x00", b"RING", b"OK", b"NMBR = 0113496", b"DATE = 1124"]
+    )
+    | st.binary(max_size=40)
+    | st.integers(MAX_LINE_BYTES - 3, MAX_LINE_BYTES + 3).map(lambda n: b"A" * n),
+    max_size=20,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=_MODEM_BYTES, cuts=st.lists(st.integers(0, 10_000), max_size=8))
+def test_plain_text_a_line_at_a_time_is_the_same_as_byte_by_byte(
+    data: bytes, cuts: list[int]
+) -> None:
+    """receive_data takes text with no DLE or NUL a line at a time (the seize path's parse);
+    whatever the bytes and the chunking, the events are those of the byte-by-byte reference."""
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+    fast, reference = ModemProtocol(), ModemProtocol()
+    for chunk in chunks:
+        fast.receive_data(chunk)
+    reference._receive_bytes(data)
+    assert fast.events() == reference.events()
+    assert bytes(fast._line) == bytes(reference._line)
+    assert fast._overflowed == reference._overflowed
+
+
 def test_caller_id_is_delivered_before_the_line_after_it() -> None:
     """The number is an event as soon as its line ends: no waiting for NAME or RING."""
     proto = ModemProtocol()
