@@ -86,6 +86,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -132,6 +133,7 @@ SESSION_SLICE_S = 0.5
 WATCH_SLICE_S = 1.0
 BACKOFF_SLICE_S = 1.0
 LIVENESS_FLOOR_S = 15.0
+_READ_MAX = 4096
 _SEIZE = encode_command("ATH1")
 """What the reader writes to take the line on the first look."""
 
@@ -257,6 +259,30 @@ _RECONNECTING = "reconnecting; if this keeps happening, check the modem's USB ca
 # What a pyserial port raises when it fails under us. TypeError/AttributeError: pyserial's posix
 # read or write on a port another thread has just closed (its fd is None).
 _PORT_ERRORS = (serial.SerialException, OSError, TypeError, AttributeError, ValueError)
+
+
+def _rest_of_burst(ser: Any) -> Callable[[], bytes]:
+    """How the reader takes what has arrived after the byte that woke it. A plain serial port
+    (a tty or pty; pyserial opens it non-blocking) in one ``read()`` of its descriptor: on the
+    seize path, where a caller ID is on its way to ``ATH1``, pyserial's ``in_waiting`` and
+    ``read(n)`` cost an ioctl, a select and some tens of microseconds more. Anything else
+    (``loop://``, ``spy://``, a test's wrapper) through pyserial."""
+    if type(ser) is serial.Serial and hasattr(ser, "fileno"):
+        fd = ser.fileno()
+
+        def rest() -> bytes:
+            try:
+                return os.read(fd, _READ_MAX)
+            except BlockingIOError:
+                return b""
+
+        return rest
+
+    def waiting() -> bytes:
+        count = ser.in_waiting
+        return ser.read(count) if count else b""
+
+    return waiting
 
 
 class ModemTransport:
@@ -649,14 +675,14 @@ class ModemTransport:
     def _read_loop(self, link: _Link) -> None:
         self._on_reader.active = True
         ser = link.ser
+        rest = _rest_of_burst(ser)
         try:
             while not link.lost.is_set():  # runs until _close(), so stop() can still say ATH0
                 try:
                     # the first byte wakes the read; the rest of the burst is there by then
                     data = ser.read(1)
-                    waiting = ser.in_waiting if data else 0
-                    if waiting:
-                        data += ser.read(waiting)
+                    if data:
+                        data += rest()
                 except _PORT_ERRORS as exc:
                     reason = f"lost the modem on {self.port}: {exc} ({_RECONNECTING})"
                     self._port_lost(link, reason)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import serial
 from helpers import wait_for
 
 from callguard.modem.protocol import CallerId, Event, Ring
@@ -16,6 +18,7 @@ from callguard.modem.transport import (
     ModemTransport,
     ModemUnavailable,
     TransportStatus,
+    _rest_of_burst,
 )
 from callguard.modem.voice import VoicePlayer
 from callguard.sim import Call, SimModem
@@ -294,3 +297,26 @@ def test_voice_playback_survives_an_unplug_mid_audio(conexant: SimModem) -> None
         conexant.replug()
         assert transport.wait_connected(5)
         assert not conexant.off_hook  # a fresh modem at power-on is on-hook; init said ATH0 first
+
+
+def test_the_reader_takes_the_rest_of_a_burst_in_one_read() -> None:
+    """A plain port: what arrived after the byte that woke the reader, in one read of the
+    descriptor, and nothing (no wait) when nothing more came; any other port through pyserial."""
+    master, slave = os.openpty()
+    port = serial.Serial(os.ttyname(slave), timeout=1)
+    try:
+        rest = _rest_of_burst(port)
+        assert rest() == b""  # nothing waiting: at once, empty
+        os.write(master, b"\r\nNMBR = 01134960000\r\n")
+        assert port.read(1) == b"\r"
+        wait_for(lambda: port.in_waiting >= 20, 2, "the burst in the pty")
+        assert rest() == b"\nNMBR = 01134960000\r\n"
+        assert rest() == b""
+    finally:
+        port.close()
+        os.close(master)
+        os.close(slave)
+    loop = serial.serial_for_url("loop://", timeout=1)
+    loop.write(b"OK\r\n")
+    assert loop.read(1) == b"O"
+    assert _rest_of_burst(loop)() == b"K\r\n"
