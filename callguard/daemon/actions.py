@@ -121,6 +121,9 @@ class ActionRunner:
         self.seized_first = False
         """The line was taken by :meth:`seize_first` and the call machine's Seize is still to
         come (it finds the line taken); see :meth:`settle_first`."""
+        self.first_unsettled = False
+        """:meth:`seize_first` tried, taken or not, and the call machine has not asked to seize
+        since: :meth:`settle_first` makes sure of on-hook."""
         self.voice_thread: threading.Thread | None = None
         self.on_line_held: Callable[[LineHeld], None] | None = None
         """Where the time CallGuard held the line to speak the warning goes (the daemon's
@@ -167,19 +170,27 @@ class ActionRunner:
 
     def seize_first(self) -> None:
         """Take the line for a caller the lists block outright, before the call machine has
-        parsed the number (the daemon's first look): its own Seize then finds it done."""
-        self.seize()
-        self.seized_first = True
+        parsed the number (the daemon's first look): its own Seize then finds it done. If it
+        fails, that Seize says ``ATH1`` again; if no Seize comes, :meth:`settle_first`."""
+        try:
+            self.seize()
+            self.seized_first = True
+        finally:
+            self.first_unsettled = True
 
     def settle_first(self) -> None:
-        """After the call machine's actions: a first seizure it did not ask for is put down
-        (the full screening has the last word, and the line is never left off-hook)."""
-        if self.seized_first:
-            self.seized_first = False
+        """After the call machine's actions: a line the first look took (or tried to take: the
+        modem may have taken it without saying so) for a call the machine did not seize is put
+        down (the full screening has the last word, and the line is never left off-hook)."""
+        if not self.first_unsettled:
+            return
+        self.first_unsettled = self.seized_first = False
+        if self.off_hook:
             log.warning("the line was taken before screening, which then let the call ring")
             self.release()
 
     def seize(self) -> None:
+        self.first_unsettled = False
         if self.seized_first:  # taken already by seize_first, for this call
             self.seized_first = False
             return
@@ -232,7 +243,7 @@ class ActionRunner:
 
     def release_after_fault(self) -> None:
         """A fault while handling a call: make sure of on-hook (unless already being retried)."""
-        self.seized_first = False
+        self.seized_first = self.first_unsettled = False
         if self.off_hook and not self.on_hook_failures:
             self.release()
 
@@ -241,7 +252,7 @@ class ActionRunner:
         if self.off_hook or self.on_hook_failures:
             self.board.changed()
         self.off_hook = False
-        self.seized_first = False
+        self.seized_first = self.first_unsettled = False
         self.on_hook_failures = 0
         self._seize_pause.close()
 

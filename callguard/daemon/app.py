@@ -789,6 +789,7 @@ class Daemon:
             self.indicators.close()  # the status LED goes dark: the daemon is not running
         transport = self.transport
         if transport is not None:
+            transport.set_first_look(None)  # no seizure the stop-time ATH0 could miss
             with contextlib.suppress(Exception):
                 for action in self.machine.reset(self._now(), "CallGuard was stopped"):
                     if isinstance(action, LogCall):

@@ -271,6 +271,8 @@ def _rest_of_burst(ser: Any) -> Callable[[], bytes]:
         fd = ser.fileno()
 
         def rest() -> bytes:
+            if not ser.is_open:  # closed since the first byte: the descriptor is not its any more
+                return b""
             try:
                 return os.read(fd, _READ_MAX)
             except BlockingIOError:
@@ -421,11 +423,14 @@ class ModemTransport:
         self._wake.set()
         with self._io_lock:
             link = self._link
-            pending = link.pending if link is not None else None
-            if pending is not None and pending.cancel_on_stop:
-                pending.cancelled = True
-            else:
-                pending = None
+            pending = None
+            if link is not None and link.pending is not None:
+                pending = link.pending
+                # (the reader's ATH1 too: the stop-time ATH0 need not wait for its reply)
+                if pending.cancel_on_stop or pending is link.early:
+                    pending.cancelled = True
+                else:
+                    pending = None
         if pending is not None:
             pending.done.set()
         supervisor = self._supervisor
@@ -675,8 +680,8 @@ class ModemTransport:
     def _read_loop(self, link: _Link) -> None:
         self._on_reader.active = True
         ser = link.ser
-        rest = _rest_of_burst(ser)
         try:
+            rest = _rest_of_burst(ser)
             while not link.lost.is_set():  # runs until _close(), so stop() can still say ATH0
                 try:
                     # the first byte wakes the read; the rest of the burst is there by then
@@ -760,6 +765,8 @@ class ModemTransport:
             with self._io_lock:
                 if self._link is not link or link.lost.is_set() or link.pending or link.early:
                     return
+                if self._stop.is_set():
+                    return  # stopping: the last word on the line is the stop-time ATH0
             try:  # first the write, then the bookkeeping: only this thread can read the reply
                 self._write(link, _SEIZE)
             except ModemUnavailable:  # the link is lost: the daemon hears of it

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import Fault, FaultPlan, FaultySerialFactory
 from helpers import Running, wait_for
 
 import callguard.core.call as call_module
@@ -135,3 +136,27 @@ def test_an_error_after_the_reader_took_the_line_still_puts_it_down(
         assert record.seized_at is not None and record.released_at is not None
         assert not r.sim.off_hook
         wait_for(lambda: not r.daemon.actions.off_hook, 5, "the daemon to see the line down")
+
+
+def test_a_first_look_the_modem_did_not_confirm_is_put_down_if_the_call_may_ring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled_at_once: None
+) -> None:
+    """The modem never answers the first look's ATH1 (it may have taken the line all the
+    same) and screening lets the call ring: ATH0, and the daemon does not think the line held."""
+    Store(tmp_path / "state").add("allow", target_for("01707354000", "GB"), name="Sue")
+    monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, clock: True)
+    plan = FaultPlan()
+
+    def transport(port: str, **options: Any) -> ModemTransport:
+        return ModemTransport(port, serial_factory=FaultySerialFactory(plan), **options)
+
+    with Running(tmp_path, transport_factory=transport) as r:
+        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        plan.add(Fault("write", action="swallow", containing=b"ATH1\r", times=1))
+        r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
+        wait_for(lambda: not r.daemon.actions.off_hook, 10, "the daemon to put the line down")
+        line = [w for w in plan.writes if w in (b"ATH0\r", b"ATH1\r")]
+        after = line[len(line) - line[::-1].index(b"ATH1\r") :]
+        assert after and set(after) == {b"ATH0\r"}  # (the unheard ATH1 costs one ATH0 a retry)
+        assert not r.sim.off_hook
+        assert not r.daemon.actions.seized_first and not r.daemon.actions.first_unsettled

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults import Fault, FaultPlan, FaultySerialFactory
@@ -190,3 +191,34 @@ def test_a_failing_look_is_logged_and_the_listeners_still_hear(
     assert len(heard.caller_ids) == 1 and heard.seized_before == [False]
     assert "the first look" in caplog.text and "screens it as usual" in caplog.text
     assert transport.command("AT").ok
+
+
+def test_once_stopping_the_reader_takes_no_line(sim: SimModem, plan: FaultPlan) -> None:
+    """A blocked caller ID arriving while stop() says its last ATH0: the reader leaves the line
+    alone, so nothing can take it after that ATH0 and before the port closes."""
+    transport = ModemTransport(
+        sim.port,
+        serial_factory=FaultySerialFactory(plan),
+        command_timeout_s=1.0,
+        health_interval_s=30.0,
+    )
+    transport.start()
+    assert transport.wait_connected(5), transport.status
+    heard = Heard(plan)
+    transport.add_listener(heard)
+    transport.set_first_look(scam_only)
+    on_hook = transport.on_hook
+
+    def last_on_hook(*args: Any, **kwargs: Any) -> bool:
+        confirmed = on_hook(*args, **kwargs)
+        if transport._closing:  # the supervisor's stop-time ATH0 has been said
+            sim.place_call(Call(number=SCAM, rings=1))
+            caller_id(heard)
+        return confirmed
+
+    transport.on_hook = last_on_hook  # type: ignore[method-assign]
+    transport.stop()
+    assert heard.caller_ids and heard.seized_before == [False]
+    line = [w for w in plan.writes if w in (b"ATH0\r", b"ATH1\r")]
+    assert line[-1] == b"ATH0\r" and b"ATH1\r" not in line
+    assert not sim.off_hook
