@@ -193,17 +193,11 @@ def test_a_failing_look_is_logged_and_the_listeners_still_hear(
     assert transport.command("AT").ok
 
 
-def test_once_stopping_the_reader_takes_no_line(sim: SimModem, plan: FaultPlan) -> None:
+def test_once_stopping_the_reader_takes_no_line(
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+) -> None:
     """A blocked caller ID arriving while stop() says its last ATH0: the reader leaves the line
     alone, so nothing can take it after that ATH0 and before the port closes."""
-    transport = ModemTransport(
-        sim.port,
-        serial_factory=FaultySerialFactory(plan),
-        command_timeout_s=1.0,
-        health_interval_s=30.0,
-    )
-    transport.start()
-    assert transport.wait_connected(5), transport.status
     heard = Heard(plan)
     transport.add_listener(heard)
     transport.set_first_look(scam_only)
