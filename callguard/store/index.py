@@ -118,8 +118,7 @@ class IndexState:
         community = self.community
         if not key or community is None or key not in community:
             return None
-        extra = {"list": community.name, "list_created": community.created_at.isoformat()}
-        return Match(COMMUNITY, Entry(key, kind="number", extra=extra), "exact")
+        return Match(COMMUNITY, Entry(key, kind="number", extra=dict(community.source)), "exact")
 
 
 def _entry(number: str, packed: str) -> Entry:
