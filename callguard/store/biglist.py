@@ -210,7 +210,8 @@ class BigList:
         self._fences = fences
         self._block = mmap.PAGESIZE  # one page of the file is read per lookup
         self._shift = HEADER_SIZE // _ITEM  # the body starts this many numbers into page 0
-        self.source: dict[str, str] = {"list": self.name, "list_created": self.created_at.isoformat()}
+        created = self.created_at.isoformat()
+        self.source: dict[str, str] = {"list": self.name, "list_created": created}
         """What an entry found here says of where it came from (worked out once, not on every
         call the list blocks)."""
 
@@ -282,7 +283,6 @@ class BigList:
     @property
     def created_at(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.created, dt.UTC)
-
 
     def close(self) -> None:
         """Close the file now (lookups answer False afterwards)."""
