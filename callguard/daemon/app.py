@@ -108,6 +108,9 @@ INDEX_CHECK_S = 0.05
 number the family has just added counts from the next call, whatever the list's size."""
 VOICE_JOIN_ON_STOP_S = 2.0
 CONFIG_CHECK_S = 2.0
+WRITER_OPEN_WAIT_S = 1.0
+"""How long start-up waits for the call log to open (a first start after an upgrade migrating
+a big ``calls.json`` takes longer, and is not waited for)."""
 """How often the daemon looks at its config file (a stat()): a change made by the family page
 is taken up as SIGHUP would, with no signal between processes."""
 CLOCK_CHECK_S = 60.0
@@ -201,6 +204,7 @@ class Daemon:
             append_call=lambda call: self.store.append_call(self._stamped(call)),
             write_status=lambda status: self.store.write_status(status),
             raise_alert=lambda call: self.store.raise_alert(call),
+            open_log=lambda: self.store.log.open(),
             close_log=lambda: self.store.log.close(),
             monotonic=monotonic,
         )
@@ -248,11 +252,18 @@ class Daemon:
             self._install_signals()
         warm_up(self.config.screening.region)
         screening.warm_up()
+        # what the daemon keeps in its storage folder is made before the lists are read (the
+        # first look trusts them while the folder is unchanged): the cache folder (prompts,
+        # built indexes), the status's folder where there is no runtime_dir, the call log's
+        # database files
+        for folder in (self.prompts.cache_dir, self.store.status_path.parent):
+            with contextlib.suppress(OSError):  # a read-only card: screening goes on without
+                folder.mkdir(exist_ok=True)
+        self.writer.start(wait_open_s=WRITER_OPEN_WAIT_S)
         try:
             self.index.refresh()
         except Exception:  # screen anyway (unknown callers are warned) rather than not at all
             log.exception("the lists could not be read; screening without them until they can")
-        self.writer.start()
         self._reloader.start()
         self._log_call_cut_short()
         log.info(

@@ -14,9 +14,10 @@ work over, and one thread writes:
   most every :data:`STATUS_EVERY_S`, so a flood of RINGs cannot become a flood of writes;
 * **the grooming alert**, raised at once (it must survive a restart).
 
-:meth:`Writer.stop` writes what is waiting (bounded by ``timeout_s``), then calls ``close_log``
-on the writer's thread (the call log keeps its database open between calls and closes it then),
-before it returns.
+The writer's thread first calls ``open_log`` (the call log opens its database, so its files are
+there from the start; :meth:`Writer.start` waits for that, bounded). :meth:`Writer.stop` writes
+what is waiting (bounded by ``timeout_s``), then calls ``close_log`` on the writer's thread (the
+call log keeps its database open between calls and closes it then), before it returns.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ class Writer:
         append_call: Callable[[dict[str, Any]], None],
         write_status: Callable[[dict[str, Any]], None],
         raise_alert: Callable[[dict[str, Any]], Any],
+        open_log: Callable[[], None] = lambda: None,
         close_log: Callable[[], None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._append_call = append_call
+        self._open_log = open_log
+        self._opened = threading.Event()
         self._close_log = close_log
         self._write_status = write_status
         self._raise_alert = raise_alert
@@ -92,10 +96,13 @@ class Writer:
 
     # -- the thread --------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, wait_open_s: float = 0.0) -> None:
+        """Start the thread; wait up to ``wait_open_s`` for its ``open_log`` (at start-up only:
+        a migration of an old log may take longer, and carries on meanwhile)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
             self._thread.start()
+        self._opened.wait(wait_open_s)
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Write what waits (for at most ``timeout_s``), close the log, then end the thread."""
@@ -120,6 +127,12 @@ class Writer:
         self._write_once(final=True)
 
     def _run(self) -> None:
+        try:
+            self._open_log()
+        except Exception:
+            log.exception("could not open the call log (the first call tries again)")
+        finally:
+            self._opened.set()
         while True:
             with self._cond:
                 while not self._stopping and not self._due():

@@ -30,7 +30,9 @@ appends (calls minutes apart) a mean of 42 kB against 108 kB, most of it the ``-
 commit changes (the WAL's index, a file the kernel writes back like any other).
 
 **Connections.** The daemon's log (``keep_open=True``) keeps one connection for its appends,
-opened by the first append (on the daemon's writer thread): opening and closing a connection
+opened when the daemon starts (:meth:`CallLog.open`, on its writer thread, so the database's
+files are there before the lists are read and the storage folder does not change at the first
+call) or else by the first append: opening and closing a connection
 per append made the close checkpoint the WAL into the database every time, which wrote each
 changed page twice and cost three fsyncs. With the connection kept, the WAL is checkpointed
 every :data:`WAL_AUTOCHECKPOINT_PAGES` pages (about a hundred calls; each page the calls
@@ -256,6 +258,19 @@ class CallLog(StoreFolder):
                     errno.EIO,
                 ) from None
 
+    def open(self) -> None:
+        """Open the appends' connection now, when the log keeps it open (see Connections),
+        migrating ``calls.json`` if one is there. A problem is left to the first append, which
+        recovers from it (a damaged database started anew) or reports it."""
+        if not self.keep_open:
+            return
+        with self._lock:
+            try:
+                self._connection()
+            except (Damaged, CallLogError) as exc:
+                self._close_connection()
+                log.warning("the call log is not open yet (the first call tries again): %s", exc)
+
     def close(self) -> None:
         """Close the appends' connection, if open: as the last one it checkpoints the WAL and
         removes the ``-wal`` and ``-shm`` files. The next append opens a new one."""
@@ -466,7 +481,7 @@ class CallLog(StoreFolder):
 
     def last_row_id(self) -> int:
         """The newest row's id (0 for an empty or missing log)."""
-        found = self._fetch("SELECT NULL, MAX(id), '' FROM calls", ())
+        found = self._fetch("SELECT NULL, COALESCE(MAX(id), 0), '' FROM calls", ())
         return int(found[0][1] or 0) if found else 0
 
     def _query(

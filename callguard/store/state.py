@@ -3,7 +3,10 @@
 The status changes with every call and is only true while the daemon runs, so it lives on
 tmpfs (``storage.runtime_dir``, ``/run/callguard``: systemd's ``RuntimeDirectory``, kept after
 a stop so ``callguard status`` still works) and costs the SD card nothing; where that folder
-does not exist (a developer's machine, the tests) it lives in ``storage.dir``. It is replaced
+does not exist (a developer's machine, the demo, the tests) it lives in ``storage.dir/live``: a
+folder of its own, so its writes (a rename each, several a second on a busy line) leave the
+storage folder itself unchanged, which the seize path's first look reads as "the lists in force
+are current" (:meth:`~callguard.store.index.ListIndex.folder_unchanged`). It is replaced
 whole (a temp file renamed over it, under its lock, never through a link) and keeps no backup:
 a status brought back from an older copy would be a lie, and could make a restarted daemon log
 a call "cut short" that had ended long before. A missing status is no status; a damaged one is
@@ -17,10 +20,12 @@ the file's signature).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,7 @@ from tinydb.table import Document
 from callguard.store.files import (
     DEFAULT_FILE_MODE,
     StoreError,
+    file_type,
     read_store_file,
     refuse_odd_file,
     sibling,
@@ -41,6 +47,9 @@ from callguard.store.jsonfile import parse_tables
 from callguard.store.lock import locked
 
 log = logging.getLogger(__name__)
+
+LIVE_DIR = "live"
+"""The status's folder inside ``storage.dir`` where ``storage.runtime_dir`` does not exist."""
 
 
 class StateFiles(StoreFolder):
@@ -54,10 +63,11 @@ class StateFiles(StoreFolder):
 
     @property
     def status_path(self) -> Path:
-        """In ``runtime_dir`` when that folder exists, else in the store's folder."""
+        """In ``runtime_dir`` when that folder exists, else in :data:`LIVE_DIR` of the store's
+        folder (module docstring)."""
         if self.runtime_dir is not None and self.runtime_dir.is_dir():
             return self.runtime_dir / "status.json"
-        return self.dir / "status.json"
+        return self.dir / LIVE_DIR / "status.json"
 
     def write_status(self, status: dict[str, Any]) -> None:
         """Replace the daemon's status (one document, whole or not at all; no backup)."""
@@ -66,13 +76,28 @@ class StateFiles(StoreFolder):
             text = json.dumps({"status": {"1": status}}, ensure_ascii=False, separators=(",", ":"))
         except (TypeError, ValueError, RecursionError) as exc:
             raise StoreError(f"{path}: the status cannot be saved as JSON ({exc})") from None
-        if path.parent == self.dir:
-            self._prepare_write()
         try:
+            if path.parent.parent == self.dir:
+                self._status_folder(path.parent)
             with locked(path):
                 _replace(path, (text + "\n").encode("utf-8"))
         except OSError as exc:
             raise storage_error(path, exc) from None
+
+    def _status_folder(self, folder: Path) -> None:
+        """Make :data:`LIVE_DIR` in the store's folder if it is not there; never use one that
+        is a link (or anything but a folder): the status would be written wherever it led."""
+        self._prepare_write()
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else file_type(st.st_mode)
+            raise StoreError(
+                f"{folder} is {kind}, not a folder. CallGuard does not follow links in its "
+                "folder (a link there could make it write somewhere else). Remove it "
+                f"(sudo rm {folder}) and try again; it is made again as needed."
+            )
 
     def read_status(self) -> dict[str, Any] | None:
         """The daemon's last status, or None if there is none (never an older copy)."""

@@ -32,6 +32,16 @@ def settled_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "FOLDER_SETTLE_NS", 0)
 
 
+def ready(r: Running) -> None:
+    """The daemon started and quiet: the lists read and the storage folder settled (the first
+    look trusts them), and line sensing's start-up question (``AT-TRV``) answered, so the modem
+    is free the moment a caller ID comes (the reader's look never waits for it)."""
+    wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+    voltage = r.daemon.voltage
+    assert voltage is not None
+    wait_for(lambda: voltage.reading.checked is not None, 5, "line sensing's first reading")
+
+
 def test_the_folder_signature_follows_every_list_write(tmp_path: Path, settled_at_once: None):
     store = Store(tmp_path / "state")
     store.add("block", target_for(SCAM, "GB"), name="scam")
@@ -84,7 +94,7 @@ def test_a_blocked_number_is_seized_before_it_is_parsed(
             return parse(*args, **kwargs)
 
         monkeypatch.setattr(call_module, "from_caller_id", watched)
-        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        ready(r)
         seizes = len([c for _, c in r.sim.commands if c.upper() == "ATH1"])
         record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
         assert record.outcome == "seized" and record.rings == []
@@ -108,7 +118,7 @@ def test_a_first_look_that_screening_overrules_puts_the_line_down(
     Store(tmp_path / "state").add("allow", target_for("01707354000", "GB"), name="Sue")
     monkeypatch.setattr(screening, "blocks_outright", lambda key, lists, clock: True)
     with Running(tmp_path) as r:
-        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        ready(r)
         record = r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
         r.wait_seen("released")
         assert record.seized_at is not None and record.released_at is not None
@@ -131,7 +141,7 @@ def test_an_error_after_the_reader_took_the_line_still_puts_it_down(
 
     with Running(tmp_path) as r:
         monkeypatch.setattr(Daemon, "_modem_event", broken)
-        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        ready(r)
         record = r.sim.place_call(Call(number=SCAM, rings=3)).wait(30)
         assert record.seized_at is not None and record.released_at is not None
         assert not r.sim.off_hook
@@ -151,7 +161,7 @@ def test_a_first_look_the_modem_did_not_confirm_is_put_down_if_the_call_may_ring
         return ModemTransport(port, serial_factory=FaultySerialFactory(plan), **options)
 
     with Running(tmp_path, transport_factory=transport) as r:
-        wait_for(r.daemon.index.folder_unchanged, 5, "the lists read and the folder settled")
+        ready(r)
         plan.add(Fault("write", action="swallow", containing=b"ATH1\r", times=1))
         r.sim.place_call(Call(number="01707354000", rings=2)).wait(30)
         wait_for(lambda: not r.daemon.actions.off_hook, 10, "the daemon to put the line down")

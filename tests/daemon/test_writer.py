@@ -23,6 +23,16 @@ class Disk:
             raise OSError(28, "No space left on device")
         self.calls.append(call)
 
+    def hooked(self, append_call: Any = None, **hooks: Any) -> Writer:
+        """A writer onto this disk with its own ``append_call`` or log hooks (opening,
+        closing), on the real clock."""
+        return Writer(
+            append_call=append_call or self.append_call,
+            write_status=self.statuses.append,
+            raise_alert=self.alerts.append,
+            **hooks,
+        )
+
     def writer(self, clock: dict[str, float]) -> Writer:
         return Writer(
             append_call=self.append_call,
@@ -81,11 +91,8 @@ def test_stop_closes_the_log_after_the_last_write_on_the_writers_thread() -> Non
     def append_call(call: dict[str, Any]) -> None:
         events.append(("append", threading.current_thread().name))
 
-    writer = Writer(
-        append_call=append_call,
-        write_status=disk.statuses.append,
-        raise_alert=disk.alerts.append,
-        close_log=lambda: events.append(("close", threading.current_thread().name)),
+    writer = disk.hooked(
+        append_call, close_log=lambda: events.append(("close", threading.current_thread().name))
     )
     writer.start()
     writer.log_call({"call_id": 1})
@@ -94,16 +101,43 @@ def test_stop_closes_the_log_after_the_last_write_on_the_writers_thread() -> Non
     assert events.count(("close", "writer")) == 1
 
 
+def test_the_log_is_opened_first_on_the_writers_thread_and_start_waits_for_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    disk, events = Disk(), []
+    opening = threading.Event()
+
+    def open_log() -> None:
+        opening.wait(5)  # a slow card
+        events.append(("open", threading.current_thread().name))
+
+    def append_call(call: dict[str, Any]) -> None:
+        events.append(("append", threading.current_thread().name))
+
+    writer = disk.hooked(append_call, open_log=open_log)
+    writer.start(wait_open_s=0.0)  # does not wait: returns with the log still opening
+    assert events == []
+    writer.log_call({"call_id": 1})
+    opening.set()
+    writer.stop()
+    assert events == [("open", "writer"), ("append", "writer")]
+
+    def fail() -> None:
+        raise OSError(30, "Read-only file system")
+
+    failing = disk.hooked(append_call, open_log=fail)
+    failing.start(wait_open_s=5.0)  # returns once the open has failed, not after 5 s
+    failing.log_call({"call_id": 2})
+    failing.stop()  # and the writer works on: the append tries the log again
+    assert events[-1] == ("append", "writer")
+    assert "could not open the call log" in caplog.text
+
+
 def test_a_writer_never_started_closes_the_log_at_stop_and_a_failing_close_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     disk, closed = Disk(), []
-    writer = Writer(
-        append_call=disk.append_call,
-        write_status=disk.statuses.append,
-        raise_alert=disk.alerts.append,
-        close_log=lambda: closed.append(1),
-    )
+    writer = disk.hooked(close_log=lambda: closed.append(1))
     writer.log_call({"call_id": 1})
     writer.flush()
     writer.stop()
@@ -112,12 +146,7 @@ def test_a_writer_never_started_closes_the_log_at_stop_and_a_failing_close_is_lo
     def fail() -> None:
         raise OSError(5, "Input/output error")
 
-    failing = Writer(
-        append_call=disk.append_call,
-        write_status=disk.statuses.append,
-        raise_alert=disk.alerts.append,
-        close_log=fail,
-    )
+    failing = disk.hooked(close_log=fail)
     failing.start()
     failing.stop()  # does not raise
     assert "could not close the call log" in caplog.text

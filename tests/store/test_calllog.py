@@ -37,7 +37,7 @@ from callguard.core.screening import Action
 from callguard.errors import CallGuardError
 from callguard.store import calllog as calllog_module
 from callguard.store.calllog import CallLog, CallLogRecovery
-from callguard.store.files import StoreError
+from callguard.store.files import StoreError, file_signature
 from callguard.store.jsonfile import Recovery
 from callguard.store.lists import Store
 
@@ -355,6 +355,25 @@ def test_the_daemons_log_keeps_its_connection_and_once_closed_is_one_file(
     log.close()  # closing again does nothing
     log.append(record(2, "2026-05-03T10:05:00+01:00"))  # and the next append opens it again
     assert ids(CallLog(state).read()) == [1, 2]
+
+
+def test_the_daemons_log_opened_at_start_has_its_files_before_the_first_call(
+    state: Path, clock: Clock
+) -> None:
+    """The daemon opens its log when it starts, so the storage folder does not change at the
+    first call (the seize path's first look trusts the lists while it is unchanged); a reader
+    of the still-empty log sees no call."""
+    log = CallLog(state, clock=clock, keep_open=True)
+    log.open()
+    assert names(state) == ["calls.sqlite3", "calls.sqlite3-shm", "calls.sqlite3-wal"]
+    reader = CallLog(state)
+    assert reader.last_row_id() == 0 and reader.read() == []
+    folder = file_signature(state)
+    log.append(record(1, "2026-05-03T10:00:00+01:00"))
+    assert file_signature(state) == folder and reader.last_row_id() == 1
+    log.close()
+    CallLog(state).open()  # a log that closes after each append opens nothing
+    assert names(state) == ["calls.sqlite3"]
 
 
 def test_appends_share_one_connection_and_it_can_be_used_from_any_thread(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from callguard.store.files import StoreError
+from callguard.store.files import StoreError, file_signature
 from callguard.store.state import StateFiles
 
 RUNNING = {
@@ -91,11 +91,16 @@ def test_a_symlinked_status_is_refused_not_followed(state: StateFiles, runtime: 
     assert target.read_text() == "{}" and (runtime / "status.json").is_symlink()
 
 
-def test_without_a_runtime_folder_the_status_is_in_the_store_folder(tmp_path: Path) -> None:
+def test_without_a_runtime_folder_the_status_is_in_a_folder_of_its_own(tmp_path: Path) -> None:
+    """In the store's folder it would change that folder at every write, and the seize path's
+    first look would not trust the lists for a moment after each."""
     state = StateFiles(tmp_path / "state", runtime_dir=str(tmp_path / "missing"))
-    state.write_status(IDLE)
-    assert state.status_path == tmp_path / "state" / "status.json"
-    assert state.read_status() == IDLE
+    state.write_status(IDLE)  # makes the folder
+    before = file_signature(tmp_path / "state")
+    state.write_status({**IDLE, "modem": "disconnected"})
+    assert file_signature(tmp_path / "state") == before
+    assert state.status_path == tmp_path / "state" / "live" / "status.json"
+    assert state.read_status() == {**IDLE, "modem": "disconnected"}
 
 
 def test_the_alert_keeps_its_backup_and_is_recovered_from_it(state: StateFiles) -> None:

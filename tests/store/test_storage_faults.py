@@ -655,8 +655,10 @@ OPERATIONS: dict[str, Callable[[Store], None]] = {
     # the call log is SQLite now: a link at the database or its WAL is refused, not followed
     "calls.sqlite3": lambda s: s.append_call({"started": "2026-05-03T09:30:00", "number": SCAM}),
     "calls.sqlite3-wal": lambda s: s.calls(),
-    "status.json": lambda s: s.write_status({"state": "ringing"}),
-    "status.json.lock": lambda s: s.write_status({"state": "ringing"}),
+    # the status's own folder where there is no runtime folder, and the files in it
+    "live": lambda s: s.write_status({"state": "ringing"}),
+    "live/status.json": lambda s: s.write_status({"state": "ringing"}),
+    "live/status.json.lock": lambda s: s.write_status({"state": "ringing"}),
     "alert.json": lambda s: s.ack_alert(by="test"),
     "alert.json.lock": lambda s: s.raise_alert({"number": SCAM}),
 }
@@ -716,6 +718,11 @@ def test_root_follows_no_symlink_in_the_service_folder(
     target = tmp_path / "root-only.json"
     original = _root_only_file(target, json.dumps(SECRET).encode())
     link = service_folder / name
+    if link.parent != service_folder:  # a file in a folder of the service's own
+        link.parent.mkdir(exist_ok=True)
+        os.chown(link.parent, SERVICE_UID, SERVICE_UID)
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # the folder itself is what is replaced by a link
     link.unlink(missing_ok=True)
     link.symlink_to(target)
 
