@@ -93,11 +93,12 @@ def list_import() -> list[str]:
         t1 = time.perf_counter()
         added, _ = store.add_many("block", items, by="bench")
         t2 = time.perf_counter()
-        size = store.lists_path.stat().st_size
+        path = store.list_paths["block"]
+        size = path.stat().st_size
     assert not problems and added == 100_000, (problems[:3], added)
     return [
         f"import 100,000 numbers: {t2 - t0:.2f} s (parse+validate {t1 - t0:.2f} s, "
-        f"store {t2 - t1:.2f} s; lists.json {size / 1e6:.1f} MB)"
+        f"store {t2 - t1:.2f} s; {path.name} {size / 1e6:.1f} MB)"
     ]
 
 
