@@ -68,6 +68,15 @@ def transport(sim: SimModem, plan: FaultPlan) -> Iterator[ModemTransport]:
         transport.stop()
 
 
+@pytest.fixture
+def heard(transport: ModemTransport, plan: FaultPlan) -> Heard:
+    """A listener on the transport, which looks first for SCAM (a test may look otherwise)."""
+    heard = Heard(plan)
+    transport.add_listener(heard)
+    transport.set_first_look(scam_only)
+    return heard
+
+
 def ath1s(sim: SimModem) -> int:
     return [c.upper() for _, c in sim.commands].count("ATH1")
 
@@ -82,11 +91,8 @@ def caller_id(heard: Heard) -> CallerId:
 
 
 def test_the_reader_takes_the_line_before_any_listener_hears(
-    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan, heard: Heard
 ) -> None:
-    heard = Heard(plan)
-    transport.add_listener(heard)
-    transport.set_first_look(scam_only)
     call = sim.place_call(Call(number=SCAM, rings=3))
     event = caller_id(heard)
     assert heard.seized_before == [True]
@@ -101,10 +107,8 @@ def test_the_reader_takes_the_line_before_any_listener_hears(
 
 
 def test_a_caller_the_look_passes_rings(
-    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan, heard: Heard
 ) -> None:
-    heard = Heard(plan)
-    transport.add_listener(heard)
     looked: list[str | None] = []
     transport.set_first_look(lambda e: looked.append(e.number) or scam_only(e))
     record = sim.place_call(Call(number="01707354000", name="SUE", rings=1)).wait(10)
@@ -116,7 +120,7 @@ def test_a_caller_the_look_passes_rings(
 
 
 def test_any_other_command_waits_out_the_readers_ath1(
-    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan, heard: Heard
 ) -> None:
     """The modem answers one command at a time: a command sent while the reader's ATH1 is
     owed its reply is not written until that reply came or its time was up; the late reply
@@ -128,9 +132,6 @@ def test_any_other_command_waits_out_the_readers_ath1(
             stalls.append(plan.block("read"))  # the modem's OK waits, unread
 
     transport.add_listener(stall_after_the_seize)
-    heard = Heard(plan)
-    transport.add_listener(heard)
-    transport.set_first_look(scam_only)
     call = sim.place_call(Call(number=SCAM, rings=2))
     event = caller_id(heard)
     stall = stalls[0]
@@ -159,11 +160,8 @@ def test_any_other_command_waits_out_the_readers_ath1(
 
 
 def test_a_busy_modem_leaves_the_seize_to_the_daemon(
-    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan, heard: Heard
 ) -> None:
-    heard = Heard(plan)
-    transport.add_listener(heard)
-    transport.set_first_look(scam_only)
     with transport.session():  # a command or voice session in progress on another thread
         call = sim.place_call(Call(number=SCAM, rings=1))
         event = caller_id(heard)
@@ -176,10 +174,9 @@ def test_a_failing_look_is_logged_and_the_listeners_still_hear(
     sim: SimModem,
     transport: ModemTransport,
     plan: FaultPlan,
+    heard: Heard,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    heard = Heard(plan)
-    transport.add_listener(heard)
 
     def broken(event: CallerId) -> bool:
         raise KeyError("a bug")
@@ -194,13 +191,10 @@ def test_a_failing_look_is_logged_and_the_listeners_still_hear(
 
 
 def test_once_stopping_the_reader_takes_no_line(
-    sim: SimModem, transport: ModemTransport, plan: FaultPlan
+    sim: SimModem, transport: ModemTransport, plan: FaultPlan, heard: Heard
 ) -> None:
     """A blocked caller ID arriving while stop() says its last ATH0: the reader leaves the line
     alone, so nothing can take it after that ATH0 and before the port closes."""
-    heard = Heard(plan)
-    transport.add_listener(heard)
-    transport.set_first_look(scam_only)
     on_hook = transport.on_hook
 
     def last_on_hook(*args: Any, **kwargs: Any) -> bool:
