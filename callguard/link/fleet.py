@@ -238,9 +238,9 @@ class FleetLink:
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
+        self._client = client  # before paho's thread runs: its on_connect publishes through it
         client.connect_async(broker.host, broker.port, keepalive=self.keepalive_s)
         client.loop_start()
-        self._client = client
         log.info("fleet: connecting to %s as %s", self.fleet.broker, self.unit)
 
     def stop(self) -> None:

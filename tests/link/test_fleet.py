@@ -263,6 +263,31 @@ def test_the_state_is_retained_and_follows_a_grooming_alert(
         later.close()
 
 
+def test_the_state_goes_out_even_when_the_broker_answers_before_start_returns(
+    broker: Broker,
+    volunteer: Listener,
+    links: Links,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a busy unit paho's thread can connect before start() has returned: the state given
+    before must still go out on that connection (it was lost, and stayed lost until the next
+    change: a volunteer's `fleet status` showed the unit's modem and line as unknown)."""
+    loop_start = mqtt.Client.loop_start
+
+    def connected_before_returning(client: mqtt.Client) -> Any:
+        result = loop_start(client)
+        assert link.wait_connected(WAIT_S)  # its on_connect has run, and the SUBACK come
+        return result
+
+    monkeypatch.setattr(mqtt.Client, "loop_start", connected_before_returning)
+    link = links(config_for(tmp_path, broker))
+    link.publish_state(status(line="ringing"))
+    link.start()
+    assert link.wait_connected(WAIT_S)
+    assert volunteer.wait_json("callguard/unit-1/state")["line"] == "ringing"
+
+
 def test_the_state_goes_again_after_a_reconnect(
     broker: Broker, links: Links, tmp_path: Path
 ) -> None:
