@@ -237,8 +237,8 @@ def test_the_state_is_retained_and_follows_a_grooming_alert(
     broker: Broker, volunteer: Listener, links: Links, tmp_path: Path
 ) -> None:
     link = links(config_for(tmp_path, broker))
+    link.publish_state(status())  # before there is a connection: it goes out on connect
     link.start()
-    link.publish_state(status())  # before the broker answers: it goes out on connect
     assert link.wait_connected(WAIT_S)
     first = volunteer.wait_json("callguard/unit-1/state")
     assert first["modem"] == "connected" and first["line"] == "idle"
