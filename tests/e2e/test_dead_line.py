@@ -99,9 +99,12 @@ def test_blocked_callers_arriving_while_checks_run_are_seized_before_the_first_r
         asked = trv_times(r.sim)
         for record in records:
             assert record.cid_sent_at is not None and record.finished_at is not None
-            # one AT-TRV may be in flight as a caller ID lands (the module docstring's race);
-            # none is sent once the caller ID has been heard, until the call is over
-            during = [t for t in asked if record.cid_sent_at + 0.05 <= t <= record.finished_at]
-            assert during == [], (during, record)
+            # one AT-TRV may be in flight as a caller ID lands (the module docstring's race: the
+            # check began before the daemon heard it, which on a loaded machine can be tens of
+            # ms after the modem sent it); none begins once it is heard, until the call is over,
+            # so any AT-TRV in the call reached the modem before the seizure or the first ring
+            during = [t for t in asked if record.cid_sent_at <= t <= record.finished_at]
+            acted = record.seized_at if record.seized_at is not None else record.rings[0]
+            assert len(during) <= 1 and all(t < acted for t in during), (during, record)
         voltage = r.daemon.status()["line_voltage"]
         assert voltage["dead"] is False and voltage["volts"] == pytest.approx(48.2, abs=0.1)
